@@ -1,0 +1,157 @@
+# Otter build. `make test` installs missing Debian packages, builds and runs
+# every Criterion suite; `make bench` runs perf/run against the peers.
+# BUILD selects the output folder; SAN=asan|tsan selects a sanitizer build.
+# V=1 shows full command lines.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SAN     ?=
+WERROR  ?=
+ifeq ($(SAN),asan)
+BUILD   ?= build-asan
+else ifeq ($(SAN),tsan)
+BUILD   ?= build-tsan
+else
+BUILD   ?= build
+endif
+
+CC      ?= cc
+OPT     ?= -O2
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-sign-conversion \
+           -Wno-missing-field-initializers
+ifneq ($(WERROR),)
+WARN    += -Werror
+endif
+CFLAGS_BASE := -std=gnu11 $(OPT) -g -fPIC -fvisibility=hidden -pthread \
+               -Iinclude -I. -D_GNU_SOURCE $(WARN)
+LIBS    := -luring -ljemalloc -lurcu-qsbr -lurcu-common -lpthread -lm
+
+ifeq ($(SAN),asan)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -DOT_SANITIZE=1 -DOT_ASAN=1
+LDSAN := -fsanitize=address,undefined
+else ifeq ($(SAN),tsan)
+CFLAGS_BASE += -fsanitize=thread -fno-omit-frame-pointer -DOT_SANITIZE=1 -DOT_TSAN=1
+LDSAN := -fsanitize=thread
+endif
+CFLAGS  := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRC  := $(wildcard alloc/*.c runtime/core/*.c runtime/otp/*.c ets/*.c)
+LIB_ASM  := $(wildcard runtime/core/*.S)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(LIB_ASM:%.S=$(BUILD)/obj/%.o)
+TEST_SRC := $(wildcard tests/*.c tests/stress/*.c)
+TEST_BIN := $(patsubst %.c,$(BUILD)/%,$(TEST_SRC))
+TEST_SUPPORT := $(wildcard tests/support/*.c)
+PERF_SRC := $(wildcard perf/*.c)
+PERF_BIN := $(patsubst perf/%.c,$(BUILD)/perf/%,$(PERF_SRC))
+KV_SRC   := $(wildcard examples/kv/*.c)
+KV_LIB_SRC := $(filter-out examples/kv/main.c,$(KV_SRC))
+EX_SRC   := $(wildcard examples/*.c)
+EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
+HEADERS  := $(wildcard include/*.h include/otter/*.h)
+
+.PHONY: all lib test test-asan test-tsan test-werror bench examples install clean deps \
+        deps-bench format check-format
+all: lib $(BUILD)/kv $(EX_BIN)
+
+lib: $(BUILD)/libotter.a $(BUILD)/libotter.so $(BUILD)/otter.pc
+
+deps:
+	@sh scripts/deps.sh $(if $(SAN),asan,)
+
+deps-bench:
+	@sh scripts/deps.sh bench
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.S
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AS      $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libotter.a: $(LIB_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libotter.so: $(LIB_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -o $@ $^ $(LDSAN) $(LIBS)
+
+$(BUILD)/otter.pc: otter.pc.in
+	@mkdir -p $(BUILD)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' $< > $@
+
+# Tests link the static library so internal (hidden) symbols stay reachable
+# for white-box suites that include private headers.
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libotter.a $(BUILD)/obj/examples_kv.a $(TEST_SUPPORT) $(HEADERS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_SUPPORT) $(BUILD)/obj/examples_kv.a $(BUILD)/libotter.a \
+	    $(LDSAN) -lcriterion $(LIBS)
+
+$(BUILD)/obj/examples_kv.a: $(KV_LIB_SRC:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/kv: $(BUILD)/obj/examples_kv.a examples/kv/main.c $(BUILD)/libotter.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ examples/kv/main.c $(BUILD)/obj/examples_kv.a $(BUILD)/libotter.a $(LDSAN) $(LIBS)
+
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libotter.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libotter.a $(LDSAN) $(LIBS)
+
+$(BUILD)/perf/%: perf/%.c $(BUILD)/libotter.a $(wildcard perf/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  PERF    $@")
+	$(Q)$(CC) $(CFLAGS) -Iperf -o $@ $< $(BUILD)/libotter.a $(LDSAN) $(LIBS) -lurcu-cds -lurcu
+
+examples: $(BUILD)/kv $(EX_BIN)
+
+tests: $(TEST_BIN) $(BUILD)/kv
+
+# Every suite runs even when one fails; the summary line counts suites.
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@sh scripts/run-tests.sh $(BUILD) $(TEST_BIN)
+
+test-asan:
+	@$(MAKE) --no-print-directory SAN=asan test
+
+test-tsan:
+	@$(MAKE) --no-print-directory SAN=tsan test
+
+test-werror:
+	@$(MAKE) --no-print-directory BUILD=build-werror WERROR=1 all tests $(patsubst $(BUILD)/%,build-werror/%,$(PERF_BIN))
+
+bench: deps-bench
+	@$(MAKE) --no-print-directory BUILD=build-bench OPT="-O3 -DNDEBUG" build-bench/libotter.a build-bench/kv \
+	    $(patsubst $(BUILD)/%,build-bench/%,$(PERF_BIN))
+	@python3 perf/run --build build-bench
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/otter $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(BUILD)/libotter.a $(BUILD)/libotter.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/otter.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(filter-out include/otter/testing.h,$(wildcard include/otter/*.h)) $(DESTDIR)$(PREFIX)/include/otter/
+	install -m 644 include/otter/testing.h $(DESTDIR)$(PREFIX)/include/otter/
+	install -m 644 $(BUILD)/otter.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+format:
+	clang-format -i $(shell git ls-files '*.c' '*.h')
+
+check-format:
+	clang-format --dry-run --Werror $(shell git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-tsan build-werror build-bench
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,13 @@
+/* Otter: Erlang/OTP's process model for C. Include this for everything. */
+#ifndef OTTER_H
+#define OTTER_H
+
+#include <otter/common.h>
+#include <otter/runtime.h>
+#include <otter/process.h>
+#include <otter/timer.h>
+#include <otter/alloc.h>
+#include <otter/io.h>
+#include <otter/ets.h>
+
+#endif

@@ -1,0 +1,42 @@
+/* Starting and stopping the runtime: scheduler threads, rings, pools. */
+#ifndef OTTER_RUNTIME_H
+#define OTTER_RUNTIME_H
+
+#include <otter/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ot_config {
+    unsigned schedulers;   /* 0: one per online CPU */
+    size_t max_processes;  /* 0: 1 << 20 */
+    size_t stack_size;     /* default green stack reservation; 0: 256 KiB */
+    unsigned ring_entries; /* io_uring SQ entries per scheduler; 0: 256 */
+    unsigned heap_arenas;  /* jemalloc arenas pooled for process heaps; 0: default */
+    unsigned spin_us;      /* how long an idle scheduler spins before it sleeps; 0: 50 */
+    unsigned long_schedule_ms; /* report a process that runs this long without a
+                                  runtime call; 0: 100 */
+} ot_config;
+
+OT_API int ot_start(const ot_config *cfg); /* -EALREADY if running; cfg may be NULL */
+OT_API int ot_stop(void);                  /* graceful, see ARCHITECTURE 11 */
+/* Start, spawn main as a process, wait for it to exit, stop. Returns 0 if main
+ * exited normally, -ECHILD (after stopping) if it exited abnormally. */
+OT_API int ot_run(void (*main)(void *), void *arg, const ot_config *cfg);
+/* The number of scheduler threads of the running runtime (0 when stopped). */
+OT_API unsigned ot_schedulers(void);
+/* The scheduler the caller runs on, or -1 outside a scheduler thread. */
+OT_API int ot_scheduler_id(void);
+
+/* The logger hook: every report (crash reports, long_schedule) goes through it.
+ * level is one of the OT_LOG_* values. NULL restores the default (stderr). */
+enum { OT_LOG_ERROR = 3, OT_LOG_WARNING = 4, OT_LOG_INFO = 6 };
+typedef void (*ot_logger_fn)(int level, const char *line, void *arg);
+OT_API void ot_set_logger(ot_logger_fn fn, void *arg);
+OT_API void ot_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian packages Otter needs that are missing. With "bench" it
+# also installs the peers the benchmark runner compares against.
+# Everything comes from Debian by package name; nothing else is downloaded.
+set -e
+pkgs="build-essential liburing-dev libjemalloc-dev libcriterion-dev liburcu-dev pkg-config python3"
+[ "$1" = "bench" ] && pkgs="$pkgs erlang-base elixir redis-server redis-tools"
+[ "$1" = "asan" ] && pkgs="$pkgs libclang-rt-14-dev"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps.sh: installing$missing" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
