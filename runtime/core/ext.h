@@ -1,0 +1,75 @@
+/* The runtime core's internal interface for the layers above it (ets/,
+ * runtime/otp/, io) and for white-box tests. Nothing here is installed.
+ * Invariants: every function may be called from a scheduler thread; the ones
+ * marked "any thread" also from foreign threads. */
+#ifndef OT_CORE_EXT_H
+#define OT_CORE_EXT_H
+
+#include <otter.h>
+
+struct io_uring_sqe;
+struct io_uring_cqe;
+
+/* ---- ownership hooks (ETS) ------------------------------------------------
+ * A table owner is flagged so that its exit calls the ETS exit hook once.
+ * ot__proc_mark_ets_owner returns -ESRCH when p is dead or already past the
+ * point where its exit reads the flag (so a table can never be orphaned by a
+ * race with the owner's exit). Any thread. */
+int ot__proc_mark_ets_owner(ot_pid p);
+/* Called on the scheduler thread, outside any process, once for each exiting
+ * process that was flagged, after it stopped being alive and before its links
+ * and monitors fire. Set once, before ot_start, or from a constructor. */
+typedef void (*ot__exit_hook_fn)(ot_pid pid);
+void ot__set_ets_exit_hook(ot__exit_hook_fn fn);
+
+/* ---- per-process resources (I/O descriptors, ...) -------------------------
+ * A resource registered by the calling process is released (release called
+ * on the scheduler thread, outside any process, with the owner's pid) when
+ * the process exits, in reverse order of registration, unless it was removed
+ * first. The struct is the caller's and must outlive the registration. */
+struct ot__res {
+    struct ot__res *next, *prev;
+    void (*release)(struct ot__res *r, ot_pid owner);
+};
+int ot__res_add(struct ot__res *r); /* -EPERM outside a process */
+void ot__res_del(struct ot__res *r);
+
+/* ---- I/O on the current scheduler's ring ----------------------------------
+ * An op lives where the parked process can see it (its stack or heap). The
+ * core sets sqe user_data to the op with ot__io_sqe_op. For each CQE whose
+ * user_data is an op: if on_cqe is set it is called (on the scheduler thread,
+ * outside the process) and returns true when the op is complete; otherwise the
+ * CQE's res and flags are stored and the op is complete. A complete op wakes
+ * the process waiting in ot__io_wait. user_data 0 is ignored (linked timeout
+ * SQEs, cancellations). */
+struct ot__io_op {
+    bool (*on_cqe)(struct ot__io_op *op, const struct io_uring_cqe *cqe);
+    void *waiter; /* core-private */
+    int32_t res;
+    uint32_t cqe_flags;
+    int done; /* core-private */
+};
+/* An SQE on the caller's scheduler ring (submitted with the scheduler's next
+ * batch), or NULL when the caller is not a process (errno EPERM). May flush
+ * the SQ to make room. */
+struct io_uring_sqe *ot__io_get_sqe(void);
+void ot__io_sqe_op(struct io_uring_sqe *sqe, struct ot__io_op *op);
+/* Parks the calling process until op is complete; returns op->res. If the
+ * process is killed meanwhile, the core cancels the op and tears the process
+ * down only after the op's final CQE has arrived, so the kernel never writes
+ * into freed memory; ot__io_wait then does not return. */
+int32_t ot__io_wait(struct ot__io_op *op);
+/* Kernel features probed at ot_start. */
+struct ot__io_features {
+    bool msg_ring, defer_taskrun, single_issuer, multishot_accept, buf_ring,
+        recv_multishot, guard_regions;
+};
+const struct ot__io_features *ot__features(void);
+/* The calling scheduler's ring (NULL outside a scheduler thread): for probing
+ * and registering buffer rings; never submit on it directly. */
+struct io_uring *ot__io_ring(void);
+
+/* ---- test hooks ------------------------------------------------------------ */
+uint64_t ot__mbox_scans(void); /* messages inspected by receives of the caller */
+
+#endif
