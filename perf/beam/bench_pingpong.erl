@@ -1,0 +1,29 @@
+%% pingpong workload (BENCHMARKS.md), BEAM side: two processes, 1,000,000
+%% round trips (100,000 when quick). The benchmark process pings a spawned
+%% echo process and waits for each reply. pingpong_rtt is ns per round trip.
+-module(bench_pingpong).
+-export([main/1]).
+
+main(Args) ->
+    N = bench_util:scale(1000000, Args),
+    Pong = spawn(fun pong/0),
+    %% One warm-up round trip so the spawn is not in the timed loop.
+    Pong ! {ping, self()},
+    receive pong -> ok end,
+    T0 = bench_util:now_us(),
+    ping(N, Pong),
+    T1 = bench_util:now_us(),
+    Pong ! stop,
+    bench_util:figure(pingpong_rtt, (T1 - T0) * 1000 / N, "ns", false).
+
+ping(0, _) -> ok;
+ping(I, Pong) ->
+    Pong ! {ping, self()},
+    receive pong -> ok end,
+    ping(I - 1, Pong).
+
+pong() ->
+    receive
+        {ping, From} -> From ! pong, pong();
+        stop -> ok
+    end.
