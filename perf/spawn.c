@@ -1,6 +1,6 @@
 /* spawn workload (BENCHMARKS.md): spawn N = 1,000,000 processes (100,000 with
  * --quick) that each wait for one message, then stop them all by sending each
- * its message and waiting until the process count is back where it started.
+ * its message and waiting until every one of them is dead.
  *
  * Round 1, handler processes (ot_spawn_handler: no stack while waiting):
  * spawn_rate (the spawn phase only), spawn_exit_rate (first stop message to
@@ -37,9 +37,13 @@ static void stackful_waiter(void *arg) {
     if (m) ot_msg_free(m);
 }
 
-/* Polls (1 ms sleeps) until at most `count` processes are alive. */
-static void wait_count(size_t count) {
-    while (ot_processes(NULL, 0) > count) ot_sleep(1);
+/* Waits until every pid is dead, polling each with ot_is_alive (O(1); they
+ * die roughly in the order they were told to) and sleeping 1 ms while the
+ * next one still lives. ot_processes would scan the whole process table. */
+static void wait_all_dead(const ot_pid *pids, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        while (ot_is_alive(pids[i])) ot_sleep(1);
+    }
 }
 
 struct round {
@@ -47,7 +51,6 @@ struct round {
 };
 
 static struct round run_round(struct spawn_args *a, bool handler) {
-    size_t base = ot_processes(NULL, 0);
     size_t rss0 = bench_rss_bytes();
     uint64_t t0 = bench_now_ns();
     for (size_t i = 0; i < a->n; i++) {
@@ -62,7 +65,7 @@ static struct round run_round(struct spawn_args *a, bool handler) {
         int rc = ot_send(a->pids[i], TAG_STOP, NULL, 0);
         if (rc < 0) bench_fail("ot_send", rc);
     }
-    wait_count(base);
+    wait_all_dead(a->pids, a->n);
     uint64_t t2 = bench_now_ns();
     struct round r = {
         .spawn_rate = bench_rate(a->n, t0, t1),
