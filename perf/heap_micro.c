@@ -62,8 +62,8 @@ static double batch_ns(long rounds) {
     return (double)(t1 - t0) / (double)(rounds * BATCH);
 }
 
-/* Median microseconds of `reps` releases of a heap holding HOLD blocks. With
- * hog set, one heap holds the pool's only arena, so the timed heaps fall back. */
+/* Median microseconds of `reps` releases of a heap holding HOLD blocks; every
+ * heap must have opened in expect_mode (main arranges which). */
 static double teardown_us(int reps, int expect_mode) {
     uint64_t *ns = malloc(sizeof *ns * (size_t)reps);
     if (!ns)

@@ -137,6 +137,21 @@ Test(heap, pool_init_errors) {
     ot__heap_pool_fini();
 }
 
+Test(heap, default_mode_per_build) {
+    cr_assert_eq(ot__heap_pool_init(2), 0);
+    ot__heap h = {0};
+    cr_assert_not_null(ot__heap_alloc(&h, 8));
+#ifdef OT_SANITIZE
+    cr_assert_eq(ot__heap_mode_of(&h), OT__HEAP_DIRECT, "sanitizer builds see every block");
+    cr_assert_eq(ot__arena_pool_size(), 0);
+#else
+    cr_assert_eq(ot__heap_mode_of(&h), OT__HEAP_ARENA);
+    cr_assert_eq(ot__arena_pool_size(), 2);
+#endif
+    ot__heap_release(&h);
+    ot__heap_pool_fini();
+}
+
 Test(heap, default_pool_size) {
     cr_assert_eq(ot__heap_pool_init_mode(0, OT__HEAP_ARENA), 0);
     cr_assert_eq(ot__arena_pool_size(), OT__ARENA_POOL_DEFAULT);
@@ -534,6 +549,7 @@ Test(heap, pool_exhaustion_falls_back) {
                  bytes);
     cr_assert_eq(after, before, "release freed every fallback chunk");
 #else
+    (void)before;
     (void)loaded;
     (void)after;
 #endif
