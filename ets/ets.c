@@ -1,0 +1,482 @@
+/* The ETS front end: argument checks, access rules, QSBR entry and exit,
+ * dispatch to the table kind, and copying results into the caller's process
+ * heap. Every public call runs between ets__enter and ets__leave; records a
+ * writer unlinked come back in an ets_vec, are copied if the call returns
+ * them (take), and are retired before the call leaves, so they stay readable
+ * for the whole call. Access: public tables take anyone; protected tables
+ * take reads from anyone and writes from the owner; private tables take the
+ * owner only. The owner of a table created outside any process is "every
+ * foreign thread" (owner pid 0 equals ot_self() there). */
+#include "ets_int.h"
+
+#include <stdlib.h>
+
+size_t ets__size(ets_table *t)
+{
+    long n = 0;
+    for (unsigned i = 0; i <= t->stripe_mask; i++) /* statistics: see ets_count */
+        n += atomic_load_explicit(&t->stripes[i].size, memory_order_relaxed);
+    return n > 0 ? (size_t)n : 0;
+}
+
+size_t ets__bytes(ets_table *t)
+{
+    long n = 0;
+    for (unsigned i = 0; i <= t->stripe_mask; i++) /* statistics: see ets_count */
+        n += atomic_load_explicit(&t->stripes[i].bytes, memory_order_relaxed);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static int check_access(ets_table *t, bool write)
+{
+    if (t->access == OT_ETS_PUBLIC || (!write && t->access == OT_ETS_PROTECTED))
+        return 0;
+    /* Changed under the registry lock by give_away and the exit hook; a
+     * racing check linearises before or after the change. */
+    uint64_t owner = atomic_load_explicit(&t->owner, memory_order_relaxed);
+    return ot_self().v == owner ? 0 : -EACCES;
+}
+
+static bool bad_key(const void *k, size_t kl) { return !k || kl == 0 || kl > UINT32_MAX; }
+static bool bad_val(const void *v, size_t vl) { return (!v && vl) || vl > UINT32_MAX; }
+
+/* Enters QSBR and finds the table; on error *rc is set and NULL returned,
+ * still inside (call ets__leave(tok) either way). */
+static ets_table *begin(ot_tab h, bool write, int *tok, int *rc)
+{
+    *tok = ets__enter();
+    ets_table *t = ets__lookup(h);
+    if (!t) {
+        *rc = -EBADF;
+        return NULL;
+    }
+    *rc = check_access(t, write);
+    return *rc ? NULL : t;
+}
+
+static void retire_all(ets_vec *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        ets__retire_rec(v->v[i]);
+    ets__vec_fini(v);
+}
+
+/* One block in the caller's heap: the ot_ets_obj array, then for each object
+ * its value (8-aligned, padded) and its key. */
+static int build(const ets_vec *v, ot_ets_obj **objs, size_t *n)
+{
+    *objs = NULL;
+    *n = 0;
+    if (!v->n)
+        return 0;
+    size_t total = v->n * sizeof(ot_ets_obj);
+    for (size_t i = 0; i < v->n; i++)
+        total += ets_pad8(v->v[i]->vlen) + ets_pad8(v->v[i]->klen);
+    ot_ets_obj *o = ot_alloc(total);
+    if (!o)
+        return -ENOMEM;
+    unsigned char *p = (unsigned char *)(o + v->n);
+    for (size_t i = 0; i < v->n; i++) {
+        const ets_rec *r = v->v[i];
+        ets__val_copy(p, r);
+        o[i].val = p;
+        o[i].vlen = r->vlen;
+        p += ets_pad8(r->vlen);
+        memcpy(p, ets_rec_key(r), r->klen);
+        o[i].key = p;
+        o[i].klen = r->klen;
+        p += ets_pad8(r->klen);
+    }
+    *objs = o;
+    *n = v->n;
+    return 0;
+}
+
+static int collect_cb(const ets_rec *r, void *arg)
+{
+    return ets__vec_add(arg, (ets_rec *)(uintptr_t)r) ? -ENOMEM : 0;
+}
+
+static int do_put(ot_tab h, const void *k, size_t kl, const void *v, size_t vl, bool new_only)
+{
+    if (bad_key(k, kl) || bad_val(v, vl))
+        return -EINVAL;
+    int tok, rc;
+    ets_table *t = begin(h, true, &tok, &rc);
+    if (t) {
+        ets_rec *r = ets__rec_new(k, kl, v, vl, ets__hash(k, kl));
+        if (!r) {
+            rc = -ENOMEM;
+        } else {
+            ets_vec out;
+            ets_vec_init(&out);
+            rc = t->m->put(t, r, new_only, &out);
+            retire_all(&out);
+        }
+    }
+    ets__leave(tok);
+    return rc;
+}
+
+OT_API int ot_ets_insert(ot_tab h, const void *k, size_t kl, const void *v, size_t vl)
+{
+    return do_put(h, k, kl, v, vl, false);
+}
+
+OT_API int ot_ets_insert_new(ot_tab h, const void *k, size_t kl, const void *v, size_t vl)
+{
+    return do_put(h, k, kl, v, vl, true);
+}
+
+OT_API int ot_ets_lookup(ot_tab h, const void *k, size_t kl, ot_ets_obj **objs, size_t *n)
+{
+    if (bad_key(k, kl) || !objs || !n)
+        return -EINVAL;
+    *objs = NULL;
+    *n = 0;
+    int tok, rc;
+    ets_table *t = begin(h, false, &tok, &rc);
+    if (t) {
+        ets_vec got;
+        ets_vec_init(&got);
+        int cnt = t->m->get(t, k, kl, ets__hash(k, kl), collect_cb, &got);
+        rc = (size_t)cnt > got.n ? -ENOMEM : build(&got, objs, n);
+        ets__vec_fini(&got);
+    }
+    ets__leave(tok);
+    return rc;
+}
+
+struct read_arg {
+    void (*fn)(const void *v, size_t vl, void *arg);
+    void *arg;
+};
+
+static int read_cb(const ets_rec *r, void *arg)
+{
+    struct read_arg *a = arg;
+    a->fn(ets_rec_val(r), r->vlen, a->arg);
+    return 0;
+}
+
+OT_API int ot_ets_read(ot_tab h, const void *k, size_t kl,
+                       void (*fn)(const void *v, size_t vl, void *arg), void *arg)
+{
+    if (bad_key(k, kl) || !fn)
+        return -EINVAL;
+    int tok, rc;
+    ets_table *t = begin(h, false, &tok, &rc);
+    if (t) {
+        struct read_arg a = {fn, arg};
+        rc = t->m->get(t, k, kl, ets__hash(k, kl), read_cb, &a);
+    }
+    ets__leave(tok);
+    return rc;
+}
+
+static int stop_cb(const ets_rec *r, void *arg) { return 1; }
+
+OT_API bool ot_ets_member(ot_tab h, const void *k, size_t kl)
+{
+    if (bad_key(k, kl)) {
+        errno = EINVAL;
+        return false;
+    }
+    int tok, rc;
+    ets_table *t = begin(h, false, &tok, &rc);
+    if (t)
+        rc = t->m->get(t, k, kl, ets__hash(k, kl), stop_cb, NULL);
+    ets__leave(tok);
+    if (rc < 0)
+        errno = -rc;
+    return rc > 0;
+}
+
+/* delete, delete_object and take: v NULL removes every object of the key. */
+static int do_del(ot_tab h, const void *k, size_t kl, const void *v, size_t vl, ot_ets_obj **objs,
+                  size_t *n)
+{
+    int tok, rc;
+    ets_table *t = begin(h, true, &tok, &rc);
+    if (t) {
+        ets_vec out;
+        ets_vec_init(&out);
+        int cnt = t->m->del(t, k, kl, ets__hash(k, kl), v, vl, &out);
+        rc = 0;
+        if (objs)
+            rc = (size_t)cnt > out.n ? -ENOMEM : build(&out, objs, n);
+        retire_all(&out);
+    }
+    ets__leave(tok);
+    return rc;
+}
+
+OT_API int ot_ets_delete(ot_tab h, const void *k, size_t kl)
+{
+    if (bad_key(k, kl))
+        return -EINVAL;
+    return do_del(h, k, kl, NULL, 0, NULL, NULL);
+}
+
+OT_API int ot_ets_delete_object(ot_tab h, const void *k, size_t kl, const void *v, size_t vl)
+{
+    static const char empty;
+    if (bad_key(k, kl) || bad_val(v, vl))
+        return -EINVAL;
+    return do_del(h, k, kl, v ? v : &empty, vl, NULL, NULL);
+}
+
+OT_API int ot_ets_take(ot_tab h, const void *k, size_t kl, ot_ets_obj **objs, size_t *n)
+{
+    if (bad_key(k, kl) || !objs || !n)
+        return -EINVAL;
+    *objs = NULL;
+    *n = 0;
+    return do_del(h, k, kl, NULL, 0, objs, n);
+}
+
+struct counter_arg {
+    size_t off;
+    int64_t incr, result;
+    int rc;
+};
+
+static int counter_cb(const ets_rec *r, void *arg)
+{
+    struct counter_arg *c = arg;
+    if (r->vlen < c->off + 8) {
+        c->rc = -EINVAL;
+        return 1;
+    }
+    /* Pairs with the atomic word loads of every value copy (ets__val_copy):
+     * counters change in place, never torn. Relaxed: the add is the whole
+     * effect, nothing else is published with it. Wraps like OTP never does,
+     * but never traps. */
+    _Atomic int64_t *w = (_Atomic int64_t *)(uintptr_t)(ets_rec_val(r) + c->off);
+    c->result = atomic_fetch_add_explicit(w, c->incr, memory_order_relaxed) + c->incr;
+    c->rc = 0;
+    return 1;
+}
+
+static int counter_default(ets_table *t, const void *k, size_t kl, uint64_t h, size_t off,
+                           int64_t init)
+{
+    unsigned char *val = calloc(1, off + 8);
+    if (!val)
+        return -ENOMEM;
+    memcpy(val + off, &init, 8);
+    ets_rec *r = ets__rec_new(k, kl, val, off + 8, h);
+    free(val);
+    if (!r)
+        return -ENOMEM;
+    ets_vec out;
+    ets_vec_init(&out);
+    int rc = t->m->put(t, r, true, &out);
+    retire_all(&out);
+    return rc;
+}
+
+OT_API int ot_ets_update_counter(ot_tab h, const void *k, size_t kl, size_t offset, int64_t incr,
+                                 const int64_t *dflt, int64_t *result)
+{
+    if (bad_key(k, kl) || offset % 8 || offset > UINT32_MAX - 8)
+        return -EINVAL;
+    int tok, rc;
+    ets_table *t = begin(h, true, &tok, &rc);
+    if (t && (t->type == OT_ETS_BAG || t->type == OT_ETS_DUPLICATE_BAG))
+        rc = -EINVAL;
+    else if (t) {
+        uint64_t hash = ets__hash(k, kl);
+        struct counter_arg c = {.off = offset, .incr = incr};
+        for (;;) {
+            if (t->m->get(t, k, kl, hash, counter_cb, &c) > 0) {
+                rc = c.rc;
+                break;
+            }
+            if (!dflt) {
+                rc = -ENOENT;
+                break;
+            }
+            int64_t v = (int64_t)((uint64_t)*dflt + (uint64_t)incr);
+            rc = counter_default(t, k, kl, hash, offset, v);
+            if (rc == 0)
+                c.result = v;
+            if (rc != -EEXIST)
+                break; /* -EEXIST: another writer created it first; add to theirs */
+        }
+        if (rc == 0 && result)
+            *result = c.result;
+    }
+    ets__leave(tok);
+    return rc;
+}
+
+static int key_out(const ets_rec *r, void *kbuf, size_t kcap, size_t *klen)
+{
+    if (!r)
+        return -ENOENT;
+    *klen = r->klen;
+    if (kcap < r->klen)
+        return -ERANGE;
+    memcpy(kbuf, ets_rec_key(r), r->klen);
+    return 0;
+}
+
+enum walk { WALK_FIRST, WALK_LAST, WALK_NEXT, WALK_PREV };
+
+static int walk(ot_tab h, enum walk w, const void *k, size_t kl, void *kbuf, size_t kcap,
+                size_t *klen)
+{
+    if (!klen || (!kbuf && kcap) || (w >= WALK_NEXT && bad_key(k, kl)))
+        return -EINVAL;
+    int tok, rc;
+    ets_table *t = begin(h, false, &tok, &rc);
+    if (t) {
+        const ets_rec *r;
+        switch (w) {
+        case WALK_FIRST: r = t->m->first(t); break;
+        case WALK_LAST: r = t->m->last(t); break;
+        case WALK_NEXT: r = t->m->next(t, k, kl, ets__hash(k, kl)); break;
+        default: r = t->m->prev(t, k, kl, ets__hash(k, kl)); break;
+        }
+        rc = key_out(r, kbuf, kcap, klen);
+    }
+    ets__leave(tok);
+    return rc;
+}
+
+OT_API int ot_ets_first(ot_tab h, void *kbuf, size_t kcap, size_t *klen)
+{
+    return walk(h, WALK_FIRST, NULL, 0, kbuf, kcap, klen);
+}
+
+OT_API int ot_ets_last(ot_tab h, void *kbuf, size_t kcap, size_t *klen)
+{
+    return walk(h, WALK_LAST, NULL, 0, kbuf, kcap, klen);
+}
+
+OT_API int ot_ets_next(ot_tab h, const void *k, size_t kl, void *kbuf, size_t kcap, size_t *klen)
+{
+    return walk(h, WALK_NEXT, k, kl, kbuf, kcap, klen);
+}
+
+OT_API int ot_ets_prev(ot_tab h, const void *k, size_t kl, void *kbuf, size_t kcap, size_t *klen)
+{
+    return walk(h, WALK_PREV, k, kl, kbuf, kcap, klen);
+}
+
+struct fold_arg {
+    int (*fn)(const void *k, size_t kl, const void *v, size_t vl, void *acc);
+    void *acc;
+};
+
+static int fold_cb(const ets_rec *r, void *arg)
+{
+    struct fold_arg *a = arg;
+    return a->fn(ets_rec_key(r), r->klen, ets_rec_val(r), r->vlen, a->acc);
+}
+
+OT_API int ot_ets_foldl(ot_tab h,
+                        int (*fn)(const void *k, size_t kl, const void *v, size_t vl, void *acc),
+                        void *acc)
+{
+    if (!fn)
+        return -EINVAL;
+    int tok, rc;
+    ets_table *t = begin(h, false, &tok, &rc);
+    if (t) {
+        struct fold_arg a = {fn, acc};
+        rc = t->m->fold(t, fold_cb, &a);
+    }
+    ets__leave(tok);
+    return rc;
+}
+
+struct select_arg {
+    ets_table *t;
+    ot_ets_match_fn match;
+    void *arg;
+    ets_vec v;
+    size_t deleted;
+    int rc;
+};
+
+static int select_cb(const ets_rec *r, void *arg)
+{
+    struct select_arg *s = arg;
+    if (!s->match(ets_rec_key(r), r->klen, ets_rec_val(r), r->vlen, s->arg))
+        return 0;
+    return ets__vec_add(&s->v, (ets_rec *)(uintptr_t)r) ? -ENOMEM : 0;
+}
+
+OT_API int ot_ets_select(ot_tab h, ot_ets_match_fn match, void *arg, ot_ets_obj **objs, size_t *n)
+{
+    if (!match || !objs || !n)
+        return -EINVAL;
+    *objs = NULL;
+    *n = 0;
+    int tok, rc;
+    ets_table *t = begin(h, false, &tok, &rc);
+    if (t) {
+        struct select_arg s = {.t = t, .match = match, .arg = arg};
+        ets_vec_init(&s.v);
+        rc = t->m->fold(t, select_cb, &s);
+        if (rc == 0)
+            rc = build(&s.v, objs, n);
+        ets__vec_fini(&s.v);
+    }
+    ets__leave(tok);
+    return rc;
+}
+
+static int select_delete_cb(const ets_rec *r, void *arg)
+{
+    struct select_arg *s = arg;
+    if (!s->match(ets_rec_key(r), r->klen, ets_rec_val(r), r->vlen, s->arg))
+        return 0;
+    /* The value is compared word by word against a private copy: counters
+     * may change in the record meanwhile. */
+    unsigned char small[256], *val = r->vlen <= sizeof small ? small : malloc(r->vlen);
+    if (!val)
+        return -ENOMEM;
+    ets__val_copy(val, r);
+    ets_vec out;
+    ets_vec_init(&out);
+    int cnt = s->t->m->del(s->t, ets_rec_key(r), r->klen, r->hash, val, r->vlen, &out);
+    s->deleted += (size_t)cnt;
+    retire_all(&out);
+    if (val != small)
+        free(val);
+    return 0;
+}
+
+OT_API int ot_ets_select_delete(ot_tab h, ot_ets_match_fn match, void *arg, size_t *deleted)
+{
+    if (!match)
+        return -EINVAL;
+    if (deleted)
+        *deleted = 0;
+    int tok, rc;
+    ets_table *t = begin(h, true, &tok, &rc);
+    if (t) {
+        struct select_arg s = {.t = t, .match = match, .arg = arg};
+        rc = t->m->fold(t, select_delete_cb, &s);
+        if (deleted)
+            *deleted = s.deleted;
+    }
+    ets__leave(tok);
+    return rc;
+}
+
+OT_API size_t ot_ets_size(ot_tab h)
+{
+    int tok, rc;
+    size_t n = 0;
+    ets_table *t = begin(h, false, &tok, &rc);
+    if (t)
+        n = ets__size(t);
+    ets__leave(tok);
+    if (rc)
+        errno = -rc;
+    return n;
+}

@@ -1,0 +1,175 @@
+/* ETS: global key-value tables shared between processes (Erlang's ets). A
+ * table is a set, ordered_set, bag or duplicate_bag of objects; an object is
+ * a key (1 byte or more) and a value (0 bytes or more), both plain bytes.
+ * Keys order by bytes (memcmp, then length). Handles are values: an
+ * operation on a deleted table returns -EBADF, never touches freed memory.
+ * Look-ups never take a lock and write no shared memory; memory is reclaimed
+ * by QSBR, so a pointer handed to a callback is valid only until that
+ * callback returns, and callbacks must not block, yield or call ETS.
+ *
+ * Ownership: the process that creates a table owns it. A table is deleted
+ * when its owner exits, unless it has a live heir, which then owns it and
+ * receives an OT_TAG_ETS_TRANSFER message. A table created outside any
+ * process (a foreign thread, where ot_self() is OT_NOPID) has no owner
+ * process: every foreign thread counts as its owner (so protected and
+ * private rules apply to processes only), and it lives until deleted or
+ * given away to a process. */
+#ifndef OTTER_ETS_H
+#define OTTER_ETS_H
+
+#include <otter/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A table handle, like an ETS tid. The null handle is { 0 }. */
+typedef struct ot_tab {
+    uint64_t v;
+} ot_tab;
+#define OT_NOTAB ((ot_tab){0})
+
+enum ot_ets_type {
+    OT_ETS_SET = 0,      /* one object per key */
+    OT_ETS_ORDERED_SET,  /* one object per key, iterated in key order */
+    OT_ETS_BAG,          /* several objects per key, no two equal */
+    OT_ETS_DUPLICATE_BAG /* several objects per key, duplicates allowed */
+};
+
+enum ot_ets_access {
+    OT_ETS_PROTECTED = 0, /* default: anyone reads, the owner writes */
+    OT_ETS_PUBLIC,        /* anyone reads and writes, foreign threads too */
+    OT_ETS_PRIVATE        /* the owner only */
+};
+
+#define OT_ETS_NAME_MAX 64 /* including the terminating NUL */
+
+typedef struct ot_ets_opts {
+    int type;               /* enum ot_ets_type; OT_ETS_SET when opts is NULL */
+    int access;             /* enum ot_ets_access */
+    bool named;             /* register `name` so ot_ets_whereis finds it (-EEXIST if taken) */
+    bool read_concurrency;  /* accepted for OTP parity: reads are always lock-free */
+    bool write_concurrency; /* many lock stripes (64) instead of a few (4) */
+    ot_pid heir;            /* OT_NOPID: none */
+    const void *heir_data;  /* copied; sent to the heir in its transfer message */
+    size_t heir_data_len;
+} ot_ets_opts;
+
+/* One object copied into the caller's process heap (ot_alloc). A result array
+ * and every key and value it points to are one block: free it with
+ * ot_free(objs) (with free() on a foreign thread, see otter/alloc.h). Values
+ * start 8-byte aligned. */
+typedef struct ot_ets_obj {
+    const void *key;
+    size_t klen;
+    const void *val;
+    size_t vlen;
+} ot_ets_obj;
+
+/* The payload of an OT_TAG_ETS_TRANSFER message: the table, its former owner
+ * and the heir data (ot_ets_opts) or the gift (ot_ets_give_away). */
+typedef struct ot_ets_transfer_msg {
+    ot_tab tab;
+    ot_pid from;
+    size_t len;
+    unsigned char data[];
+} ot_ets_transfer_msg;
+
+/* A select predicate: true keeps the object. Runs inside the table walk, so
+ * it must not block or call ETS; k and v are valid only during the call. */
+typedef bool (*ot_ets_match_fn)(const void *k, size_t kl, const void *v, size_t vl, void *arg);
+
+/* What ot_ets_info reports (ets:info/1). A struct tag, not a typedef, so the
+ * function may carry the same name. */
+struct ot_ets_info {
+    int type;
+    int access;
+    size_t size;   /* objects */
+    size_t memory; /* bytes held by the table, approximately */
+    ot_pid owner;  /* OT_NOPID for a table owned by foreign threads */
+    ot_pid heir;
+    bool named;
+    bool write_concurrency;
+    char name[OT_ETS_NAME_MAX];
+};
+
+/* ets:new/2. Owner: the calling process. Returns OT_NOTAB and sets errno:
+ * EINVAL (bad options, name too long, named without a name), EEXIST (name
+ * taken), EAGAIN (table registry full), ENOMEM. */
+OT_API ot_tab ot_ets_new(const char *name, const ot_ets_opts *o);
+/* ets:whereis/1: OT_NOTAB (errno ENOENT) if no named table has that name. */
+OT_API ot_tab ot_ets_whereis(const char *name);
+/* ets:delete/1: the owner, or anyone for a public table (-EACCES). */
+OT_API int ot_ets_delete_table(ot_tab t);
+
+/* ets:insert/2: replaces the object of the key in a set, adds an object to a
+ * bag (unless an equal one is there) or duplicate_bag. -EINVAL: NULL or empty
+ * key, NULL value with vl > 0. */
+OT_API int ot_ets_insert(ot_tab t, const void *k, size_t kl, const void *v, size_t vl);
+/* ets:insert_new/2: -EEXIST if the key has any object. */
+OT_API int ot_ets_insert_new(ot_tab t, const void *k, size_t kl, const void *v, size_t vl);
+/* ets:lookup/2: the key's objects, copied to one block in the caller's heap
+ * (*objs NULL and *n 0 when there is none), in insertion order for bags. */
+OT_API int ot_ets_lookup(ot_tab t, const void *k, size_t kl, ot_ets_obj **objs, size_t *n);
+/* The zero-copy look-up: fn sees each object's value in place. Returns the
+ * number of objects passed to fn (0 when the key is absent) or -errno. A value
+ * that ot_ets_update_counter changes is updated in place: read its counter
+ * words with relaxed atomic loads. */
+OT_API int ot_ets_read(ot_tab t, const void *k, size_t kl,
+                       void (*fn)(const void *v, size_t vl, void *arg), void *arg);
+/* ets:member/2: false also for a bad handle or access (errno says which). */
+OT_API bool ot_ets_member(ot_tab t, const void *k, size_t kl);
+/* ets:delete/2: 0 also when the key is absent. */
+OT_API int ot_ets_delete(ot_tab t, const void *k, size_t kl);
+/* ets:delete_object/2: removes the objects equal to (k, v) (all duplicates in
+ * a duplicate_bag); 0 also when there is none. */
+OT_API int ot_ets_delete_object(ot_tab t, const void *k, size_t kl, const void *v, size_t vl);
+/* ets:take/2: lookup and delete in one step, result as ot_ets_lookup. */
+OT_API int ot_ets_take(ot_tab t, const void *k, size_t kl, ot_ets_obj **objs, size_t *n);
+/* ets:update_counter/3,4 on a set or ordered_set: adds incr to the int64 (host
+ * order) at byte `offset` of the value, atomically, and stores the new value
+ * in *result. offset must be a multiple of 8 and offset + 8 <= value length
+ * (-EINVAL otherwise, and on a bag). When the key is absent: -ENOENT if dflt
+ * is NULL, else the object (k, offset + 8 bytes of zeros with *dflt at
+ * offset) is inserted first, as ets:update_counter/4 does. */
+OT_API int ot_ets_update_counter(ot_tab t, const void *k, size_t kl, size_t offset, int64_t incr,
+                                 const int64_t *dflt, int64_t *result);
+
+/* Key iteration (ets:first/next/prev/last). The key is copied into the
+ * caller's buffer kbuf of kcap bytes and its length stored in *klen; when kcap
+ * is too small, -ERANGE with *klen set to the length needed. -ENOENT is
+ * '$end_of_table'. ordered_set walks in key order. Hash tables (set, bag,
+ * duplicate_bag) walk in an internal order (key hash, then bytes) that does
+ * not change when the table grows; prev is next and last is first there, as
+ * in OTP. next/prev of a key that is not (or no longer) in the table continue
+ * from where that key would be, in both kinds of table, so every object that
+ * stays in the table for the whole walk is seen exactly once. */
+OT_API int ot_ets_first(ot_tab t, void *kbuf, size_t kcap, size_t *klen);
+OT_API int ot_ets_last(ot_tab t, void *kbuf, size_t kcap, size_t *klen);
+OT_API int ot_ets_next(ot_tab t, const void *k, size_t kl, void *kbuf, size_t kcap, size_t *klen);
+OT_API int ot_ets_prev(ot_tab t, const void *k, size_t kl, void *kbuf, size_t kcap, size_t *klen);
+
+/* ets:foldl/3: fn sees every object (key order for ordered_set); a non-zero
+ * return from fn stops the walk and is returned. fn must not block or call
+ * ETS. Objects that stay in the table for the whole walk are seen once. */
+OT_API int ot_ets_foldl(ot_tab t,
+                        int (*fn)(const void *k, size_t kl, const void *v, size_t vl, void *acc),
+                        void *acc);
+/* ets:select/2 with a predicate instead of a match spec: the objects for which
+ * match returns true, copied as ot_ets_lookup does. */
+OT_API int ot_ets_select(ot_tab t, ot_ets_match_fn match, void *arg, ot_ets_obj **objs, size_t *n);
+/* ets:select_delete/2: deletes the matching objects; *deleted counts them. */
+OT_API int ot_ets_select_delete(ot_tab t, ot_ets_match_fn match, void *arg, size_t *deleted);
+/* ets:info(T, size): objects; 0 for a bad handle (errno EBADF). */
+OT_API size_t ot_ets_size(ot_tab t);
+/* ets:give_away/3: the owner hands the table to the live process `to`, which
+ * receives OT_TAG_ETS_TRANSFER with the gift. -EPERM if the caller is not the
+ * owner, -EINVAL if `to` is the owner, -ESRCH if `to` is not a live process. */
+OT_API int ot_ets_give_away(ot_tab t, ot_pid to, const void *gift, size_t len);
+/* ets:info/1. */
+OT_API int ot_ets_info(ot_tab t, struct ot_ets_info *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
