@@ -15,6 +15,8 @@
 #define OT__ARENA_POOL_MAX 4000u
 /* A pool of this many arenas when the caller asks for 0 (see HEAP.md). */
 #define OT__ARENA_POOL_DEFAULT 64u
+/* Resident bytes the pool's idle arenas may keep warm in all (see HEAP.md). */
+#define OT__ARENA_POOL_WARM_BUDGET ((size_t)32 << 20)
 
 /* Creates up to n arenas (n is clamped to OT__ARENA_POOL_MAX). Returns how
  * many were created (fewer when jemalloc runs out of arenas), -EBUSY if the
@@ -26,11 +28,15 @@ unsigned ot__arena_pool_fini(void);
 
 /* Takes an arena off the stack: 0 and *slot, *arena set, or -EAGAIN if empty. */
 int ot__arena_pool_lease(unsigned *slot, unsigned *arena);
-/* Resets the leased arena (every block of it is gone), purges its dirty pages
- * back to the kernel when purge is set, and pushes it back on the stack. */
-void ot__arena_pool_return(unsigned slot, bool purge);
+/* Resets the leased arena (every block of it is gone) and pushes it back on
+ * the stack. bytes is what the heap held: jemalloc keeps a reset arena's pages
+ * dirty (resident), which is what makes the next lease cheap, so the pool
+ * keeps an estimate of every arena's warm pages and purges an arena back to
+ * the kernel when keeping it warm would take the pool over its budget. */
+void ot__arena_pool_return(unsigned slot, size_t bytes);
 
 unsigned ot__arena_pool_size(void);      /* arenas the pool owns */
 unsigned ot__arena_pool_available(void); /* arenas on the stack now */
+size_t ot__arena_pool_warm(void);        /* estimated warm bytes of all arenas */
 
 #endif

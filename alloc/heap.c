@@ -169,7 +169,7 @@ static struct ot__heap_state *heap_open(ot__heap *h) {
     ot__chunk *c = mem_alloc(mode, flags, OT__HEAP_CHUNK, false);
     if (!c) {
         if (mode == OT__HEAP_ARENA)
-            ot__arena_pool_return(slot, false);
+            ot__arena_pool_return(slot, 0);
         return NULL;
     }
     struct ot__heap_state *s = (struct ot__heap_state *)(c + 1);
@@ -390,7 +390,7 @@ void ot__heap_release(ot__heap *h) {
     h->state = NULL;
     if (s->mode == OT__HEAP_ARENA) {
         /* The state lives in the arena: read what we need before the reset. */
-        ot__arena_pool_return(s->slot, s->bytes > OT__HEAP_PURGE_ABOVE);
+        ot__arena_pool_return(s->slot, s->bytes);
     } else if (s->mode == OT__HEAP_FALLBACK) {
         ot__chunk *home = chunk_of(s), *next;
         for (ot__chunk *c = s->chunks; c; c = next) {

@@ -19,8 +19,6 @@
 #define OT__HEAP_NCLASSES 32
 #define OT__HEAP_LARGE_HDR ((size_t)64) /* chunk header in front of a large block */
 #define OT__HEAP_DIRECT_HDR ((size_t)32)
-/* A released arena-mode heap that held more than this has its arena purged. */
-#define OT__HEAP_PURGE_ABOVE ((size_t)1 << 20)
 
 enum ot__heap_mode {
     OT__HEAP_ARENA = 1, /* chunks from a leased jemalloc arena; release = reset */

@@ -172,7 +172,7 @@ static void *lease_loop(void *arg) {
         if (atomic_exchange_explicit(&in_use[arena], 1, memory_order_acq_rel) != 0)
             return (void *)1;
         atomic_store_explicit(&in_use[arena], 0, memory_order_release);
-        ot__arena_pool_return(slot, false);
+        ot__arena_pool_return(slot, 0);
     }
     return NULL;
 }
@@ -196,7 +196,7 @@ Test(heap, pool_two_threads) {
     cr_assert_neq(arena[1], arena[2]);
     cr_assert_neq(arena[0], arena[2]);
     for (int i = 0; i < 3; i++)
-        ot__arena_pool_return(slot[i], false);
+        ot__arena_pool_return(slot[i], 0);
     ot__heap_pool_fini();
 }
 
@@ -494,14 +494,14 @@ Test(heap, release_returns_memory_arena) {
     cr_assert_eq(load(&h, 3000, 700000), 0);
     int a = ot__heap_arena_of(&h);
     cr_assert_geq(a, 0);
+    size_t bytes = ot__heap_bytes(&h);
     epoch();
     /* Everything the heap holds is a jemalloc large allocation in its arena. */
-    cr_assert_eq(arena_stat(a, "large.allocated"), ot__heap_bytes(&h));
+    cr_assert_eq(arena_stat(a, "large.allocated"), bytes);
     cr_assert_eq(arena_stat(a, "small.allocated"), 0);
     /* jemalloc pads each large extent (opt.cache_oblivious), hence >=. */
-    cr_assert_geq(arena_stat(a, "pactive") * OT__HEAP_PAGE, ot__heap_bytes(&h));
-    size_t bytes = ot__heap_bytes(&h);
-    cr_assert_gt(bytes, OT__HEAP_PURGE_ABOVE);
+    cr_assert_geq(arena_stat(a, "pactive") * OT__HEAP_PAGE, bytes);
+    cr_assert_lt(bytes, OT__ARENA_POOL_WARM_BUDGET);
 
     size_t all = read_allocated();
     ot__heap_release(&h);
@@ -510,19 +510,30 @@ Test(heap, release_returns_memory_arena) {
     epoch();
     cr_assert_eq(arena_stat(a, "large.allocated"), 0);
     cr_assert_eq(arena_stat(a, "pactive"), 0);
-    cr_assert_eq(arena_stat(a, "pdirty"), 0, "a heap above the purge mark is purged");
+    /* Within the budget the arena keeps its pages warm for the next lessee. */
+    cr_assert_geq(arena_stat(a, "pdirty") * OT__HEAP_PAGE, bytes);
+    cr_assert_eq(ot__arena_pool_warm(), bytes);
 
-    /* A small heap is reset but keeps its pages warm for the next lessee. */
-    ot__heap s = {0};
-    cr_assert_eq(load(&s, 100, 10000), 0);
-    cr_assert_eq(ot__heap_arena_of(&s), a, "the pool is LIFO");
-    size_t sbytes = ot__heap_bytes(&s);
-    cr_assert_leq(sbytes, OT__HEAP_PURGE_ABOVE);
-    ot__heap_release(&s);
+    /* A second heap on another arena that would take the pool past its
+     * budget is purged back to the kernel; the first arena stays warm. */
+    ot__heap hold = {0}, big = {0};
+    cr_assert_not_null(ot__heap_alloc(&hold, 1));
+    cr_assert_eq(ot__heap_arena_of(&hold), a, "the pool is LIFO");
+    cr_assert_eq(load(&big, 3000, 7 << 20), 0);
+    int b = ot__heap_arena_of(&big);
+    cr_assert_neq(b, a);
+    size_t big_bytes = ot__heap_bytes(&big);
+    cr_assert_gt(bytes + big_bytes, OT__ARENA_POOL_WARM_BUDGET);
+    ot__heap_release(&big);
     epoch();
-    cr_assert_eq(arena_stat(a, "large.allocated"), 0);
-    cr_assert_eq(arena_stat(a, "pactive"), 0);
-    cr_assert_geq(arena_stat(a, "pdirty") * OT__HEAP_PAGE, sbytes);
+    cr_assert_eq(arena_stat(b, "large.allocated"), 0);
+    cr_assert_eq(arena_stat(b, "pactive"), 0);
+    cr_assert_eq(arena_stat(b, "pdirty"), 0, "over the budget: purged");
+    cr_assert_eq(ot__arena_pool_warm(), bytes);
+    /* A small heap on the warm arena changes nothing: its pages are the
+     * ones already counted. */
+    ot__heap_release(&hold);
+    cr_assert_eq(ot__arena_pool_warm(), bytes);
     teardown_mode();
 }
 
