@@ -1,0 +1,438 @@
+/* The keyspace on one public ETS set (see store.h for the object layout).
+ *
+ * Why a stripe lock on writes: Redis runs commands one at a time, so INCR,
+ * SET NX, EXPIRE and DEL are each atomic. ETS gives atomic single-object
+ * operations, but not a compare-and-swap of a whole value, and
+ * ot_ets_update_counter adds to a binary int64 while a Redis integer is
+ * decimal text ("42"), so INCR must read, parse, format and write back. If
+ * only INCR took a lock, a SET or DEL landing between its read and its write
+ * would be overwritten and lost, which no serial order explains. So every
+ * write (SET, DEL, INCR, EXPIRE, lazy expiry, FLUSHALL) holds the stripe lock
+ * of its key for its read-modify-write; reads (GET, EXISTS, TTL) take no lock
+ * and see either the old object or the new one whole, since each write is one
+ * ETS insert or delete. 256 stripes make two writers on different keys
+ * collide rarely. The lock is a test-and-set word that yields the process
+ * (ot_yield) while it waits: holders are green processes that may be switched
+ * out inside an ETS call, so a waiter must never hold its scheduler thread.
+ *
+ * Expiry is changed in place with ot_ets_update_counter on the header word,
+ * under the stripe lock (the old value is known, so adding new - old sets it);
+ * readers therefore load the header with a relaxed atomic load, as ets.h asks.
+ * Expired keys are removed lazily when a command touches them and actively by
+ * kv_store_expire_step, which walks the table round with ot_ets_next from a
+ * saved cursor key, as Redis's active expiry samples its keys. */
+#include "examples/kv/store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <otter.h>
+#include <otter/ets.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "examples/kv/resp.h"
+
+#define STRIPES 256
+#define SMALL_VALUE 256
+
+struct stripe {
+    atomic_int lock;
+    atomic_long volatile_keys; /* keys of this stripe with an expiry; written under lock */
+    char pad[64 - sizeof(atomic_int) - sizeof(atomic_long)];
+};
+
+static struct stripe stripes[STRIPES] __attribute__((aligned(64)));
+static ot_tab tab;
+static atomic_ullong expired_total;
+/* The active-expiry cursor: only the expiry process touches it. */
+static char *cursor, *nextbuf;
+static size_t cursor_len, cursor_cap, next_cap;
+
+int64_t kv_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t stripe_of(const void *k, size_t kl) {
+    const unsigned char *p = k;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < kl; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return (size_t)(h ^ (h >> 29)) % STRIPES;
+}
+
+static void stripe_lock(size_t s) {
+    atomic_int *l = &stripes[s].lock;
+    for (unsigned spins = 0;; spins++) {
+        /* Pairs with the release store in stripe_unlock. */
+        if (atomic_load_explicit(l, memory_order_relaxed) == 0 &&
+            atomic_exchange_explicit(l, 1, memory_order_acquire) == 0)
+            return;
+        if (spins >= 32)
+            ot_yield();
+        else
+            __builtin_ia32_pause();
+    }
+}
+
+static void stripe_unlock(size_t s) {
+    /* Pairs with the acquire exchange in stripe_lock. */
+    atomic_store_explicit(&stripes[s].lock, 0, memory_order_release);
+}
+
+/* The header word; relaxed atomic because update_counter changes it in place. */
+static int64_t load_exp(const void *v) {
+    if (((uintptr_t)v & 7) == 0)
+        return __atomic_load_n((const int64_t *)v, __ATOMIC_RELAXED);
+    int64_t e;
+    memcpy(&e, v, 8);
+    return e;
+}
+
+static int expired(int64_t exp, int64_t now) { return exp != 0 && exp <= now; }
+
+int kv_store_open(void) {
+    ot_ets_opts o = {.type = OT_ETS_SET, .access = OT_ETS_PUBLIC, .read_concurrency = true,
+                     .write_concurrency = true};
+    tab = ot_ets_new("kv_keyspace", &o);
+    if (!tab.v)
+        return -errno;
+    for (size_t i = 0; i < STRIPES; i++) {
+        atomic_store_explicit(&stripes[i].lock, 0, memory_order_relaxed);
+        atomic_store_explicit(&stripes[i].volatile_keys, 0, memory_order_relaxed);
+    }
+    atomic_store_explicit(&expired_total, 0, memory_order_relaxed);
+    cursor_len = 0;
+    return 0;
+}
+
+void kv_store_close(void) {
+    if (tab.v)
+        ot_ets_delete_table(tab);
+    tab = OT_NOTAB;
+    free(cursor);
+    free(nextbuf);
+    cursor = nextbuf = NULL;
+    cursor_len = cursor_cap = next_cap = 0;
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+struct peek {
+    int found;
+    int64_t exp;
+    kv_val_fn fn;
+    void *arg;
+    int64_t now;
+};
+
+static void peek_cb(const void *v, size_t vl, void *arg) {
+    struct peek *p = arg;
+    if (vl < 8)
+        return;
+    p->found = 1;
+    p->exp = load_exp(v);
+    if (p->fn && !expired(p->exp, p->now))
+        p->fn((const char *)v + 8, vl - 8, p->arg);
+}
+
+static void volatile_add(size_t s, long d) {
+    /* Written under the stripe lock; relaxed because INFO only sums them. */
+    atomic_fetch_add_explicit(&stripes[s].volatile_keys, d, memory_order_relaxed);
+}
+
+/* Under the stripe lock: removes k if it is still expired; 1 if it did. */
+static int drop_expired_locked(size_t s, const void *k, size_t kl, int64_t now) {
+    struct peek p = {0};
+    if (ot_ets_read(tab, k, kl, peek_cb, &p) > 0 && p.found && expired(p.exp, now)) {
+        ot_ets_delete(tab, k, kl);
+        volatile_add(s, -1);
+        /* A statistic only. */
+        atomic_fetch_add_explicit(&expired_total, 1, memory_order_relaxed);
+        return 1;
+    }
+    return 0;
+}
+
+static int lazy_expire(const void *k, size_t kl, int64_t now) {
+    size_t s = stripe_of(k, kl);
+    stripe_lock(s);
+    int r = drop_expired_locked(s, k, kl, now);
+    stripe_unlock(s);
+    return r;
+}
+
+int kv_store_get(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg) {
+    struct peek p = {.fn = fn, .arg = arg, .now = now};
+    if (ot_ets_read(tab, k, kl, peek_cb, &p) <= 0 || !p.found)
+        return 0;
+    if (expired(p.exp, now)) {
+        lazy_expire(k, kl, now);
+        return 0;
+    }
+    return 1;
+}
+
+int kv_store_exists(const void *k, size_t kl, int64_t now) {
+    return kv_store_get(k, kl, now, NULL, NULL);
+}
+
+int64_t kv_store_pttl(const void *k, size_t kl, int64_t now) {
+    struct peek p = {.now = now};
+    if (ot_ets_read(tab, k, kl, peek_cb, &p) <= 0 || !p.found)
+        return -2;
+    if (expired(p.exp, now)) {
+        lazy_expire(k, kl, now);
+        return -2;
+    }
+    return p.exp ? p.exp - now : -1;
+}
+
+size_t kv_store_size(void) { return ot_ets_size(tab); }
+
+size_t kv_store_volatile(void) {
+    long n = 0;
+    for (size_t i = 0; i < STRIPES; i++)
+        n += atomic_load_explicit(&stripes[i].volatile_keys, memory_order_relaxed);
+    return n > 0 ? (size_t)n : 0;
+}
+
+uint64_t kv_store_expired_total(void) {
+    return atomic_load_explicit(&expired_total, memory_order_relaxed);
+}
+
+/* ---- writes (each under its key's stripe lock) ------------------------- */
+
+/* Writes the object (k, [at][v]) with one ETS insert. */
+static int put(const void *k, size_t kl, const void *v, size_t vl, int64_t at) {
+    char small[SMALL_VALUE + 8];
+    char *buf = small;
+    if (vl > SMALL_VALUE) {
+        buf = ot_alloc(vl + 8);
+        if (!buf)
+            return -ENOMEM;
+    }
+    memcpy(buf, &at, 8);
+    memcpy(buf + 8, v, vl);
+    int r = ot_ets_insert(tab, k, kl, buf, vl + 8);
+    if (buf != small)
+        ot_free(buf);
+    return r;
+}
+
+/* The live object's header, under the lock: 1 live (and *exp), 0 none. An
+ * expired object is removed here, as Redis's lookupKeyWrite does. */
+static int live_locked(size_t s, const void *k, size_t kl, int64_t now, int64_t *exp) {
+    struct peek p = {0};
+    if (ot_ets_read(tab, k, kl, peek_cb, &p) <= 0 || !p.found)
+        return 0;
+    if (expired(p.exp, now)) {
+        drop_expired_locked(s, k, kl, now);
+        return 0;
+    }
+    *exp = p.exp;
+    return 1;
+}
+
+/* The GET reply of SET ... GET: the old live value's bulk, or null. */
+static int reply_old(const void *k, size_t kl, kv_out *o) {
+    ot_ets_obj *objs = NULL;
+    size_t n = 0;
+    int r = ot_ets_lookup(tab, k, kl, &objs, &n);
+    if (r < 0)
+        return r;
+    if (n == 1 && objs[0].vlen >= 8)
+        kv_reply_bulk(o, (const char *)objs[0].val + 8, objs[0].vlen - 8);
+    else
+        kv_reply_null(o);
+    if (objs)
+        ot_free(objs);
+    return 0;
+}
+
+int kv_store_set(const void *k, size_t kl, const void *v, size_t vl, int64_t at, int flags,
+                 int64_t now, kv_out *getout) {
+    size_t s = stripe_of(k, kl);
+    stripe_lock(s);
+    int64_t old_exp = 0;
+    int live = live_locked(s, k, kl, now, &old_exp);
+    int r = 0;
+    if (flags & KV_SET_GET) {
+        if (live)
+            r = reply_old(k, kl, getout);
+        else
+            kv_reply_null(getout);
+    }
+    if (r < 0 || (live && (flags & KV_SET_NX)) || (!live && (flags & KV_SET_XX)))
+        goto out;
+    if ((flags & KV_SET_KEEPTTL) && live)
+        at = old_exp;
+    r = put(k, kl, v, vl, at);
+    if (r == 0) {
+        volatile_add(s, (at != 0) - (live && old_exp != 0));
+        r = 1;
+    }
+out:
+    stripe_unlock(s);
+    return r;
+}
+
+int kv_store_del(const void *k, size_t kl, int64_t now) {
+    size_t s = stripe_of(k, kl);
+    stripe_lock(s);
+    int64_t exp = 0;
+    int live = live_locked(s, k, kl, now, &exp);
+    if (live) {
+        ot_ets_delete(tab, k, kl);
+        if (exp)
+            volatile_add(s, -1);
+    }
+    stripe_unlock(s);
+    return live;
+}
+
+struct num {
+    int ok;
+    long long v;
+};
+
+static void num_cb(const void *v, size_t vl, void *arg) {
+    struct num *n = arg;
+    n->ok = vl >= 8 && kv_str2ll((const char *)v + 8, vl - 8, &n->v);
+}
+
+int kv_store_incrby(const void *k, size_t kl, int64_t by, int64_t now, int64_t *out) {
+    size_t s = stripe_of(k, kl);
+    stripe_lock(s);
+    int64_t exp = 0;
+    long long cur = 0;
+    int r = 0;
+    if (live_locked(s, k, kl, now, &exp)) {
+        struct num n = {0};
+        ot_ets_read(tab, k, kl, num_cb, &n);
+        if (!n.ok) {
+            r = -EINVAL;
+            goto out;
+        }
+        cur = n.v;
+    }
+    if ((by < 0 && cur < 0 && by < LLONG_MIN - cur) ||
+        (by > 0 && cur > 0 && by > LLONG_MAX - cur)) {
+        r = -ERANGE;
+        goto out;
+    }
+    cur += by;
+    char text[24];
+    size_t tl = kv_ll2str(text, cur);
+    r = put(k, kl, text, tl, exp);
+    if (r == 0)
+        *out = cur;
+out:
+    stripe_unlock(s);
+    return r;
+}
+
+int kv_store_expire(const void *k, size_t kl, int64_t at, int flags, int64_t now) {
+    size_t s = stripe_of(k, kl);
+    stripe_lock(s);
+    int64_t exp = 0;
+    int r = 0;
+    if (!live_locked(s, k, kl, now, &exp))
+        goto out;
+    /* Redis: a key without expiry counts as an infinite TTL for GT and LT. */
+    if (((flags & KV_EXP_NX) && exp) || ((flags & KV_EXP_XX) && !exp) ||
+        ((flags & KV_EXP_GT) && (!exp || at <= exp)) ||
+        ((flags & KV_EXP_LT) && exp && at >= exp))
+        goto out;
+    if (at <= now) {
+        ot_ets_delete(tab, k, kl);
+        if (exp)
+            volatile_add(s, -1);
+        r = 1;
+        goto out;
+    }
+    int64_t res;
+    r = ot_ets_update_counter(tab, k, kl, 0, at - exp, NULL, &res);
+    if (r == 0) {
+        if (!exp)
+            volatile_add(s, 1);
+        r = 1;
+    }
+out:
+    stripe_unlock(s);
+    return r;
+}
+
+static bool match_all(const void *k, size_t kl, const void *v, size_t vl, void *arg) {
+    return true;
+}
+
+void kv_store_flush(void) {
+    /* All stripes, in order, so FLUSHALL is atomic against every write and
+     * cannot deadlock with single-key writers (they hold one stripe). */
+    for (size_t i = 0; i < STRIPES; i++)
+        stripe_lock(i);
+    size_t n = 0;
+    ot_ets_select_delete(tab, match_all, NULL, &n);
+    for (size_t i = 0; i < STRIPES; i++)
+        atomic_store_explicit(&stripes[i].volatile_keys, 0, memory_order_relaxed);
+    for (size_t i = STRIPES; i-- > 0;)
+        stripe_unlock(i);
+}
+
+/* ---- active expiry ------------------------------------------------------ */
+
+/* Moves the cursor to the key after it (or to the first key): 0, or
+ * -ENOENT at the end of the table. Two buffers, swapped, so a walk does not
+ * allocate per key. */
+static int advance(void) {
+    for (;;) {
+        if (!nextbuf) {
+            nextbuf = malloc(64);
+            if (!nextbuf)
+                return -ENOMEM;
+            next_cap = 64;
+        }
+        size_t need = 0;
+        int r = cursor_len ? ot_ets_next(tab, cursor, cursor_len, nextbuf, next_cap, &need)
+                           : ot_ets_first(tab, nextbuf, next_cap, &need);
+        if (r == -ERANGE) {
+            char *grown = realloc(nextbuf, need);
+            if (!grown)
+                return -ENOMEM;
+            nextbuf = grown;
+            next_cap = need;
+            continue;
+        }
+        if (r == 0) {
+            char *t = cursor;
+            size_t tc = cursor_cap;
+            cursor = nextbuf;
+            cursor_cap = next_cap;
+            cursor_len = need;
+            nextbuf = t;
+            next_cap = tc;
+        }
+        return r;
+    }
+}
+
+size_t kv_store_expire_step(size_t sample, int64_t now) {
+    size_t removed = 0;
+    for (size_t i = 0; i < sample; i++) {
+        if (advance() != 0) {
+            cursor_len = 0; /* wrap round */
+            if (advance() != 0)
+                break;
+        }
+        struct peek p = {0};
+        if (ot_ets_read(tab, cursor, cursor_len, peek_cb, &p) > 0 && p.found &&
+            expired(p.exp, now)) {
+            removed += (size_t)lazy_expire(cursor, cursor_len, now);
+        }
+    }
+    return removed;
+}
