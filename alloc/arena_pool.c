@@ -155,7 +155,9 @@ void ot__arena_pool_return(unsigned slot, size_t bytes) {
     push(slot);
 }
 
-unsigned ot__arena_pool_size(void) { return pool.size; }
+unsigned ot__arena_pool_size(void) {
+    return pool.size;
+}
 
 unsigned ot__arena_pool_available(void) {
     return atomic_load_explicit(&pool.avail, memory_order_relaxed);

@@ -26,8 +26,8 @@
 
 /* 16-byte steps to 128, then four classes per doubling up to 8 KiB. */
 static const uint16_t class_size[OT__HEAP_NCLASSES] = {
-    16,   32,   48,   64,   80,   96,   112,  128,  160,  192,  224,  256,  320,  384,  448,  512,
-    640,  768,  896,  1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192,
+    16,  32,  48,  64,   80,   96,   112,  128,  160,  192,  224,  256,  320,  384,  448,  512,
+    640, 768, 896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192,
 };
 
 /* The mode new heaps open in. Set by pool init and fini, which the core runs

@@ -32,15 +32,16 @@ struct ot__heap_state;
 
 typedef struct ot__chunk {
     struct ot__heap_state *owner;
-    struct ot__chunk *next, *prev; /* every chunk and large block of the heap */
-    size_t size;                   /* bytes held: OT__HEAP_CHUNK, or the large allocation */
-    uint32_t kind;                 /* OT__CHUNK_SMALL or OT__CHUNK_LARGE */
-    uint16_t next_page;            /* first page not yet given to a run */
-    uint16_t hdr_end;              /* bytes of page 0 taken by this header (and state) */
+    struct ot__chunk *next, *prev;      /* every chunk and large block of the heap */
+    size_t size;                        /* bytes held: OT__HEAP_CHUNK, or the large allocation */
+    uint32_t kind;                      /* OT__CHUNK_SMALL or OT__CHUNK_LARGE */
+    uint16_t next_page;                 /* first page not yet given to a run */
+    uint16_t hdr_end;                   /* bytes of page 0 taken by this header (and state) */
     uint8_t page_class[OT__HEAP_PAGES]; /* size class of each page; 0xff: none */
 } __attribute__((aligned(64))) ot__chunk;
 
-_Static_assert(sizeof(ot__chunk) == OT__HEAP_LARGE_HDR, "a large block's header is one chunk header");
+_Static_assert(sizeof(ot__chunk) == OT__HEAP_LARGE_HDR,
+               "a large block's header is one chunk header");
 
 struct ot__heap_bin {
     void *free; /* freed blocks, linked through their first word */
@@ -50,8 +51,8 @@ struct ot__heap_bin {
 
 struct ot__heap_state {
     struct ot__heap_bin bin[OT__HEAP_NCLASSES];
-    int mode;          /* enum ot__heap_mode */
-    unsigned slot;     /* arena mode: pool slot and jemalloc arena index */
+    int mode;      /* enum ot__heap_mode */
+    unsigned slot; /* arena mode: pool slot and jemalloc arena index */
     unsigned arena;
     int flags;         /* arena mode: the MALLOCX_ flags of every jemalloc call */
     size_t bytes;      /* what ot__heap_bytes reports */

@@ -240,9 +240,15 @@ static void reuse_in(int mode) {
     teardown_mode();
 }
 
-Test(heap, reuse_arena) { reuse_in(OT__HEAP_ARENA); }
-Test(heap, reuse_fallback) { reuse_in(OT__HEAP_FALLBACK); }
-Test(heap, reuse_direct) { reuse_in(OT__HEAP_DIRECT); }
+Test(heap, reuse_arena) {
+    reuse_in(OT__HEAP_ARENA);
+}
+Test(heap, reuse_fallback) {
+    reuse_in(OT__HEAP_FALLBACK);
+}
+Test(heap, reuse_direct) {
+    reuse_in(OT__HEAP_DIRECT);
+}
 
 Test(heap, every_small_size) {
     setup_mode(OT__HEAP_ARENA);
@@ -286,9 +292,15 @@ static void calloc_in(int mode) {
     teardown_mode();
 }
 
-Test(heap, calloc_zeroes_arena) { calloc_in(OT__HEAP_ARENA); }
-Test(heap, calloc_zeroes_fallback) { calloc_in(OT__HEAP_FALLBACK); }
-Test(heap, calloc_zeroes_direct) { calloc_in(OT__HEAP_DIRECT); }
+Test(heap, calloc_zeroes_arena) {
+    calloc_in(OT__HEAP_ARENA);
+}
+Test(heap, calloc_zeroes_fallback) {
+    calloc_in(OT__HEAP_FALLBACK);
+}
+Test(heap, calloc_zeroes_direct) {
+    calloc_in(OT__HEAP_DIRECT);
+}
 
 Test(heap, calloc_overflow) {
     setup_mode(OT__HEAP_ARENA);
@@ -316,8 +328,8 @@ Test(heap, calloc_overflow) {
 static void realloc_in(int mode) {
     setup_mode(mode);
     ot__heap h = {0};
-    static const size_t sizes[] = {10,    100,    1000,  5000, 8192, 9000,   70000,
-                                   300000, 100000, 20000, 3000, 50,   16,     1};
+    static const size_t sizes[] = {10,     100,    1000,  5000, 8192, 9000, 70000,
+                                   300000, 100000, 20000, 3000, 50,   16,   1};
     size_t cur = 10;
     unsigned char *p = ot__heap_alloc(&h, cur);
     fill(p, cur, 3);
@@ -344,9 +356,15 @@ static void realloc_in(int mode) {
     teardown_mode();
 }
 
-Test(heap, realloc_arena) { realloc_in(OT__HEAP_ARENA); }
-Test(heap, realloc_fallback) { realloc_in(OT__HEAP_FALLBACK); }
-Test(heap, realloc_direct) { realloc_in(OT__HEAP_DIRECT); }
+Test(heap, realloc_arena) {
+    realloc_in(OT__HEAP_ARENA);
+}
+Test(heap, realloc_fallback) {
+    realloc_in(OT__HEAP_FALLBACK);
+}
+Test(heap, realloc_direct) {
+    realloc_in(OT__HEAP_DIRECT);
+}
 
 Test(heap, realloc_bad_pointer) {
     setup_mode(OT__HEAP_ARENA);
@@ -409,14 +427,14 @@ Test(heap, large_blocks_arena) {
     fill(p2, 3 * n, 6);
     check(p, n, 5);
     ot__heap_free(&h, p);
-    cr_assert_eq(ot__heap_bytes(&h), CHUNK + nallocx(3 * n + OT__HEAP_LARGE_HDR,
-                                                      MALLOCX_ALIGN(CHUNK)));
+    cr_assert_eq(ot__heap_bytes(&h),
+                 CHUNK + nallocx(3 * n + OT__HEAP_LARGE_HDR, MALLOCX_ALIGN(CHUNK)));
     ot__heap_free(&h, p2);
     cr_assert_eq(ot__heap_bytes(&h), CHUNK);
     /* The smallest large block. */
     void *p3 = ot__heap_alloc(&h, OT__HEAP_SMALL_MAX + 1);
-    cr_assert_eq(ot__heap_bytes(&h),
-                 CHUNK + nallocx(OT__HEAP_SMALL_MAX + 1 + OT__HEAP_LARGE_HDR, MALLOCX_ALIGN(CHUNK)));
+    cr_assert_eq(ot__heap_bytes(&h), CHUNK + nallocx(OT__HEAP_SMALL_MAX + 1 + OT__HEAP_LARGE_HDR,
+                                                     MALLOCX_ALIGN(CHUNK)));
     ot__heap_free(&h, p3);
     ot__heap_free(&h, small);
     cr_assert_eq(ot__heap_bytes(&h), CHUNK, "the chunk stays until release");
@@ -439,8 +457,8 @@ Test(heap, bytes_count_chunks) {
     }
     cr_assert_not_null(ot__heap_alloc(&h, 64));
     cr_assert_eq(ot__heap_bytes(&h), 2 * CHUNK);
-    size_t per_next = (OT__HEAP_PAGE - sizeof(ot__chunk)) / 64 +
-                      (OT__HEAP_PAGES - 1) * (OT__HEAP_PAGE / 64);
+    size_t per_next =
+        (OT__HEAP_PAGE - sizeof(ot__chunk)) / 64 + (OT__HEAP_PAGES - 1) * (OT__HEAP_PAGE / 64);
     for (size_t i = 1; i < per_next; i++)
         cr_assert_not_null(ot__heap_alloc(&h, 64));
     cr_assert_eq(ot__heap_bytes(&h), 2 * CHUNK);
@@ -581,7 +599,7 @@ Test(heap, pool_exhaustion_falls_back) {
 
 struct churn {
     long heaps;
-    long warm;     /* after this many heaps, signal warm-up done */
+    long warm; /* after this many heaps, signal warm-up done */
     _Atomic int *warm_count;
     long fallbacks;
     int failed;
@@ -619,7 +637,8 @@ Test(heap, million_heaps_rss_flat, .timeout = 300) {
 #endif
     cr_assert_eq(ot__heap_pool_init_mode(0, OT__HEAP_ARENA), 0);
     _Atomic int warm = 0;
-    struct churn c[2] = {{total / 2, total / 20, &warm, 0, 0}, {total / 2, total / 20, &warm, 0, 0}};
+    struct churn c[2] = {{total / 2, total / 20, &warm, 0, 0},
+                         {total / 2, total / 20, &warm, 0, 0}};
     pthread_t t[2];
     size_t rss0 = rss_bytes();
     for (int i = 0; i < 2; i++)
