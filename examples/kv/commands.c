@@ -421,8 +421,11 @@ static int set_name(kv_client *c, const kv_arg *n) {
 
 static void cmd_client(kv_client *c, const kv_arg *argv, size_t argc) {
     const kv_arg *sub = &argv[1];
-    if (eq(sub, "ID") && argc == 2) {
-        kv_reply_int(&c->out, (long long)c->id);
+    if (eq(sub, "ID")) {
+        if (argc != 2)
+            wrong_args(c, "client|id");
+        else
+            kv_reply_int(&c->out, (long long)c->id);
     } else if (eq(sub, "SETNAME")) {
         if (argc != 3)
             wrong_args(c, "client|setname");

@@ -20,7 +20,11 @@
  * readers therefore load the header with a relaxed atomic load, as ets.h asks.
  * Expired keys are removed lazily when a command touches them and actively by
  * kv_store_expire_step, which walks the table round with ot_ets_next from a
- * saved cursor key, as Redis's active expiry samples its keys. */
+ * saved cursor key, as Redis's active expiry samples its keys.
+ *
+ * ETS keys are one byte or more and Redis keys may be empty, so a key that
+ * is empty or starts with a NUL byte is stored with one NUL byte in front;
+ * every other key is stored as it is, without a copy. */
 #include "examples/kv/store.h"
 
 #include <errno.h>
@@ -165,7 +169,7 @@ static int lazy_expire(const void *k, size_t kl, int64_t now) {
     return r;
 }
 
-int kv_store_get(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg) {
+static int raw_get(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg) {
     struct peek p = {.fn = fn, .arg = arg, .now = now};
     if (ot_ets_read(tab, k, kl, peek_cb, &p) <= 0 || !p.found)
         return 0;
@@ -176,11 +180,7 @@ int kv_store_get(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg)
     return 1;
 }
 
-int kv_store_exists(const void *k, size_t kl, int64_t now) {
-    return kv_store_get(k, kl, now, NULL, NULL);
-}
-
-int64_t kv_store_pttl(const void *k, size_t kl, int64_t now) {
+static int64_t raw_pttl(const void *k, size_t kl, int64_t now) {
     struct peek p = {.now = now};
     if (ot_ets_read(tab, k, kl, peek_cb, &p) <= 0 || !p.found)
         return -2;
@@ -253,7 +253,7 @@ static int reply_old(const void *k, size_t kl, kv_out *o) {
     return 0;
 }
 
-int kv_store_set(const void *k, size_t kl, const void *v, size_t vl, int64_t at, int flags,
+static int raw_set(const void *k, size_t kl, const void *v, size_t vl, int64_t at, int flags,
                  int64_t now, kv_out *getout) {
     size_t s = stripe_of(k, kl);
     stripe_lock(s);
@@ -280,7 +280,7 @@ out:
     return r;
 }
 
-int kv_store_del(const void *k, size_t kl, int64_t now) {
+static int raw_del(const void *k, size_t kl, int64_t now) {
     size_t s = stripe_of(k, kl);
     stripe_lock(s);
     int64_t exp = 0;
@@ -304,7 +304,7 @@ static void num_cb(const void *v, size_t vl, void *arg) {
     n->ok = vl >= 8 && kv_str2ll((const char *)v + 8, vl - 8, &n->v);
 }
 
-int kv_store_incrby(const void *k, size_t kl, int64_t by, int64_t now, int64_t *out) {
+static int raw_incrby(const void *k, size_t kl, int64_t by, int64_t now, int64_t *out) {
     size_t s = stripe_of(k, kl);
     stripe_lock(s);
     int64_t exp = 0;
@@ -335,7 +335,7 @@ out:
     return r;
 }
 
-int kv_store_expire(const void *k, size_t kl, int64_t at, int flags, int64_t now) {
+static int raw_expire(const void *k, size_t kl, int64_t at, int flags, int64_t now) {
     size_t s = stripe_of(k, kl);
     stripe_lock(s);
     int64_t exp = 0;
@@ -435,4 +435,98 @@ size_t kv_store_expire_step(size_t sample, int64_t now) {
         }
     }
     return removed;
+}
+
+/* ---- key encoding and the public entry points ---------------------------- */
+
+struct ekey {
+    const void *p;
+    size_t n;
+    char *heap;
+    char buf[128];
+};
+
+static int ekey_init(struct ekey *e, const void *k, size_t kl) {
+    e->heap = NULL;
+    if (kl > 0 && ((const char *)k)[0] != '\0') {
+        e->p = k;
+        e->n = kl;
+        return 0;
+    }
+    char *b = e->buf;
+    if (kl + 1 > sizeof e->buf) {
+        b = e->heap = ot_alloc(kl + 1);
+        if (!b)
+            return -ENOMEM;
+    }
+    b[0] = '\0';
+    if (kl)
+        memcpy(b + 1, k, kl);
+    e->p = b;
+    e->n = kl + 1;
+    return 0;
+}
+
+static void ekey_fini(struct ekey *e) {
+    if (e->heap)
+        ot_free(e->heap);
+}
+
+int kv_store_get(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg) {
+    struct ekey e;
+    if (ekey_init(&e, k, kl) < 0)
+        return 0;
+    int r = raw_get(e.p, e.n, now, fn, arg);
+    ekey_fini(&e);
+    return r;
+}
+
+int kv_store_exists(const void *k, size_t kl, int64_t now) {
+    return kv_store_get(k, kl, now, NULL, NULL);
+}
+
+int64_t kv_store_pttl(const void *k, size_t kl, int64_t now) {
+    struct ekey e;
+    if (ekey_init(&e, k, kl) < 0)
+        return -2;
+    int64_t r = raw_pttl(e.p, e.n, now);
+    ekey_fini(&e);
+    return r;
+}
+
+int kv_store_set(const void *k, size_t kl, const void *v, size_t vl, int64_t at, int flags,
+                 int64_t now, kv_out *getout) {
+    struct ekey e;
+    if (ekey_init(&e, k, kl) < 0)
+        return -ENOMEM;
+    int r = raw_set(e.p, e.n, v, vl, at, flags, now, getout);
+    ekey_fini(&e);
+    return r;
+}
+
+int kv_store_del(const void *k, size_t kl, int64_t now) {
+    struct ekey e;
+    if (ekey_init(&e, k, kl) < 0)
+        return 0;
+    int r = raw_del(e.p, e.n, now);
+    ekey_fini(&e);
+    return r;
+}
+
+int kv_store_incrby(const void *k, size_t kl, int64_t by, int64_t now, int64_t *out) {
+    struct ekey e;
+    if (ekey_init(&e, k, kl) < 0)
+        return -ENOMEM;
+    int r = raw_incrby(e.p, e.n, by, now, out);
+    ekey_fini(&e);
+    return r;
+}
+
+int kv_store_expire(const void *k, size_t kl, int64_t at, int flags, int64_t now) {
+    struct ekey e;
+    if (ekey_init(&e, k, kl) < 0)
+        return 0;
+    int r = raw_expire(e.p, e.n, at, flags, now);
+    ekey_fini(&e);
+    return r;
 }
