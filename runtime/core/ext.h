@@ -44,10 +44,11 @@ void ot__res_del(struct ot__res *r);
  * SQEs, cancellations). */
 struct ot__io_op {
     bool (*on_cqe)(struct ot__io_op *op, const struct io_uring_cqe *cqe);
-    void *waiter; /* core-private */
+    void *waiter;     /* core-private: the parked process */
+    void *ring_owner; /* core-private: the scheduler whose ring has the op */
     int32_t res;
     uint32_t cqe_flags;
-    int done; /* core-private */
+    int done; /* core-private: set when complete (read it only after ot__io_wait) */
 };
 /* An SQE on the caller's scheduler ring (submitted with the scheduler's next
  * batch), or NULL when the caller is not a process (errno EPERM). May flush

@@ -1,0 +1,385 @@
+/* The runtime core's private types: process records, message envelopes,
+ * schedulers, timers. One header because these few structs point at each
+ * other everywhere in runtime/core; each .c file owns the functions on them.
+ *
+ * Invariants kept across the core:
+ * - A process record lives in its process-table slot for the life of the
+ *   runtime (type-stable memory): other threads may read a slot's atomics
+ *   at any time; a pid whose generation differs from the slot's is dead.
+ * - A slot's mailbox queue is never reinitialised: a late sender may push an
+ *   envelope addressed to a dead pid into it; receivers drop envelopes whose
+ *   `to` is not their own pid.
+ * - Signals that need an answer when the target is dead (link, monitor) are
+ *   pushed under the slot's lock while the target is alive; the exit path takes
+ *   the same lock to mark the process dead, then drains them.
+ * - A process is in at most one run queue, and only a successful CAS of its
+ *   state to RUNNABLE puts it there. */
+#ifndef OT_CORE_H
+#define OT_CORE_H
+
+#include <otter.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <liburing.h>
+
+#include "alloc/heap.h"
+#include "runtime/core/ext.h"
+#include "runtime/core/map.h"
+
+#define OT_HIDDEN __attribute__((visibility("hidden")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define OT_CACHELINE 64
+#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+
+/* ---- message envelopes -------------------------------------------------- */
+
+enum env_kind {
+    ENV_MSG = 0,
+    ENV_SIG_EXIT,      /* exit/2 from another process: payload ot_reason */
+    ENV_SIG_LINK_EXIT, /* a linked process died: payload ot_reason */
+    ENV_SIG_LINK,      /* link request */
+    ENV_SIG_UNLINK,
+    ENV_SIG_MONITOR,   /* ref = monitor ref */
+    ENV_SIG_DEMONITOR,
+    ENV_SIG_DOWN,      /* monitor fired: ot_down_msg, filtered by the monitors set */
+};
+#define ENV_FOREIGN_OWNED 0x80 /* received by a foreign thread: not on a taken list */
+
+struct env {
+    _Atomic(struct env *) next; /* MPSC link, then the private queue's next */
+    struct env *prev;           /* private queue / taken list */
+    ot_pid to;
+    uint8_t kind;
+    uint8_t pad[7];
+    ot_msg msg;
+    /* payload follows */
+};
+static inline void *env_data(struct env *e) { return (char *)(e + 1); }
+static inline struct env *env_of(const ot_msg *m) {
+    return container_of((ot_msg *)(uintptr_t)m, struct env, msg);
+}
+OT_HIDDEN struct env *ot__env_new(ot_pid to, uint32_t tag, ot_pid from, ot_ref ref,
+                                  const void *data, size_t size);
+OT_HIDDEN void ot__env_free(struct env *e);
+
+/* ---- stacks --------------------------------------------------------------- */
+
+struct stack {
+    struct stack *next; /* pool free list */
+    char *lo, *hi;      /* usable range; the guard is just below lo */
+    size_t size;
+    void *tsan_fiber;
+    unsigned vg_id;
+};
+
+/* ---- processes ------------------------------------------------------------- */
+
+enum proc_state {
+    PS_FREE = 0,
+    PS_RUNNING,
+    PS_RUNNABLE,
+    PS_WAITING,
+    PS_EXITING,
+};
+
+enum proc_flags {
+    PF_HANDLER = 1u << 0,
+    PF_TRAP = 1u << 1,
+    PF_BOUND = 1u << 2,
+    PF_ETS_OWNER = 1u << 3,
+    PF_DEAD = 1u << 4,     /* set under the slot lock by the exit path */
+    PF_SIGNALS = 1u << 5,  /* a signal may be pending in the inbox */
+    PF_FOREIGN = 1u << 6,  /* the mailbox of a foreign thread: woken by futex */
+    PF_NAMED = 1u << 8,    /* aflags: has a registered name (set by register) */
+    PF_IOWAIT = 1u << 7,   /* aflags: an op is in flight on its scheduler's ring, so
+                              wakes must bring it back to that scheduler */
+};
+
+struct ot_sched;
+struct mq_stub {
+    _Atomic(struct env *) next;
+};
+
+struct ot_proc {
+    /* written by other threads */
+    _Atomic uint64_t pid;   /* 0 when the slot is free */
+    _Atomic uint32_t state; /* enum proc_state */
+    _Atomic uint32_t aflags; /* PF_DEAD, PF_ETS_OWNER, PF_SIGNALS */
+    _Atomic uint8_t lock;   /* slot spinlock: signals needing answers vs exit */
+    uint8_t pad0[3];
+    uint32_t flags;         /* PF_HANDLER, PF_TRAP, PF_BOUND: owner only */
+    _Atomic(struct env *) mq_tail; /* MPSC producers XCHG here */
+    _Atomic(struct ot_sched *) sched; /* the scheduler it runs or is queued on */
+    _Atomic uint64_t timeout_seq; /* set by a firing receive-timeout timer */
+    _Atomic(struct ot_proc *) rq_next; /* inbox / overflow list link */
+    uint64_t enq_ns;        /* when it was queued (steal only what waited) */
+
+    /* owner (the process, or its scheduler while it is not running) */
+    struct env *mq_head;    /* MPSC consumer end */
+    struct mq_stub stub;
+    struct env *q_first, *q_last; /* private queue, oldest first */
+    size_t q_len;
+    struct mq_taken { _Atomic(struct env *) next; struct env *prev; } taken;
+                            /* received, not yet freed: circular, sentinel here */
+    bool dying;             /* a signal decided its death: reason is set */
+    ot_ref mark_ref;        /* receive-mark: messages before mark_env are older */
+    struct env *mark_env;
+    bool mark_valid;
+    uint8_t exit_by_signal; /* the exit came from outside: no crash report */
+    uint16_t pad1;
+    uint32_t next_free;     /* free-list link (slot index + 1) */
+    _Atomic uint32_t gen;   /* generation of the current or last pid */
+    uint64_t wait_seq;      /* this wait's number, matched against timeout_seq */
+    void *sp;               /* saved context while switched out */
+    struct stack *stack;    /* own stack, or a borrowed one while blocked */
+    void (*fn)(void *);     /* stackful entry */
+    ot_handler_fn hfn;      /* handler callback */
+    void *arg;              /* fn's arg, or the handler's state */
+    struct ot_timer *tmo;   /* the armed receive timeout, if any */
+    uint64_t tmo_gen;
+    struct ot_sched *tmo_owner;
+    uint64_t reductions;
+    int32_t budget;
+    uint32_t stack_req;     /* requested stack size (KiB), 0 = default */
+    struct ot__io_op *io_op; /* the op it is parked on, if any */
+    struct ot__res *res;    /* resources to release at exit */
+    ot__heap heap;
+    struct ot__u64map links;     /* pid -> 1 */
+    struct ot__u64map monitors;  /* ref -> pid: monitors this process holds */
+    struct ot__u64map monitored; /* ref -> pid: monitors held on this process */
+    char *name;             /* registered name */
+    const char *behaviour;
+    uint64_t scans;         /* messages inspected by receives */
+    ot_reason reason;       /* exit reason, valid in PS_EXITING */
+};
+
+static inline uint32_t pid_index(ot_pid p) { return (uint32_t)(p.v & 0xffffffffu); }
+static inline uint32_t pid_gen(ot_pid p) { return (uint32_t)(p.v >> 32); }
+
+/* Process table (ptab.c) */
+OT_HIDDEN int ot__ptab_init(size_t cap);
+OT_HIDDEN void ot__ptab_fini(void);
+OT_HIDDEN struct ot_proc *ot__ptab_alloc(void); /* NULL when full */
+OT_HIDDEN void ot__ptab_free(struct ot_proc *p);
+OT_HIDDEN struct ot_proc *ot__ptab_slot(ot_pid pid); /* NULL if the index is invalid */
+OT_HIDDEN struct ot_proc *ot__ptab_live(ot_pid pid); /* NULL unless alive now */
+OT_HIDDEN bool ot__pid_never_issued(ot_pid pid);
+OT_HIDDEN size_t ot__ptab_cap(void);
+OT_HIDDEN struct ot_proc *ot__ptab_at(size_t i);
+OT_HIDDEN size_t ot__ptab_hwm(void);
+OT_HIDDEN size_t ot__ptab_live_count(void);
+
+static inline void slot_lock(struct ot_proc *p) {
+    /* pairs with the release in slot_unlock */
+    while (atomic_exchange_explicit(&p->lock, 1, memory_order_acquire))
+        __builtin_ia32_pause();
+}
+static inline void slot_unlock(struct ot_proc *p) {
+    atomic_store_explicit(&p->lock, 0, memory_order_release);
+}
+
+/* ---- timers ---------------------------------------------------------------- */
+
+enum { TMR_FREE = 0, TMR_ARMED, TMR_CANCELLED, TMR_FIRED };
+enum { TK_SEND = 1, TK_WAKE };
+
+struct ot_timer {
+    struct ot_timer *next, *prev; /* wheel bucket, or free list (next) */
+    _Atomic uint64_t genstate;    /* gen << 8 | state: CAS'd by cancellers */
+    uint64_t expire;              /* tick (ms) */
+    uint32_t idx;                 /* index in its scheduler's timer table */
+    uint8_t kind;
+    uint8_t level, slot;
+    uint8_t in_wheel;
+    ot_pid target;
+    uint64_t seq;                 /* TK_WAKE: the wait it ends */
+    struct env *env;              /* TK_SEND: the message, built at arm time */
+};
+
+#define WHEEL_LEVELS 6
+#define WHEEL_BITS 6
+#define WHEEL_SLOTS 64
+struct ot_wheel {
+    uint64_t now; /* current tick: everything at or before it has fired */
+    uint64_t count;
+    uint64_t bitmap[WHEEL_LEVELS];
+    struct ot_timer *slots[WHEEL_LEVELS][WHEEL_SLOTS];
+    struct ot_timer *due; /* expired at insertion: fire at the next advance */
+    struct ot_timer **chunks; /* timer table: chunks of TMR_CHUNK */
+    uint32_t nchunks, cap_chunks, used;
+    struct ot_timer *free;
+};
+#define TMR_CHUNK_BITS 12
+#define TMR_CHUNK (1u << TMR_CHUNK_BITS)
+
+/* ---- schedulers ------------------------------------------------------------ */
+
+enum { SS_RUNNING = 0, SS_SPINNING, SS_SLEEPING };
+#define RQ_SIZE 256
+
+struct ot_sched {
+    /* written by other threads */
+    _Atomic uint32_t sleep_state __attribute__((aligned(OT_CACHELINE)));
+    _Atomic(struct ot_proc *) inbox_tail;  /* MPSC of woken processes */
+    _Atomic uint32_t rq_head;              /* ring: thieves and owner CAS */
+    _Atomic uint32_t rq_tail __attribute__((aligned(OT_CACHELINE))); /* owner stores */
+    _Atomic(struct ot_proc *) rq[RQ_SIZE];
+    /* owner only */
+    struct ot_proc *inbox_head __attribute__((aligned(OT_CACHELINE)));
+    struct ot_proc inbox_stub_proc_unused[0];
+    _Atomic(struct ot_proc *) inbox_stub; /* rq_next of the stub */
+    struct ot_proc *runnext;
+    unsigned runnext_streak;
+    struct ot_proc *ovf_head, *ovf_tail; /* overflow of the ring, owner only */
+    size_t ovf_len;
+    int id;
+    pthread_t thread;
+    struct io_uring ring;
+    bool ring_ok;
+    int evfd;
+    uint64_t evbuf;
+    unsigned inflight;          /* SQEs submitted whose CQEs are outstanding */
+    unsigned pending_sqes;
+    struct ot_proc *current;
+    void *sp;                   /* the scheduler's own context while a process runs */
+    struct stack *hstack;       /* the borrowed stack for the next handler run */
+    struct stack *stack_pool;   /* warm free stacks of the default size */
+    size_t stack_pool_len;
+    struct stack *stack_cold;   /* free stacks whose pages went back to the kernel */
+    struct stack *stack_odd;    /* free stacks of other sizes */
+    size_t stack_warm_hwm;
+    void **res_chunks;          /* this scheduler's stack reservations */
+    size_t res_nchunks, res_capchunks;
+    char *res_next, *res_end;
+    struct ot_wheel wheel;
+    uint64_t now_ns;            /* the loop's clock */
+    uint64_t run_start_ns;
+    bool in_process;            /* a process runs on this thread right now */
+    volatile sig_atomic_t fault_sig;
+    void *fault_addr;
+    void *altstack;
+    void *tsan_fiber;           /* the thread's own fiber */
+    void *asan_fake;
+    void *tstack_lo;            /* the thread's own stack, for ASan switches */
+    size_t tstack_size;
+    unsigned nloops;
+    bool handler_yield;         /* the handler body stopped on budget, not empty */
+    _Atomic int ready;          /* 1 once its ring is up, negative errno if it failed */
+    int switch_reason;          /* why the current process switched out */
+    struct ot_proc *exit_queue; /* processes whose exit is to be completed */
+    uint64_t nwakes_sent;
+};
+
+enum { SW_YIELD = 1, SW_PARK, SW_EXIT, SW_HANDLER_DONE, SW_FAULT };
+
+struct ot_runtime {
+    _Atomic int running;
+    _Atomic int stopping;
+    unsigned nsched;
+    unsigned nstarted;
+    struct ot_sched **sched;
+    uint64_t epoch;          /* bumped by every ot_start: foreign mailboxes of an
+                                earlier run are recognised as stale */
+    ot_config cfg;
+    size_t stack_size;       /* default usable stack bytes */
+    size_t page;
+    struct ot__io_features feat;
+    _Atomic uint64_t ref_counter;
+    _Atomic uint64_t sleeping; /* count of sleeping schedulers, for spreading work */
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+};
+extern struct ot_runtime ot__rt OT_HIDDEN;
+extern __thread struct ot_sched *ot__cur_sched OT_HIDDEN;
+
+/* A process may resume on another thread than the one it switched out on,
+ * and compilers treat the thread pointer as constant within a function, so
+ * the core never caches a TLS address across a switch: it reads it through
+ * this out-of-line call every time. */
+OT_HIDDEN struct ot_sched *ot__sched_get(void) __attribute__((noinline));
+static inline struct ot_proc *cur_proc(void) {
+    struct ot_sched *s = ot__sched_get();
+    return (s && s->in_process) ? s->current : NULL;
+}
+
+/* sched.c */
+OT_HIDDEN void ot__make_runnable(struct ot_proc *p, bool from_local);
+OT_HIDDEN void ot__enqueue_new(struct ot_proc *p, struct ot_sched *target);
+OT_HIDDEN void ot__io_cancel(struct ot__io_op *op);
+OT_HIDDEN void ot__wake(struct ot_proc *p);
+OT_HIDDEN void ot__park(void);           /* from a process: switch out WAITING */
+OT_HIDDEN void ot__yield_now(void);
+OT_HIDDEN _Noreturn void ot__switch_exit(void);
+OT_HIDDEN uint64_t ot__clock_ns(void);
+OT_HIDDEN void ot__sched_kick(struct ot_sched *s);
+OT_HIDDEN int ot__sched_start_all(void);
+OT_HIDDEN void ot__sched_stop_all(void);
+
+/* stack.c */
+OT_HIDDEN int ot__stack_reserve(struct ot_sched *s);
+OT_HIDDEN void ot__stack_release_reserve(struct ot_sched *s);
+OT_HIDDEN struct stack *ot__stack_get(struct ot_sched *s, size_t size);
+OT_HIDDEN void ot__stack_put(struct ot_sched *s, struct stack *st);
+OT_HIDDEN bool ot__stack_guard_hit(const struct stack *st, const void *addr);
+
+/* mbox.c */
+OT_HIDDEN void ot__mq_push(struct ot_proc *p, struct env *e);
+OT_HIDDEN void ot__mq_drain(struct ot_proc *p); /* MPSC -> private queue, runs signals */
+OT_HIDDEN void ot__mq_free_all(struct ot_proc *p);
+OT_HIDDEN void ot__q_remove(struct ot_proc *p, struct env *e);
+OT_HIDDEN struct env *ot__q_take_first(struct ot_proc *p);
+OT_HIDDEN bool ot__mq_maybe_nonempty(struct ot_proc *p);
+OT_HIDDEN int ot__deliver(ot_pid to, struct env *e); /* push + wake; frees e if dead */
+
+/* signals.c */
+OT_HIDDEN bool ot__handle_signal(struct ot_proc *p, struct env *e); /* true: keep as message */
+OT_HIDDEN bool ot__send_signal(ot_pid to, int kind, ot_pid from, ot_ref ref, const void *d,
+                               size_t n); /* false: the target was dead (and was answered) */
+OT_HIDDEN void ot__exit_links_monitors(struct ot_proc *p);
+OT_HIDDEN void ot__answer_dead_signal(ot_pid dead, struct env *e);
+OT_HIDDEN void ot__check_signals(struct ot_proc *p); /* may not return (death) */
+
+/* proc.c */
+OT_HIDDEN void ot__proc_kill_pending(struct ot_proc *p, ot_reason r, bool by_signal);
+OT_HIDDEN void ot__proc_finish_exit(struct ot_sched *s, struct ot_proc *p);
+OT_HIDDEN _Noreturn void ot__exit_current(ot_reason r, bool by_signal);
+OT_HIDDEN void ot__run_handler_body(void *arg);
+OT_HIDDEN void ot__stackful_entry(void *arg);
+OT_HIDDEN void ot__spend(struct ot_proc *p, int n);
+
+/* timer.c */
+OT_HIDDEN void ot__wheel_init(struct ot_wheel *w, uint64_t now_tick);
+OT_HIDDEN void ot__wheel_fini(struct ot_wheel *w);
+OT_HIDDEN void ot__wheel_advance(struct ot_sched *s, uint64_t now_tick);
+OT_HIDDEN int64_t ot__wheel_next(struct ot_wheel *w); /* ticks until next event, -1 none */
+OT_HIDDEN struct ot_timer *ot__timer_arm_wake(struct ot_sched *s, struct ot_proc *p,
+                                             uint64_t expire_tick, uint64_t seq,
+                                             uint64_t *gen_out);
+OT_HIDDEN void ot__timer_cancel_wake(struct ot_proc *p);
+OT_HIDDEN uint64_t ot__tick_deadline(int64_t ms); /* now + ms, rounded up to a tick */
+
+/* names.c */
+OT_HIDDEN void ot__names_release(struct ot_proc *p);
+OT_HIDDEN void ot__names_fini(void);
+
+/* log.c */
+OT_HIDDEN void ot__crash_report(struct ot_proc *p);
+
+/* ring.c */
+OT_HIDDEN int ot__ring_init(struct ot_sched *s);
+OT_HIDDEN void ot__ring_fini(struct ot_sched *s);
+OT_HIDDEN void ot__ring_probe(struct ot__io_features *f);
+OT_HIDDEN int ot__ring_reap(struct ot_sched *s); /* handles CQEs; returns how many */
+OT_HIDDEN void ot__ring_submit(struct ot_sched *s);
+OT_HIDDEN void ot__ring_sleep(struct ot_sched *s, int64_t timeout_ns);
+OT_HIDDEN void ot__ring_wake_remote(struct ot_sched *from, struct ot_sched *to);
+
+/* fault.c */
+OT_HIDDEN int ot__fault_install(void);
+OT_HIDDEN void ot__fault_uninstall(void);
+OT_HIDDEN int ot__fault_thread_init(struct ot_sched *s);
+OT_HIDDEN void ot__fault_thread_fini(struct ot_sched *s);
+
+/* sanitizer annotations (sanit.h) */
+#endif

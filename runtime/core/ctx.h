@@ -1,0 +1,36 @@
+/* Green-stack contexts: a saved stack pointer and the assembly that swaps it
+ * (switch.S). A fresh context is laid out so that the first switch into it
+ * "returns" into ot__ctx_start, which calls fn(arg) on the new stack. */
+#ifndef OT_CORE_CTX_H
+#define OT_CORE_CTX_H
+
+#include <stdint.h>
+#include <string.h>
+
+void ot__ctx_switch(void **save_sp, void *to_sp);
+void ot__ctx_start(void);
+void ot__ctx_resume_here(void);
+
+/* Prepares a context at the top of [lo, hi) that will run fn(arg). */
+static inline void *ot__ctx_make(void *hi, void (*fn)(void *), void *arg) {
+    uintptr_t top = (uintptr_t)hi & ~(uintptr_t)15;
+#if defined(__x86_64__)
+    /* r15 r14 r13 r12 rbx rbp ret: after the pops and ret, rsp is 16-aligned at
+     * ot__ctx_start's call, as the ABI wants. */
+    uint64_t *sp = (uint64_t *)(top - 72);
+    memset(sp, 0, 72);
+    sp[2] = (uint64_t)(uintptr_t)arg; /* r13 */
+    sp[3] = (uint64_t)(uintptr_t)fn;  /* r12 */
+    sp[6] = (uint64_t)(uintptr_t)ot__ctx_start;
+    return sp;
+#elif defined(__aarch64__)
+    uint64_t *sp = (uint64_t *)(top - 176);
+    memset(sp, 0, 176);
+    sp[0] = (uint64_t)(uintptr_t)fn;  /* x19 */
+    sp[1] = (uint64_t)(uintptr_t)arg; /* x20 */
+    sp[11] = (uint64_t)(uintptr_t)ot__ctx_start; /* x30 */
+    return sp;
+#endif
+}
+
+#endif

@@ -1,0 +1,144 @@
+/* Mailboxes for foreign threads (threads that are not schedulers): a slot in
+ * the process table flagged PF_FOREIGN, made on a thread's first ot_send or
+ * receive, so a process can answer msg->from. The thread blocks on a futex on
+ * the slot's state word (no spinning); a sender's wake CASes WAITING to
+ * RUNNABLE as for any process and then, seeing PF_FOREIGN, wakes the futex.
+ * Signals to a foreign mailbox are dropped: links and monitors need a
+ * process. The slot is released at thread exit or ot_stop, whichever is
+ * first; the epoch tells a thread that its slot belongs to an earlier run. */
+#include "runtime/core/core.h"
+
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static __thread struct ot_proc *tls_fp;
+static __thread uint64_t tls_epoch;
+static pthread_key_t key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static _Atomic size_t nforeign;
+
+static void release_slot(struct ot_proc *p) {
+    slot_lock(p);
+    atomic_fetch_or_explicit(&p->aflags, PF_DEAD, memory_order_acq_rel);
+    atomic_store_explicit(&p->state, PS_EXITING, memory_order_release);
+    slot_unlock(p);
+    ot__mq_drain(p);
+    ot__mq_free_all(p);
+    atomic_store_explicit(&p->pid, 0, memory_order_release);
+    atomic_store_explicit(&p->state, PS_FREE, memory_order_release);
+    ot__ptab_free(p);
+    atomic_fetch_sub_explicit(&nforeign, 1, memory_order_relaxed);
+}
+
+static void on_thread_exit(void *v) {
+    struct ot_proc *p = v;
+    if (p && tls_epoch == ot__rt.epoch &&
+        atomic_load_explicit(&ot__rt.running, memory_order_acquire) && tls_fp == p)
+        release_slot(p);
+    tls_fp = NULL;
+}
+
+static void make_key(void) { pthread_key_create(&key, on_thread_exit); }
+
+static struct ot_proc *foreign_slot(void) {
+    if (tls_fp && tls_epoch == ot__rt.epoch)
+        return tls_fp;
+    if (!atomic_load_explicit(&ot__rt.running, memory_order_acquire))
+        return NULL;
+    struct ot_proc *p = ot__ptab_alloc();
+    if (!p)
+        return NULL;
+    atomic_store_explicit(&p->aflags, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->timeout_seq, 0, memory_order_relaxed);
+    p->flags = PF_FOREIGN;
+    p->q_first = p->q_last = NULL;
+    p->q_len = 0;
+    p->dying = false;
+    p->mark_valid = false;
+    p->mark_env = NULL;
+    p->name = NULL;
+    atomic_store_explicit(&p->sched, NULL, memory_order_relaxed);
+    uint32_t idx = (uint32_t)(p - ot__ptab_at(0));
+    uint64_t pid = (uint64_t)atomic_load_explicit(&p->gen, memory_order_relaxed) << 32 | idx;
+    atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);
+    /* release pairs with senders' acquire load of pid */
+    atomic_store_explicit(&p->pid, pid, memory_order_release);
+    atomic_fetch_add_explicit(&nforeign, 1, memory_order_relaxed);
+    pthread_once(&key_once, make_key);
+    pthread_setspecific(key, p);
+    tls_fp = p;
+    tls_epoch = ot__rt.epoch;
+    return p;
+}
+
+ot_pid ot__foreign_pid(void) {
+    struct ot_proc *p = foreign_slot();
+    return p ? (ot_pid){atomic_load_explicit(&p->pid, memory_order_relaxed)} : OT_NOPID;
+}
+
+size_t ot__foreign_count(void) { return atomic_load_explicit(&nforeign, memory_order_relaxed); }
+
+void ot__foreign_wake(struct ot_proc *p) {
+    syscall(SYS_futex, &p->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *arg,
+                            int64_t timeout_ms, const struct env *after) {
+    (void)after;
+    struct ot_proc *p = foreign_slot();
+    if (!p) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint64_t deadline = timeout_ms > 0 ? ot__clock_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+    struct env *cursor = NULL;
+    for (;;) {
+        ot__mq_drain(p);
+        struct env *e = cursor ? atomic_load_explicit(&cursor->next, memory_order_relaxed)
+                               : p->q_first;
+        for (; e; e = atomic_load_explicit(&e->next, memory_order_relaxed)) {
+            if (!match || match(&e->msg, arg)) {
+                ot__q_remove(p, e);
+                e->kind |= ENV_FOREIGN_OWNED;
+                e->next = NULL;
+                e->prev = NULL;
+                return &e->msg;
+            }
+            cursor = e;
+        }
+        if (timeout_ms == 0) {
+            errno = ETIMEDOUT;
+            return NULL;
+        }
+        struct timespec ts, *tsp = NULL;
+        if (timeout_ms > 0) {
+            uint64_t now = ot__clock_ns();
+            if (now >= deadline) {
+                errno = ETIMEDOUT;
+                return NULL;
+            }
+            uint64_t left = deadline - now;
+            ts.tv_sec = (time_t)(left / 1000000000u);
+            ts.tv_nsec = (long)(left % 1000000000u);
+            tsp = &ts;
+        }
+        /* seq_cst store pairs with the sender's fence in ot__deliver */
+        atomic_store_explicit(&p->state, PS_WAITING, memory_order_seq_cst);
+        if (!ot__mq_maybe_nonempty(p))
+            syscall(SYS_futex, &p->state, FUTEX_WAIT_PRIVATE, PS_WAITING, tsp, NULL, 0);
+        atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);
+    }
+}
+
+void ot__foreign_fini_all(void) {
+    size_t hwm = ot__ptab_hwm();
+    for (size_t i = 0; i < hwm; i++) {
+        struct ot_proc *p = ot__ptab_at(i);
+        if (atomic_load_explicit(&p->pid, memory_order_relaxed) && (p->flags & PF_FOREIGN))
+            release_slot(p);
+    }
+    tls_fp = NULL;
+}

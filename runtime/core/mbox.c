@@ -1,0 +1,166 @@
+/* Mailboxes (ARCHITECTURE 5): each slot's intrusive MPSC queue (Vyukov's,
+ * with the stub inside the slot) takes envelopes from any thread with one
+ * exchange; only the owner drains it, into a private doubly-linked queue in
+ * arrival order, where selective receive scans and removes from the middle.
+ * Signals (exit, link, monitor...) travel in the same queue so that they stay
+ * ordered with messages from the same sender, and are acted on while
+ * draining. Received messages sit on a "taken" list until ot_msg_free or the
+ * process's exit. Envelopes come from jemalloc's thread cache on the sending
+ * thread and are freed by the receiver. */
+#include "runtime/core/core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct env *ot__env_new(ot_pid to, uint32_t tag, ot_pid from, ot_ref ref, const void *data,
+                        size_t size) {
+    struct env *e = malloc(sizeof(*e) + size);
+    if (unlikely(!e))
+        return NULL;
+    atomic_store_explicit(&e->next, NULL, memory_order_relaxed);
+    e->prev = NULL;
+    e->to = to;
+    e->kind = ENV_MSG;
+    e->msg.tag = tag;
+    e->msg.size = (uint32_t)size;
+    e->msg.from = from;
+    e->msg.ref = ref;
+    if (size)
+        memcpy(env_data(e), data, size);
+    return e;
+}
+
+void ot__env_free(struct env *e) { free(e); }
+
+void ot__mq_push(struct ot_proc *p, struct env *e) {
+    atomic_store_explicit(&e->next, NULL, memory_order_relaxed);
+    /* acq_rel: orders e's contents before the link store a consumer acquires */
+    struct env *prev = atomic_exchange_explicit(&p->mq_tail, e, memory_order_acq_rel);
+    /* release pairs with the acquire load of ->next in mq_pop */
+    atomic_store_explicit(&prev->next, e, memory_order_release);
+}
+
+/* Pops the oldest envelope, or NULL when empty or when a push is half done
+ * (the pusher will wake us: see ot__deliver). */
+static struct env *mq_pop(struct ot_proc *p) {
+    struct env *stub = (struct env *)&p->stub;
+    struct env *head = p->mq_head;
+    struct env *next = atomic_load_explicit(&head->next, memory_order_acquire);
+    if (head == stub) {
+        if (!next)
+            return NULL;
+        p->mq_head = next;
+        head = next;
+        next = atomic_load_explicit(&head->next, memory_order_acquire);
+    }
+    if (next) {
+        p->mq_head = next;
+        return head;
+    }
+    if (atomic_load_explicit(&p->mq_tail, memory_order_acquire) != head)
+        return NULL;
+    ot__mq_push(p, stub);
+    next = atomic_load_explicit(&head->next, memory_order_acquire);
+    if (next) {
+        p->mq_head = next;
+        return head;
+    }
+    return NULL;
+}
+
+bool ot__mq_maybe_nonempty(struct ot_proc *p) {
+    /* seq_cst pairs with the fence in ot__deliver (Dekker: state vs queue) */
+    return atomic_load_explicit(&p->mq_tail, memory_order_seq_cst) != p->mq_head ||
+           atomic_load_explicit(&p->mq_head->next, memory_order_seq_cst) != NULL;
+}
+
+static inline struct env *qnext(struct env *e) {
+    return atomic_load_explicit(&e->next, memory_order_relaxed);
+}
+
+static void q_append(struct ot_proc *p, struct env *e) {
+    atomic_store_explicit(&e->next, NULL, memory_order_relaxed);
+    e->prev = p->q_last;
+    if (p->q_last)
+        atomic_store_explicit(&p->q_last->next, e, memory_order_relaxed);
+    else
+        p->q_first = e;
+    p->q_last = e;
+    p->q_len++;
+}
+
+void ot__q_remove(struct ot_proc *p, struct env *e) {
+    struct env *n = qnext(e);
+    if (e->prev)
+        atomic_store_explicit(&e->prev->next, n, memory_order_relaxed);
+    else
+        p->q_first = n;
+    if (n)
+        n->prev = e->prev;
+    else
+        p->q_last = e->prev;
+    if (p->mark_env == e)
+        p->mark_env = e->prev;
+    p->q_len--;
+}
+
+struct env *ot__q_take_first(struct ot_proc *p) {
+    struct env *e = p->q_first;
+    if (e)
+        ot__q_remove(p, e);
+    return e;
+}
+
+void ot__mq_drain(struct ot_proc *p) {
+    struct env *e;
+    uint64_t me = atomic_load_explicit(&p->pid, memory_order_relaxed);
+    while ((e = mq_pop(p))) {
+        if (unlikely(e->to.v != me)) { /* addressed to an earlier occupant of the slot */
+            if (e->kind != ENV_MSG)
+                ot__answer_dead_signal(e->to, e);
+            else
+                ot__env_free(e);
+            continue;
+        }
+        if (e->kind == ENV_MSG || ot__handle_signal(p, e))
+            q_append(p, e);
+    }
+}
+
+void ot__mq_free_all(struct ot_proc *p) {
+    struct env *e;
+    while ((e = ot__q_take_first(p)))
+        ot__env_free(e);
+    struct env *sent = (struct env *)&p->taken;
+    for (e = atomic_load_explicit(&p->taken.next, memory_order_relaxed); e && e != sent;) {
+        struct env *n = qnext(e);
+        ot__env_free(e);
+        e = n;
+    }
+    atomic_store_explicit(&p->taken.next, sent, memory_order_relaxed);
+    p->taken.prev = sent;
+    p->mark_env = NULL;
+    p->mark_valid = false;
+}
+
+int ot__deliver(ot_pid to, struct env *e) {
+    struct ot_proc *p = ot__ptab_slot(to);
+    if (unlikely(!p)) {
+        ot__env_free(e);
+        return -ESRCH;
+    }
+    /* acquire pairs with the release store of pid at spawn */
+    if (atomic_load_explicit(&p->pid, memory_order_acquire) != to.v ||
+        (atomic_load_explicit(&p->aflags, memory_order_acquire) & PF_DEAD)) {
+        ot__env_free(e); /* send/2 to a dead process: dropped, and that is fine */
+        return 0;
+    }
+    ot__mq_push(p, e);
+    /* seq_cst fence pairs with the receiver's seq_cst store of PS_WAITING
+     * followed by its emptiness check (ot__park's caller): one of us sees the
+     * other, so no wakeup is lost. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&p->state, memory_order_relaxed) == PS_WAITING)
+        ot__wake(p);
+    return 0;
+}

@@ -1,0 +1,241 @@
+/* Sending and receiving (ARCHITECTURE 5; Erlang's send/2 and receive). A
+ * send copies the payload into an envelope and is fire-and-forget: 0 even
+ * when the target is dead. A receive drains the MPSC queue into the private
+ * queue (acting on signals), scans from its save position, and parks until
+ * something new arrives or its timer fires. The receive mark: ot_make_ref in a
+ * process records the end of the private queue, and a receive for that ref
+ * starts after it, so a call's reply is found in O(1) however much unrelated
+ * mail waits (BEAM's receive-mark optimisation). Foreign threads get a
+ * mailbox of their own on first use (foreign.c). */
+#include "runtime/core/core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+extern ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *arg,
+                                   int64_t timeout_ms, const struct env *after);
+extern ot_pid ot__foreign_pid(void);
+
+void *ot_msg_data(const ot_msg *m) { return m ? env_data(env_of(m)) : NULL; }
+
+static int send_common(ot_pid to, uint32_t tag, ot_ref ref, const void *data, size_t size) {
+    if (unlikely(size > OT_MSG_MAX))
+        return -EMSGSIZE;
+    if (unlikely(size && !data))
+        return -EINVAL;
+    if (unlikely(!atomic_load_explicit(&ot__rt.running, memory_order_acquire)))
+        return -ENOTCONN;
+    if (unlikely(to.v == 0 || ot__pid_never_issued(to)))
+        return -ESRCH;
+    struct ot_proc *me = cur_proc();
+    ot_pid from = me ? (ot_pid){atomic_load_explicit(&me->pid, memory_order_relaxed)}
+                     : ot__foreign_pid();
+    struct env *e = ot__env_new(to, tag, from, ref, data, size);
+    if (unlikely(!e))
+        return -ENOMEM;
+    int rc = ot__deliver(to, e);
+    if (me)
+        ot__spend(me, 1);
+    return rc;
+}
+
+int ot_send(ot_pid to, uint32_t tag, const void *data, size_t size) {
+    return send_common(to, tag, OT_NOREF, data, size);
+}
+
+int ot_send_ref(ot_pid to, uint32_t tag, ot_ref ref, const void *data, size_t size) {
+    return send_common(to, tag, ref, data, size);
+}
+
+static void taken_add(struct ot_proc *p, struct env *e) {
+    struct env *sent = (struct env *)&p->taken;
+    struct env *first = atomic_load_explicit(&p->taken.next, memory_order_relaxed);
+    atomic_store_explicit(&e->next, first, memory_order_relaxed);
+    e->prev = sent;
+    first->prev = e;
+    atomic_store_explicit(&p->taken.next, e, memory_order_relaxed);
+}
+
+void ot_msg_free(ot_msg *m) {
+    if (!m)
+        return;
+    struct env *e = env_of(m);
+    if (!(e->kind & ENV_FOREIGN_OWNED)) {
+        struct env *n = atomic_load_explicit(&e->next, memory_order_relaxed);
+        struct env *pv = e->prev;
+        if (n && pv) {
+            atomic_store_explicit(&pv->next, n, memory_order_relaxed);
+            n->prev = pv;
+        }
+    }
+    ot__env_free(e);
+}
+
+typedef bool (*match_fn)(const struct env *e, const void *arg);
+
+static ot_msg *receive(struct ot_proc *p, bool (*umatch)(const ot_msg *, void *), void *uarg,
+                       uint32_t tag, bool by_tag, ot_ref ref, bool by_ref, int64_t timeout_ms) {
+    struct env *cursor = NULL; /* scan after this one; NULL: from the first */
+    bool started = false;
+    if (by_ref && p->mark_valid && p->mark_ref.v == ref.v) {
+        cursor = p->mark_env;
+        started = cursor != NULL;
+    }
+    uint64_t seq = ++p->wait_seq;
+    bool armed = false;
+    ot__spend(p, 1);
+    for (;;) {
+        if (ot__mq_maybe_nonempty(p))
+            ot__mq_drain(p);
+        if (unlikely(p->dying))
+            ot__exit_current(p->reason, p->exit_by_signal);
+        struct env *e = started ? atomic_load_explicit(&cursor->next, memory_order_relaxed)
+                                : p->q_first;
+        for (; e; e = atomic_load_explicit(&e->next, memory_order_relaxed)) {
+            p->scans++;
+            bool ok = by_ref ? e->msg.ref.v == ref.v
+                      : by_tag ? e->msg.tag == tag
+                      : umatch ? umatch(&e->msg, uarg)
+                               : true;
+            if (ok) {
+                ot__q_remove(p, e);
+                if (by_ref && p->mark_valid && p->mark_ref.v == ref.v)
+                    p->mark_valid = false;
+                if (armed)
+                    ot__timer_cancel_wake(p);
+                taken_add(p, e);
+                return &e->msg;
+            }
+            cursor = e;
+            started = true;
+        }
+        if (timeout_ms == 0 ||
+            (armed && atomic_load_explicit(&p->timeout_seq, memory_order_acquire) == seq)) {
+            if (armed)
+                p->tmo = NULL; /* fired: the owner freed it */
+            errno = ETIMEDOUT;
+            return NULL;
+        }
+        if (!armed && timeout_ms > 0) {
+            struct ot_sched *s = ot__sched_get();
+            uint64_t gen;
+            p->tmo = ot__timer_arm_wake(s, p, ot__tick_deadline(timeout_ms), seq, &gen);
+            if (!p->tmo) {
+                errno = ENOMEM;
+                return NULL;
+            }
+            p->tmo_gen = gen;
+            p->tmo_owner = s;
+            armed = true;
+        }
+        ot__park();
+    }
+}
+
+static bool any_thread_ok(void) {
+    return atomic_load_explicit(&ot__rt.running, memory_order_acquire);
+}
+
+ot_msg *ot_receive(int64_t timeout_ms) {
+    struct ot_proc *p = cur_proc();
+    if (!p) {
+        if (!any_thread_ok()) {
+            errno = ENOTCONN;
+            return NULL;
+        }
+        return ot__foreign_receive(NULL, NULL, timeout_ms, NULL);
+    }
+    return receive(p, NULL, NULL, 0, false, OT_NOREF, false, timeout_ms);
+}
+
+ot_msg *ot_receive_match(bool (*match)(const ot_msg *, void *), void *arg, int64_t timeout_ms) {
+    if (!match) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct ot_proc *p = cur_proc();
+    if (!p) {
+        if (!any_thread_ok()) {
+            errno = ENOTCONN;
+            return NULL;
+        }
+        return ot__foreign_receive(match, arg, timeout_ms, NULL);
+    }
+    return receive(p, match, arg, 0, false, OT_NOREF, false, timeout_ms);
+}
+
+static bool tag_match(const ot_msg *m, void *arg) { return m->tag == *(uint32_t *)arg; }
+static bool ref_match(const ot_msg *m, void *arg) { return m->ref.v == *(uint64_t *)arg; }
+
+ot_msg *ot_receive_tag(uint32_t tag, int64_t timeout_ms) {
+    struct ot_proc *p = cur_proc();
+    if (!p) {
+        if (!any_thread_ok()) {
+            errno = ENOTCONN;
+            return NULL;
+        }
+        return ot__foreign_receive(tag_match, &tag, timeout_ms, NULL);
+    }
+    return receive(p, NULL, NULL, tag, true, OT_NOREF, false, timeout_ms);
+}
+
+ot_msg *ot_receive_ref(ot_ref ref, int64_t timeout_ms) {
+    struct ot_proc *p = cur_proc();
+    if (!p) {
+        if (!any_thread_ok()) {
+            errno = ENOTCONN;
+            return NULL;
+        }
+        return ot__foreign_receive(ref_match, &ref.v, timeout_ms, NULL);
+    }
+    return receive(p, NULL, NULL, 0, false, ref, true, timeout_ms);
+}
+
+ot_ref ot_make_ref(void) {
+    /* refs never carry the timer tag bit (timer.c) */
+    uint64_t v = atomic_fetch_add_explicit(&ot__rt.ref_counter, 1, memory_order_relaxed) + 1;
+    ot_ref r = {v & ~(1ull << 63)};
+    struct ot_proc *p = cur_proc();
+    if (p) {
+        if (ot__mq_maybe_nonempty(p))
+            ot__mq_drain(p);
+        p->mark_ref = r;
+        p->mark_env = p->q_last;
+        p->mark_valid = true;
+    }
+    return r;
+}
+
+void ot_sleep(int64_t ms) {
+    struct ot_proc *p = cur_proc();
+    if (!p) {
+        if (ms > 0) {
+            struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+            }
+        }
+        return;
+    }
+    if (ms == 0) {
+        ot_yield();
+        return;
+    }
+    uint64_t seq = ++p->wait_seq;
+    if (ms > 0) {
+        struct ot_sched *s = ot__sched_get();
+        uint64_t gen;
+        p->tmo = ot__timer_arm_wake(s, p, ot__tick_deadline(ms), seq, &gen);
+        if (!p->tmo)
+            return;
+        p->tmo_gen = gen;
+        p->tmo_owner = s;
+    }
+    for (;;) {
+        ot__park();
+        ot__check_signals(p);
+        if (ms > 0 && atomic_load_explicit(&p->timeout_seq, memory_order_acquire) == seq) {
+            p->tmo = NULL;
+            return;
+        }
+    }
+}

@@ -1,0 +1,126 @@
+/* The process table (ARCHITECTURE 4): a fixed array of process records
+ * reserved once with MAP_NORESERVE and touched only as slots are first used,
+ * so capacity costs address space, not memory. A pid is generation << 32 |
+ * index; a slot's generation grows on every reuse, so a stale pid never
+ * reaches the new occupant. Free slots form a Treiber stack whose head carries
+ * an ABA tag; fresh slots come from a bump index before the free list is used.
+ * Records are never unmapped while the runtime runs (type-stable memory), so
+ * any thread may read a slot's atomics through any pid. */
+#include "runtime/core/core.h"
+
+#include <sys/mman.h>
+
+static struct ot_proc *table;
+static size_t cap;
+static size_t map_bytes;
+static _Atomic size_t bump;      /* slots ever handed out */
+static _Atomic uint64_t free_head; /* tag << 32 | (index + 1), 0 = empty */
+static _Atomic size_t live;
+
+int ot__ptab_init(size_t n) {
+    if (n == 0 || n > (1u << 31))
+        return -EINVAL;
+    map_bytes = n * sizeof(struct ot_proc);
+    void *m = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return -ENOMEM;
+    table = m;
+    cap = n;
+    atomic_store_explicit(&bump, 0, memory_order_relaxed);
+    atomic_store_explicit(&free_head, 0, memory_order_relaxed);
+    atomic_store_explicit(&live, 0, memory_order_relaxed);
+    return 0;
+}
+
+void ot__ptab_fini(void) {
+    if (table)
+        munmap(table, map_bytes);
+    table = NULL;
+    cap = 0;
+}
+
+static void slot_first_use(struct ot_proc *p) {
+    /* The mailbox is set up once for the life of the table (core.h). */
+    atomic_store_explicit(&p->stub.next, NULL, memory_order_relaxed);
+    atomic_store_explicit(&p->mq_tail, (struct env *)&p->stub, memory_order_relaxed);
+    p->mq_head = (struct env *)&p->stub;
+}
+
+struct ot_proc *ot__ptab_alloc(void) {
+    struct ot_proc *p = NULL;
+    /* acquire pairs with the release CAS in ot__ptab_free */
+    uint64_t h = atomic_load_explicit(&free_head, memory_order_acquire);
+    while (h & 0xffffffffu) {
+        uint32_t idx = (uint32_t)(h & 0xffffffffu) - 1;
+        uint64_t next = table[idx].next_free;
+        uint64_t nh = ((h >> 32) + 1) << 32 | next;
+        if (atomic_compare_exchange_weak_explicit(&free_head, &h, nh, memory_order_acquire,
+                                                  memory_order_acquire)) {
+            p = &table[idx];
+            break;
+        }
+    }
+    if (!p) {
+        size_t i = atomic_fetch_add_explicit(&bump, 1, memory_order_relaxed);
+        if (i >= cap) {
+            atomic_fetch_sub_explicit(&bump, 1, memory_order_relaxed);
+            return NULL;
+        }
+        p = &table[i];
+        slot_first_use(p);
+    }
+    uint32_t gen = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+    if (gen == 0)
+        gen = 1;
+    atomic_store_explicit(&p->gen, gen, memory_order_relaxed);
+    atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
+    return p;
+}
+
+void ot__ptab_free(struct ot_proc *p) {
+    uint32_t idx = (uint32_t)(p - table);
+    atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
+    uint64_t h = atomic_load_explicit(&free_head, memory_order_relaxed);
+    for (;;) {
+        p->next_free = (uint32_t)(h & 0xffffffffu);
+        uint64_t nh = ((h >> 32) + 1) << 32 | (uint64_t)(idx + 1);
+        /* release: the slot's reset is visible to the next ot__ptab_alloc */
+        if (atomic_compare_exchange_weak_explicit(&free_head, &h, nh, memory_order_release,
+                                                  memory_order_relaxed))
+            return;
+    }
+}
+
+struct ot_proc *ot__ptab_slot(ot_pid pid) {
+    uint32_t idx = pid_index(pid);
+    if (!table || pid.v == 0 || idx >= atomic_load_explicit(&bump, memory_order_relaxed))
+        return NULL;
+    return &table[idx];
+}
+
+struct ot_proc *ot__ptab_live(ot_pid pid) {
+    struct ot_proc *p = ot__ptab_slot(pid);
+    if (!p)
+        return NULL;
+    /* acquire pairs with the release store of pid in spawn */
+    if (atomic_load_explicit(&p->pid, memory_order_acquire) != pid.v)
+        return NULL;
+    uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
+    if (st == PS_FREE || st == PS_EXITING)
+        return NULL;
+    return p;
+}
+
+bool ot__pid_never_issued(ot_pid pid) {
+    uint32_t idx = pid_index(pid);
+    if (!table || pid.v == 0 || idx >= atomic_load_explicit(&bump, memory_order_relaxed))
+        return true;
+    return pid_gen(pid) == 0 || pid_gen(pid) > atomic_load_explicit(&table[idx].gen,
+                                                                    memory_order_relaxed);
+}
+
+size_t ot__ptab_cap(void) { return cap; }
+struct ot_proc *ot__ptab_at(size_t i) { return &table[i]; }
+size_t ot__ptab_hwm(void) { return atomic_load_explicit(&bump, memory_order_relaxed); }
+size_t ot__ptab_live_count(void) { return atomic_load_explicit(&live, memory_order_relaxed); }

@@ -1,0 +1,252 @@
+/* Each scheduler's io_uring (ARCHITECTURE 1, 10), behind a narrow interface:
+ * set-up with the best flags the kernel takes, one submit per scheduler loop,
+ * completion dispatch to ops (ext.h), sleeping until a deadline, and waking
+ * another scheduler. The ring is created on its own scheduler thread, because
+ * IORING_SETUP_SINGLE_ISSUER ties it to the creating task. user_data 0 is
+ * ignored (linked timeouts, cancellations, the sender's half of MSG_RING);
+ * UD_EVFD is the read armed on the scheduler's eventfd (foreign threads' and
+ * the fallback's wake-ups); UD_WAKE is a MSG_RING wake from a scheduler. */
+#include "runtime/core/core.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define UD_EVFD 1u
+#define UD_WAKE 2u
+
+extern void ot__io_probe(struct io_uring *ring, struct ot__io_features *f)
+    __attribute__((weak));
+
+static int setup(struct io_uring *ring, unsigned entries, unsigned flags) {
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = flags;
+    return io_uring_queue_init_params(entries, ring, &p);
+}
+
+static bool msg_ring_works(void) {
+    struct io_uring a, b;
+    if (setup(&a, 4, 0) < 0)
+        return false;
+    if (setup(&b, 4, 0) < 0) {
+        io_uring_queue_exit(&a);
+        return false;
+    }
+    bool ok = false;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&a);
+    io_uring_prep_msg_ring(sqe, b.ring_fd, 7, 0x55, 0);
+    sqe->user_data = 1;
+    if (io_uring_submit(&a) == 1) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_wait_cqe(&a, &cqe) == 0) {
+            ok = cqe->res == 0;
+            io_uring_cqe_seen(&a, cqe);
+        }
+        struct __kernel_timespec ts = {0, 10000000};
+        if (ok && io_uring_wait_cqe_timeout(&b, &cqe, &ts) == 0) {
+            ok = cqe->user_data == 0x55 && cqe->res == 7;
+            io_uring_cqe_seen(&b, cqe);
+        } else {
+            ok = false;
+        }
+    }
+    io_uring_queue_exit(&a);
+    io_uring_queue_exit(&b);
+    return ok;
+}
+
+void ot__ring_probe(struct ot__io_features *f) {
+    struct io_uring r;
+    memset(f, 0, sizeof *f);
+    if (setup(&r, 8, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN) == 0) {
+        f->single_issuer = f->defer_taskrun = true;
+        io_uring_queue_exit(&r);
+    } else if (setup(&r, 8, IORING_SETUP_SINGLE_ISSUER) == 0) {
+        f->single_issuer = true;
+        io_uring_queue_exit(&r);
+    }
+    f->msg_ring = msg_ring_works();
+    if (setup(&r, 8, 0) == 0) {
+        if (ot__io_probe)
+            ot__io_probe(&r, f);
+        io_uring_queue_exit(&r);
+    }
+}
+
+static void arm_evfd(struct ot_sched *s) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    if (!sqe) {
+        io_uring_submit(&s->ring);
+        sqe = io_uring_get_sqe(&s->ring);
+    }
+    io_uring_prep_read(sqe, s->evfd, &s->evbuf, sizeof s->evbuf, 0);
+    sqe->user_data = UD_EVFD;
+    s->pending_sqes++;
+}
+
+int ot__ring_init(struct ot_sched *s) {
+    unsigned entries = ot__rt.cfg.ring_entries ? ot__rt.cfg.ring_entries : 256;
+    unsigned flags = 0;
+    if (ot__rt.feat.single_issuer)
+        flags |= IORING_SETUP_SINGLE_ISSUER;
+    if (ot__rt.feat.defer_taskrun)
+        flags |= IORING_SETUP_DEFER_TASKRUN;
+    int rc = setup(&s->ring, entries, flags);
+    if (rc < 0 && flags)
+        rc = setup(&s->ring, entries, 0);
+    if (rc < 0)
+        return rc;
+    s->ring_ok = true;
+    /* blocking on purpose: io_uring honours O_NONBLOCK with -EAGAIN */
+    s->evfd = eventfd(0, EFD_CLOEXEC);
+    if (s->evfd < 0)
+        return -errno;
+    arm_evfd(s);
+    io_uring_submit(&s->ring);
+    s->pending_sqes = 0;
+    return 0;
+}
+
+void ot__ring_fini(struct ot_sched *s) {
+    if (s->ring_ok)
+        io_uring_queue_exit(&s->ring);
+    s->ring_ok = false;
+    if (s->evfd >= 0)
+        close(s->evfd);
+    s->evfd = -1;
+}
+
+void ot__ring_submit(struct ot_sched *s) {
+    if (ot__rt.feat.defer_taskrun && s->inflight)
+        io_uring_submit_and_get_events(&s->ring);
+    else if (s->pending_sqes)
+        io_uring_submit(&s->ring);
+    s->pending_sqes = 0;
+}
+
+static void complete_op(struct ot_sched *s, struct ot__io_op *op,
+                        const struct io_uring_cqe *cqe) {
+    bool done;
+    if (op->on_cqe) {
+        done = op->on_cqe(op, cqe);
+    } else {
+        op->res = cqe->res;
+        op->cqe_flags = cqe->flags;
+        done = true;
+    }
+    if (!(cqe->flags & IORING_CQE_F_MORE) && s->inflight)
+        s->inflight--;
+    if (done && !op->done) {
+        op->done = 1;
+        if (op->waiter)
+            ot__wake(op->waiter);
+    }
+}
+
+int ot__ring_reap(struct ot_sched *s) {
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    bool rearm = false;
+    io_uring_for_each_cqe(&s->ring, head, cqe) {
+        uint64_t ud = cqe->user_data;
+        n++;
+        if (ud == 0 || ud == UD_WAKE)
+            continue;
+        if (ud == UD_EVFD) {
+            rearm = true;
+            continue;
+        }
+        complete_op(s, (struct ot__io_op *)(uintptr_t)ud, cqe);
+    }
+    if (n)
+        io_uring_cq_advance(&s->ring, n);
+    if (rearm)
+        arm_evfd(s);
+    return (int)n;
+}
+
+void ot__ring_sleep(struct ot_sched *s, int64_t timeout_ns) {
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts, *tsp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1000000000;
+        ts.tv_nsec = timeout_ns % 1000000000;
+        tsp = &ts;
+    }
+    s->pending_sqes = 0;
+    int rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
+    (void)rc;
+    ot__ring_reap(s);
+}
+
+void ot__ring_wake_remote(struct ot_sched *from, struct ot_sched *to) {
+    if (from && from->ring_ok && ot__rt.feat.msg_ring && ot__sched_get() == from) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&from->ring);
+        if (!sqe) {
+            io_uring_submit(&from->ring);
+            sqe = io_uring_get_sqe(&from->ring);
+        }
+        if (sqe) {
+            io_uring_prep_msg_ring(sqe, to->ring.ring_fd, 0, UD_WAKE, 0);
+            sqe->user_data = 0;
+            io_uring_submit(&from->ring);
+            from->pending_sqes = 0;
+            return;
+        }
+    }
+    eventfd_write(to->evfd, 1);
+}
+
+/* ---- the op interface of ext.h ------------------------------------------------ */
+
+struct io_uring_sqe *ot__io_get_sqe(void) {
+    struct ot_sched *s = ot__sched_get();
+    if (!s || !s->in_process) {
+        errno = EPERM;
+        return NULL;
+    }
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    if (!sqe) {
+        ot__ring_submit(s);
+        sqe = io_uring_get_sqe(&s->ring);
+    }
+    if (sqe) {
+        io_uring_sqe_set_data64(sqe, 0);
+        s->pending_sqes++;
+    }
+    return sqe;
+}
+
+void ot__io_sqe_op(struct io_uring_sqe *sqe, struct ot__io_op *op) {
+    struct ot_sched *s = ot__sched_get();
+    op->done = 0;
+    op->ring_owner = s;
+    op->waiter = NULL;
+    io_uring_sqe_set_data(sqe, op);
+    s->inflight++;
+}
+
+struct io_uring *ot__io_ring(void) {
+    struct ot_sched *s = ot__sched_get();
+    return s ? &s->ring : NULL;
+}
+
+const struct ot__io_features *ot__features(void) { return &ot__rt.feat; }
+
+/* Cancels op on the caller's ring (the op's own: ot__io_wait keeps the
+ * process on that scheduler while the op is in flight). */
+void ot__io_cancel(struct ot__io_op *op) {
+    struct ot_sched *s = ot__sched_get();
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    if (!sqe) {
+        ot__ring_submit(s);
+        sqe = io_uring_get_sqe(&s->ring);
+    }
+    if (!sqe)
+        return;
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
+    sqe->user_data = 0;
+    s->pending_sqes++;
+}

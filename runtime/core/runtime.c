@@ -1,0 +1,202 @@
+/* Runtime lifecycle (ARCHITECTURE 11): ot_start probes the kernel, sets up the
+ * process table, the heap arena pool, the fault handlers and the schedulers;
+ * ot_stop kills every process that is left, waits for their exits (each
+ * completes on its scheduler, so links, monitors, ETS hooks and heaps all
+ * run), then stops the threads and frees every pool, leaving nothing
+ * allocated. ot_run wraps the three around one main process. */
+#include "runtime/core/core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+static pthread_mutex_t life_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t main_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t main_cv = PTHREAD_COND_INITIALIZER;
+static _Atomic uint64_t main_pid;
+static bool main_done;
+static ot_reason main_reason;
+
+extern void ot__foreign_fini_all(void);
+extern size_t ot__foreign_count(void);
+
+static bool probe_guard_regions(size_t page) {
+    void *m = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return false;
+    bool ok = madvise(m, page, MADV_GUARD_INSTALL) == 0;
+    munmap(m, 2 * page);
+    return ok;
+}
+
+unsigned ot_schedulers(void) {
+    return atomic_load_explicit(&ot__rt.running, memory_order_acquire) ? ot__rt.nsched : 0;
+}
+
+int ot_scheduler_id(void) {
+    struct ot_sched *s = ot__sched_get();
+    return s ? s->id : -1;
+}
+
+static void teardown(void) {
+    if (ot__rt.sched) {
+        for (unsigned i = 0; i < ot__rt.nsched; i++) {
+            struct ot_sched *s = ot__rt.sched[i];
+            if (!s)
+                continue;
+            if (s->hstack)
+                ot__stack_put(s, s->hstack);
+            s->hstack = NULL;
+            ot__wheel_fini(&s->wheel);
+            ot__stack_release_reserve(s);
+            ot__ring_fini(s);
+            free(s);
+        }
+        free(ot__rt.sched);
+        ot__rt.sched = NULL;
+    }
+    ot__foreign_fini_all();
+    ot__names_fini();
+    ot__ptab_fini();
+    ot__heap_pool_fini();
+    ot__fault_uninstall();
+}
+
+int ot_start(const ot_config *cfg) {
+    pthread_mutex_lock(&life_mu);
+    if (atomic_load_explicit(&ot__rt.running, memory_order_acquire)) {
+        pthread_mutex_unlock(&life_mu);
+        return -EALREADY;
+    }
+    ot_config c = cfg ? *cfg : (ot_config){0};
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!c.schedulers)
+        c.schedulers = ncpu > 0 ? (unsigned)ncpu : 1;
+    if (!c.max_processes)
+        c.max_processes = (size_t)1 << 20;
+    if (!c.stack_size)
+        c.stack_size = 256 * 1024;
+    if (!c.spin_us)
+        c.spin_us = 50;
+    if (!c.long_schedule_ms)
+        c.long_schedule_ms = 100;
+    if (c.schedulers > 128 || c.max_processes > ((size_t)1 << 31) || c.stack_size < 16384 ||
+        c.stack_size > ((size_t)1 << 30) || (c.ring_entries && c.ring_entries > 32768)) {
+        pthread_mutex_unlock(&life_mu);
+        return -EINVAL;
+    }
+    memset(&ot__rt, 0, sizeof ot__rt);
+    ot__rt.cfg = c;
+    ot__rt.nsched = c.schedulers;
+    ot__rt.page = (size_t)sysconf(_SC_PAGESIZE);
+    ot__rt.stack_size = (c.stack_size + ot__rt.page - 1) & ~(ot__rt.page - 1);
+    static uint64_t epochs;
+    ot__rt.epoch = ++epochs;
+    ot__ring_probe(&ot__rt.feat);
+    ot__rt.feat.guard_regions = probe_guard_regions(ot__rt.page);
+    int rc = ot__ptab_init(c.max_processes);
+    if (!rc)
+        rc = ot__heap_pool_init(c.heap_arenas);
+    if (!rc)
+        rc = ot__fault_install();
+    if (!rc) {
+        atomic_store_explicit(&ot__rt.running, 1, memory_order_release);
+        rc = ot__sched_start_all();
+        if (rc) {
+            atomic_store_explicit(&ot__rt.running, 0, memory_order_release);
+            ot__sched_stop_all();
+        }
+    }
+    if (rc)
+        teardown();
+    pthread_mutex_unlock(&life_mu);
+    return rc;
+}
+
+static size_t live_processes(void) { return ot__ptab_live_count() - ot__foreign_count(); }
+
+int ot_stop(void) {
+    if (ot__sched_get())
+        return -EDEADLK; /* a scheduler thread cannot join itself */
+    pthread_mutex_lock(&life_mu);
+    if (!atomic_load_explicit(&ot__rt.running, memory_order_acquire)) {
+        pthread_mutex_unlock(&life_mu);
+        return -ENOTCONN;
+    }
+    atomic_store_explicit(&ot__rt.stopping, 1, memory_order_release);
+    /* kill what is left; repeat for processes spawned meanwhile by exits */
+    for (int round = 0; live_processes() > 0; round++) {
+        size_t hwm = ot__ptab_hwm();
+        for (size_t i = 0; i < hwm; i++) {
+            struct ot_proc *p = ot__ptab_at(i);
+            uint64_t v = atomic_load_explicit(&p->pid, memory_order_acquire);
+            if (v && !(atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_DEAD) &&
+                !(p->flags & PF_FOREIGN))
+                ot_exit((ot_pid){v}, OT_REASON(OT_KILL));
+        }
+        for (int w = 0; w < 2000 && live_processes() > 0; w++)
+            usleep(500);
+        if (round > 20) {
+            fprintf(stderr, "otter: ot_stop: %zu processes did not exit (a process that never "
+                            "reaches a runtime call cannot be killed)\n",
+                    live_processes());
+            break;
+        }
+    }
+    ot__sched_stop_all();
+    atomic_store_explicit(&ot__rt.running, 0, memory_order_release);
+    teardown();
+    atomic_store_explicit(&ot__rt.stopping, 0, memory_order_release);
+    pthread_mutex_unlock(&life_mu);
+    return 0;
+}
+
+static _Atomic int run_active;
+
+void ot__run_main_exited(ot_pid pid, ot_reason r) {
+    if (!atomic_load_explicit(&run_active, memory_order_acquire))
+        return;
+    /* under the mutex: ot_run stores main_pid while holding it */
+    pthread_mutex_lock(&main_mu);
+    if (atomic_load_explicit(&main_pid, memory_order_relaxed) == pid.v) {
+        main_done = true;
+        main_reason = r;
+        pthread_cond_broadcast(&main_cv);
+    }
+    pthread_mutex_unlock(&main_mu);
+}
+
+int ot_run(void (*fn)(void *), void *arg, const ot_config *cfg) {
+    if (!fn)
+        return -EINVAL;
+    int rc = ot_start(cfg);
+    if (rc)
+        return rc;
+    /* the main pid is published under main_mu, which the exit path takes
+     * before it compares, so an instant exit is not missed */
+    pthread_mutex_lock(&main_mu);
+    main_done = false;
+    atomic_store_explicit(&run_active, 1, memory_order_release);
+    ot_pid pid = ot_spawn(fn, arg);
+    atomic_store_explicit(&main_pid, pid.v, memory_order_release);
+    pthread_mutex_unlock(&main_mu);
+    if (!pid.v) {
+        ot_stop();
+        return -errno;
+    }
+    pthread_mutex_lock(&main_mu);
+    while (!main_done)
+        pthread_cond_wait(&main_cv, &main_mu);
+    ot_reason r = main_reason;
+    atomic_store_explicit(&main_pid, 0, memory_order_release);
+    atomic_store_explicit(&run_active, 0, memory_order_release);
+    pthread_mutex_unlock(&main_mu);
+    ot_stop();
+    return r.kind == OT_NORMAL ? 0 : -ECHILD;
+}

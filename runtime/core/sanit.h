@@ -1,0 +1,41 @@
+/* Sanitizer and valgrind annotations for green-stack switches (ARCHITECTURE,
+ * "Sanitizers and debuggers"). Compiled to nothing in normal builds. ASan is
+ * told about every stack switch so it does not report false stack-buffer
+ * errors; TSan runs each green stack as a fiber; valgrind learns each stack's
+ * bounds. */
+#ifndef OT_CORE_SANIT_H
+#define OT_CORE_SANIT_H
+
+#include <stddef.h>
+
+#if defined(OT_ASAN)
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
+void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
+                                     size_t *size_old);
+#define SAN_START_SWITCH(save, lo, sz) __sanitizer_start_switch_fiber((save), (lo), (sz))
+#define SAN_FINISH_SWITCH(save) __sanitizer_finish_switch_fiber((save), NULL, NULL)
+#else
+#define SAN_START_SWITCH(save, lo, sz) ((void)0)
+#define SAN_FINISH_SWITCH(save) ((void)0)
+#endif
+
+#if defined(OT_TSAN)
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#define TSAN_SWITCH(f) __tsan_switch_to_fiber((f), 0)
+#else
+#define TSAN_SWITCH(f) ((void)0)
+#endif
+
+#if __has_include(<valgrind/valgrind.h>) && !defined(OT_ASAN) && !defined(OT_TSAN)
+#include <valgrind/valgrind.h>
+#define VG_STACK_REGISTER(lo, hi) VALGRIND_STACK_REGISTER((lo), (hi))
+#define VG_STACK_DEREGISTER(id) VALGRIND_STACK_DEREGISTER(id)
+#else
+#define VG_STACK_REGISTER(lo, hi) 0u
+#define VG_STACK_DEREGISTER(id) ((void)0)
+#endif
+
+#endif

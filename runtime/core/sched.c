@@ -1,0 +1,617 @@
+/* Schedulers (ARCHITECTURE 1): one thread per CPU, each with its own ring,
+ * run queue, timer wheel and stack pool.
+ *
+ * Run queue: a "run next" slot (a process woken by the running one runs next
+ * on the same core, Go's trick for message ping-pong, capped so a pair cannot
+ * starve the rest), a 256-entry ring that only the owner pushes to and that
+ * idle schedulers may steal from (head is CAS'd by owner and thieves alike),
+ * an owner-only overflow list (also where bound processes wait, so they are
+ * never stolen), and an intrusive MPSC inbox where other threads put processes
+ * they woke for this scheduler.
+ *
+ * Sleep: an idle scheduler spins for spin_us, stealing only work that has
+ * waited, then publishes SS_SLEEPING (seq_cst), re-checks its inbox, and waits
+ * in its ring until the next timer deadline. A waker pushes to the inbox,
+ * fences, and only if it sees SS_SLEEPING does it CAS it away and send the
+ * wake (MSG_RING from a scheduler, the eventfd from a foreign thread): the
+ * Dekker pair (state store / inbox load vs inbox push / state load) means a
+ * wake is never lost and never sent to a scheduler that is awake. */
+#include "runtime/core/core.h"
+#include "runtime/core/ctx.h"
+#include "runtime/core/sanit.h"
+
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <urcu-qsbr.h>
+
+#define RUNNEXT_CAP 64     /* consecutive run-next picks before the queue gets a turn */
+#define STEAL_AGE_NS 20000 /* steal only processes that have waited this long */
+#define BUDGET 4000        /* reductions per time slice */
+
+struct ot_runtime ot__rt;
+__thread struct ot_sched *ot__cur_sched __attribute__((tls_model("initial-exec")));
+
+struct ot_sched *ot__sched_get(void) {
+    struct ot_sched *s = ot__cur_sched;
+    __asm__ volatile("" ::: "memory");
+    return s;
+}
+
+uint64_t ot__clock_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- inbox: intrusive MPSC of processes ------------------------------------ */
+
+static inline struct ot_proc *inbox_stub(struct ot_sched *s) {
+    return container_of(&s->inbox_stub, struct ot_proc, rq_next);
+}
+
+static void inbox_push(struct ot_sched *s, struct ot_proc *p) {
+    atomic_store_explicit(&p->rq_next, NULL, memory_order_relaxed);
+    /* acq_rel / release pair with the acquire loads in inbox_pop */
+    struct ot_proc *prev = atomic_exchange_explicit(&s->inbox_tail, p, memory_order_acq_rel);
+    atomic_store_explicit(&prev->rq_next, p, memory_order_release);
+}
+
+static struct ot_proc *inbox_pop(struct ot_sched *s) {
+    struct ot_proc *stub = inbox_stub(s);
+    struct ot_proc *head = s->inbox_head;
+    struct ot_proc *next = atomic_load_explicit(&head->rq_next, memory_order_acquire);
+    if (head == stub) {
+        if (!next)
+            return NULL;
+        s->inbox_head = next;
+        head = next;
+        next = atomic_load_explicit(&head->rq_next, memory_order_acquire);
+    }
+    if (next) {
+        s->inbox_head = next;
+        return head;
+    }
+    if (atomic_load_explicit(&s->inbox_tail, memory_order_acquire) != head)
+        return NULL;
+    inbox_push(s, stub);
+    next = atomic_load_explicit(&head->rq_next, memory_order_acquire);
+    if (next) {
+        s->inbox_head = next;
+        return head;
+    }
+    return NULL;
+}
+
+static bool inbox_nonempty(struct ot_sched *s) {
+    /* seq_cst pairs with the waker's fence in ot__make_runnable */
+    return atomic_load_explicit(&s->inbox_tail, memory_order_seq_cst) != s->inbox_head ||
+           atomic_load_explicit(&s->inbox_head->rq_next, memory_order_seq_cst) != NULL;
+}
+
+/* ---- local queue ------------------------------------------------------------ */
+
+static void ovf_push(struct ot_sched *s, struct ot_proc *p) {
+    atomic_store_explicit(&p->rq_next, NULL, memory_order_relaxed);
+    if (s->ovf_tail)
+        atomic_store_explicit(&s->ovf_tail->rq_next, p, memory_order_relaxed);
+    else
+        s->ovf_head = p;
+    s->ovf_tail = p;
+    s->ovf_len++;
+}
+
+static struct ot_proc *ovf_pop(struct ot_sched *s) {
+    struct ot_proc *p = s->ovf_head;
+    if (p) {
+        s->ovf_head = atomic_load_explicit(&p->rq_next, memory_order_relaxed);
+        if (!s->ovf_head)
+            s->ovf_tail = NULL;
+        s->ovf_len--;
+    }
+    return p;
+}
+
+static void rq_push(struct ot_sched *s, struct ot_proc *p) {
+    p->enq_ns = s->now_ns;
+    if (unlikely((p->flags & PF_BOUND) ||
+                 (atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_IOWAIT))) {
+        ovf_push(s, p);
+        return;
+    }
+    uint32_t t = atomic_load_explicit(&s->rq_tail, memory_order_relaxed);
+    /* acquire pairs with the thieves' release CAS of head */
+    uint32_t h = atomic_load_explicit(&s->rq_head, memory_order_acquire);
+    if (t - h < RQ_SIZE) {
+        atomic_store_explicit(&s->rq[t % RQ_SIZE], p, memory_order_relaxed);
+        /* release: the entry is visible before the new tail (thieves acquire tail) */
+        atomic_store_explicit(&s->rq_tail, t + 1, memory_order_release);
+        return;
+    }
+    ovf_push(s, p);
+}
+
+static struct ot_proc *rq_pop(struct ot_sched *s) {
+    uint32_t h = atomic_load_explicit(&s->rq_head, memory_order_acquire);
+    for (;;) {
+        uint32_t t = atomic_load_explicit(&s->rq_tail, memory_order_relaxed);
+        if (h == t)
+            return NULL;
+        struct ot_proc *p = atomic_load_explicit(&s->rq[h % RQ_SIZE], memory_order_relaxed);
+        /* acq_rel: pairs with thieves' CAS on the same head */
+        if (atomic_compare_exchange_weak_explicit(&s->rq_head, &h, h + 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return p;
+    }
+}
+
+/* Takes up to half of victim's ring, if its oldest entry has waited. */
+static struct ot_proc *steal_from(struct ot_sched *s, struct ot_sched *v) {
+    for (int tries = 0; tries < 4; tries++) {
+        uint32_t h = atomic_load_explicit(&v->rq_head, memory_order_acquire);
+        /* acquire pairs with the owner's release store of tail */
+        uint32_t t = atomic_load_explicit(&v->rq_tail, memory_order_acquire);
+        uint32_t n = t - h;
+        if ((int32_t)n <= 0 || n > RQ_SIZE)
+            return NULL;
+        struct ot_proc *first = atomic_load_explicit(&v->rq[h % RQ_SIZE], memory_order_relaxed);
+        if (s->now_ns - first->enq_ns < STEAL_AGE_NS && first->enq_ns <= s->now_ns)
+            return NULL;
+        uint32_t k = n - n / 2;
+        struct ot_proc *got[RQ_SIZE];
+        for (uint32_t i = 0; i < k; i++)
+            got[i] = atomic_load_explicit(&v->rq[(h + i) % RQ_SIZE], memory_order_relaxed);
+        if (atomic_compare_exchange_strong_explicit(&v->rq_head, &h, h + k, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            for (uint32_t i = 1; i < k; i++) {
+                atomic_store_explicit(&got[i]->sched, s, memory_order_relaxed);
+                rq_push(s, got[i]);
+            }
+            atomic_store_explicit(&got[0]->sched, s, memory_order_relaxed);
+            return got[0];
+        }
+    }
+    return NULL;
+}
+
+static struct ot_proc *try_steal(struct ot_sched *s) {
+    unsigned n = ot__rt.nsched;
+    for (unsigned i = 1; i < n; i++) {
+        struct ot_sched *v = ot__rt.sched[(s->id + i) % n];
+        struct ot_proc *p = steal_from(s, v);
+        if (p)
+            return p;
+    }
+    return NULL;
+}
+
+static struct ot_proc *next_proc(struct ot_sched *s) {
+    struct ot_proc *p;
+    if (s->runnext && s->runnext_streak < RUNNEXT_CAP) {
+        p = s->runnext;
+        s->runnext = NULL;
+        s->runnext_streak++;
+        return p;
+    }
+    s->runnext_streak = 0;
+    if (unlikely((s->nloops & 63) == 0) && (p = ovf_pop(s)))
+        return p;
+    if ((p = rq_pop(s)) || (p = ovf_pop(s)))
+        return p;
+    if ((p = s->runnext)) {
+        s->runnext = NULL;
+        return p;
+    }
+    return NULL;
+}
+
+static void drain_inbox(struct ot_sched *s) {
+    struct ot_proc *p;
+    while ((p = inbox_pop(s)))
+        rq_push(s, p);
+}
+
+/* ---- waking ------------------------------------------------------------------ */
+
+void ot__sched_kick(struct ot_sched *t) {
+    /* seq_cst fence pairs with the sleeper's seq_cst store of SS_SLEEPING and
+     * its inbox re-check */
+    atomic_thread_fence(memory_order_seq_cst);
+    uint32_t st = atomic_load_explicit(&t->sleep_state, memory_order_relaxed);
+    if (st != SS_SLEEPING)
+        return;
+    if (!atomic_compare_exchange_strong_explicit(&t->sleep_state, &st, SS_RUNNING,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return;
+    ot__ring_wake_remote(ot__sched_get(), t);
+}
+
+void ot__make_runnable(struct ot_proc *p, bool from_local) {
+    struct ot_sched *me = ot__sched_get();
+    struct ot_sched *home = atomic_load_explicit(&p->sched, memory_order_relaxed);
+    bool bound = (p->flags & PF_BOUND) ||
+                 (atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_IOWAIT);
+    if (me && from_local && !bound) {
+        /* a process woken by a send runs on the sender's scheduler */
+        atomic_store_explicit(&p->sched, me, memory_order_relaxed);
+        p->enq_ns = me->now_ns;
+        if (me->in_process) {
+            if (me->runnext)
+                rq_push(me, me->runnext);
+            me->runnext = p;
+        } else {
+            rq_push(me, p);
+        }
+        return;
+    }
+    if (!home)
+        home = ot__rt.sched[0];
+    if (home == me) {
+        rq_push(me, p);
+        return;
+    }
+    inbox_push(home, p);
+    ot__sched_kick(home);
+}
+
+void ot__enqueue_new(struct ot_proc *p, struct ot_sched *t) {
+    struct ot_sched *me = ot__sched_get();
+    atomic_store_explicit(&p->sched, t, memory_order_relaxed);
+    if (t == me) {
+        rq_push(me, p);
+        return;
+    }
+    inbox_push(t, p);
+    ot__sched_kick(t);
+}
+
+void ot__wake(struct ot_proc *p) {
+    uint32_t st = PS_WAITING;
+    /* acq_rel: whoever wins this CAS owns putting p on a run queue */
+    if (!atomic_compare_exchange_strong_explicit(&p->state, &st, PS_RUNNABLE,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return;
+    if (unlikely(p->flags & PF_FOREIGN)) {
+        extern void ot__foreign_wake(struct ot_proc * fp);
+        ot__foreign_wake(p);
+        return;
+    }
+    ot__make_runnable(p, true);
+}
+
+/* ---- switching ---------------------------------------------------------------- */
+
+/* From a process: back to its scheduler with a reason. Returns when resumed,
+ * possibly on another scheduler thread. */
+static inline void to_sched(struct ot_sched *s, struct ot_proc *p, int why) {
+    s->switch_reason = why;
+#if defined(OT_ASAN)
+    void *fake = NULL;
+    bool last = why == SW_EXIT || why == SW_HANDLER_DONE; /* this stack's frames are done */
+    SAN_START_SWITCH(last ? NULL : &fake, s->tstack_lo, s->tstack_size);
+#endif
+    TSAN_SWITCH(s->tsan_fiber);
+    ot__ctx_switch(&p->sp, s->sp);
+#if defined(OT_ASAN)
+    SAN_FINISH_SWITCH(fake);
+#endif
+}
+
+void ot__handler_done_switch(struct ot_sched *s, struct ot_proc *p) {
+    to_sched(s, p, SW_HANDLER_DONE);
+    abort(); /* a finished handler body is never resumed */
+}
+
+void ot__yield_now(void) {
+    struct ot_sched *s = ot__sched_get();
+    struct ot_proc *p = s->current;
+    to_sched(s, p, SW_YIELD);
+}
+
+void ot__park(void) {
+    struct ot_sched *s = ot__sched_get();
+    struct ot_proc *p = s->current;
+    to_sched(s, p, SW_PARK);
+}
+
+_Noreturn void ot__switch_exit(void) {
+    struct ot_sched *s = ot__sched_get();
+    struct ot_proc *p = s->current;
+    to_sched(s, p, SW_EXIT);
+    abort(); /* an exited process is never resumed */
+}
+
+void ot__spend(struct ot_proc *p, int n) {
+    p->reductions += (uint64_t)n;
+    if (unlikely((p->budget -= n) <= 0)) {
+        p->budget = BUDGET;
+        ot__yield_now();
+    }
+}
+
+/* After a process switched out with SW_PARK: make it WAITING unless something
+ * arrived meanwhile. Runs on the scheduler's stack, so a waker that puts the
+ * process on a run queue can never resume it while it is still on its stack. */
+static void park_from_sched(struct ot_sched *s, struct ot_proc *p) {
+    /* seq_cst store pairs with the fence in ot__deliver / the timer's fence */
+    atomic_store_explicit(&p->state, PS_WAITING, memory_order_seq_cst);
+    bool again = ot__mq_maybe_nonempty(p) ||
+                 atomic_load_explicit(&p->timeout_seq, memory_order_seq_cst) == p->wait_seq ||
+                 (p->io_op && p->io_op->done);
+    if (again) {
+        uint32_t st = PS_WAITING;
+        if (atomic_compare_exchange_strong_explicit(&p->state, &st, PS_RUNNABLE,
+                                                    memory_order_acq_rel,
+                                                    memory_order_relaxed))
+            rq_push(s, p);
+    }
+}
+
+static void handle_fault(struct ot_sched *s, struct ot_proc *p) {
+    int sig = s->fault_sig;
+    s->fault_sig = 0;
+    ot_reason r = OT_REASON(OT_FAULT);
+    r.detail = sig;
+    if (ot__stack_guard_hit(p->stack, s->fault_addr))
+        r = OT_REASON(OT_STACK_OVERFLOW);
+    snprintf(r.text, sizeof r.text, "%s at %p", sigabbrev_np(sig) ? sigabbrev_np(sig) : "signal",
+             s->fault_addr);
+    if (r.kind == OT_STACK_OVERFLOW)
+        snprintf(r.text, sizeof r.text, "stack overflow at %p", s->fault_addr);
+    p->reason = r;
+    p->exit_by_signal = 0;
+    ot__proc_finish_exit(s, p);
+}
+
+static void run_proc(struct ot_sched *s, struct ot_proc *p) {
+    atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&p->sched, s, memory_order_relaxed);
+    s->current = p;
+    if ((p->flags & PF_HANDLER) && !p->stack) {
+        /* an idle handler: act on signals and look for a message without a stack */
+        ot__mq_drain(p);
+        if (p->dying) {
+            ot__proc_finish_exit(s, p);
+            s->current = NULL;
+            return;
+        }
+        if (!p->q_first) {
+            park_from_sched(s, p);
+            s->current = NULL;
+            return;
+        }
+        struct stack *st = s->hstack;
+        s->hstack = NULL;
+        if (!st)
+            st = ot__stack_get(s, ot__rt.stack_size);
+        if (!st) {
+            p->reason = ot_reason_error("no stack for handler");
+            ot__proc_finish_exit(s, p);
+            s->current = NULL;
+            return;
+        }
+        p->stack = st;
+        p->sp = ot__ctx_make(st->hi, ot__run_handler_body, p);
+    } else if (unlikely(!p->stack)) {
+        /* a stackful process's first run: its stack comes from this scheduler */
+        size_t sz = (size_t)p->stack_req << 10;
+        struct stack *st = ot__stack_get(s, sz ? sz : ot__rt.stack_size);
+        if (!st) {
+            p->reason = ot_reason_error("no stack: %s", strerror(errno));
+            ot__proc_finish_exit(s, p);
+            s->current = NULL;
+            return;
+        }
+        p->stack = st;
+        p->sp = ot__ctx_make(st->hi, ot__stackful_entry, p);
+    }
+    if (p->budget <= 0)
+        p->budget = BUDGET;
+    s->in_process = true;
+    s->run_start_ns = s->now_ns;
+    SAN_START_SWITCH(&s->asan_fake, p->stack->lo, p->stack->size);
+    TSAN_SWITCH(p->stack->tsan_fiber);
+    ot__ctx_switch(&s->sp, p->sp);
+    SAN_FINISH_SWITCH(s->asan_fake);
+    s->in_process = false;
+    if (unlikely(s->fault_sig)) {
+        handle_fault(s, p);
+        s->current = NULL;
+        return;
+    }
+    switch (s->switch_reason) {
+    case SW_YIELD:
+        atomic_store_explicit(&p->state, PS_RUNNABLE, memory_order_relaxed);
+        rq_push(s, p);
+        break;
+    case SW_PARK:
+        park_from_sched(s, p);
+        break;
+    case SW_EXIT:
+        ot__proc_finish_exit(s, p);
+        break;
+    case SW_HANDLER_DONE: {
+        struct stack *st = p->stack;
+        p->stack = NULL;
+        if (!s->hstack)
+            s->hstack = st;
+        else
+            ot__stack_put(s, st);
+        if (s->handler_yield) {
+            atomic_store_explicit(&p->state, PS_RUNNABLE, memory_order_relaxed);
+            rq_push(s, p);
+        } else {
+            park_from_sched(s, p);
+        }
+        break;
+    }
+    }
+    s->current = NULL;
+}
+
+/* ---- the loop ------------------------------------------------------------------- */
+
+static void advance_time(struct ot_sched *s) {
+    s->now_ns = ot__clock_ns();
+    uint64_t tick = s->now_ns / 1000000u;
+    if (tick > s->wheel.now || s->wheel.due)
+        ot__wheel_advance(s, tick);
+}
+
+static bool have_local_work(struct ot_sched *s) {
+    return s->runnext || s->ovf_head ||
+           atomic_load_explicit(&s->rq_tail, memory_order_relaxed) !=
+               atomic_load_explicit(&s->rq_head, memory_order_relaxed) ||
+           inbox_nonempty(s);
+}
+
+static bool should_exit(struct ot_sched *s) {
+    return atomic_load_explicit(&ot__rt.stopping, memory_order_acquire) == 2;
+}
+
+static void idle(struct ot_sched *s) {
+    uint64_t spin_until = s->now_ns + (uint64_t)ot__rt.cfg.spin_us * 1000u;
+    atomic_store_explicit(&s->sleep_state, SS_SPINNING, memory_order_relaxed);
+    for (;;) {
+        if (s->inflight || s->pending_sqes) {
+            ot__ring_submit(s);
+            ot__ring_reap(s);
+        }
+        if (have_local_work(s) || should_exit(s))
+            break;
+        s->now_ns = ot__clock_ns();
+        if (s->wheel.due || s->now_ns / 1000000u > s->wheel.now)
+            break;
+        struct ot_proc *p = try_steal(s);
+        if (p) {
+            rq_push(s, p);
+            break;
+        }
+        if (s->now_ns < spin_until) {
+            __builtin_ia32_pause();
+            continue;
+        }
+        /* publish SLEEPING, then look again: pairs with ot__sched_kick */
+        atomic_store_explicit(&s->sleep_state, SS_SLEEPING, memory_order_seq_cst);
+        if (have_local_work(s) || should_exit(s))
+            break;
+        int64_t next = ot__wheel_next(&s->wheel);
+        int64_t tmo_ns = -1;
+        if (next >= 0) {
+            uint64_t at = (s->wheel.now + (uint64_t)next) * 1000000u;
+            tmo_ns = at > s->now_ns ? (int64_t)(at - s->now_ns) : 0;
+        }
+        rcu_thread_offline();
+        ot__ring_sleep(s, tmo_ns);
+        rcu_thread_online();
+        break;
+    }
+    atomic_store_explicit(&s->sleep_state, SS_RUNNING, memory_order_relaxed);
+}
+
+static void *sched_main(void *arg) {
+    struct ot_sched *s = arg;
+    ot__cur_sched = s;
+    rcu_register_thread();
+#if defined(OT_TSAN)
+    s->tsan_fiber = __tsan_get_current_fiber();
+#endif
+    pthread_attr_t a;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        pthread_attr_getstack(&a, &s->tstack_lo, &s->tstack_size);
+        pthread_attr_destroy(&a);
+    }
+    int rc = ot__ring_init(s);
+    /* release pairs with the acquire load in ot__sched_start_all */
+    atomic_store_explicit(&s->ready, rc ? rc : 1, memory_order_release);
+    if (rc) {
+        rcu_unregister_thread();
+        return NULL;
+    }
+    ot__fault_thread_init(s);
+    s->now_ns = ot__clock_ns();
+    for (;;) {
+        s->nloops++;
+        rcu_quiescent_state();
+        advance_time(s);
+        drain_inbox(s);
+        /* run a batch, then give the ring one submit/reap */
+        for (int i = 0; i < 64; i++) {
+            struct ot_proc *p = next_proc(s);
+            if (!p)
+                break;
+            run_proc(s, p);
+            if ((i & 15) == 15)
+                s->now_ns = ot__clock_ns();
+        }
+        if (s->pending_sqes || s->inflight) {
+            ot__ring_submit(s);
+            ot__ring_reap(s);
+        }
+        if (!have_local_work(s)) {
+            if (should_exit(s))
+                break;
+            idle(s);
+        }
+    }
+    ot__fault_thread_fini(s);
+    rcu_unregister_thread();
+    ot__cur_sched = NULL;
+    return NULL;
+}
+
+int ot__sched_start_all(void) {
+    unsigned n = ot__rt.nsched;
+    ot__rt.sched = calloc(n, sizeof(*ot__rt.sched));
+    if (!ot__rt.sched)
+        return -ENOMEM;
+    uint64_t tick = ot__clock_ns() / 1000000u;
+    for (unsigned i = 0; i < n; i++) {
+        struct ot_sched *s = aligned_alloc(OT_CACHELINE,
+                                           (sizeof(*s) + OT_CACHELINE - 1) & ~(size_t)63);
+        if (!s)
+            return -ENOMEM;
+        memset(s, 0, sizeof(*s));
+        s->id = (int)i;
+        s->evfd = -1;
+        atomic_store_explicit(&s->inbox_stub, NULL, memory_order_relaxed);
+        atomic_store_explicit(&s->inbox_tail, inbox_stub(s), memory_order_relaxed);
+        s->inbox_head = inbox_stub(s);
+        ot__wheel_init(&s->wheel, tick);
+        ot__rt.sched[i] = s;
+        int rc = ot__stack_reserve(s);
+        if (rc)
+            return rc;
+    }
+    int err = 0;
+    for (unsigned i = 0; i < n; i++) {
+        int rc = pthread_create(&ot__rt.sched[i]->thread, NULL, sched_main, ot__rt.sched[i]);
+        if (rc)
+            return -rc;
+        ot__rt.nstarted = i + 1;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        int r;
+        while ((r = atomic_load_explicit(&ot__rt.sched[i]->ready, memory_order_acquire)) == 0)
+            sched_yield();
+        if (r < 0 && !err)
+            err = r;
+    }
+    return err;
+}
+
+void ot__sched_stop_all(void) {
+    atomic_store_explicit(&ot__rt.stopping, 2, memory_order_release);
+    for (unsigned i = 0; i < ot__rt.nstarted; i++) {
+        struct ot_sched *s = ot__rt.sched[i];
+        /* force a wake even if it is only about to sleep */
+        atomic_store_explicit(&s->sleep_state, SS_SLEEPING, memory_order_seq_cst);
+        ot__sched_kick(s);
+    }
+    for (unsigned i = 0; i < ot__rt.nstarted; i++)
+        pthread_join(ot__rt.sched[i]->thread, NULL);
+    ot__rt.nstarted = 0;
+}

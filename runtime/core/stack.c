@@ -1,0 +1,160 @@
+/* Green stacks (ARCHITECTURE 2). Each scheduler carves stacks out of its own
+ * MAP_NORESERVE reservations (1 GiB chunks, one VMA each), one guard page
+ * below every stack. The guard is installed with MADV_GUARD_INSTALL where the
+ * kernel has it (Linux >= 6.13: no VMA per guard, so a million guarded stacks
+ * fit one mapping per chunk); otherwise with mprotect, which splits the VMA
+ * twice per stack, so that fallback runs under a budget well inside
+ * vm.max_map_count and fails cleanly past it. Freed stacks stay warm in the
+ * freeing scheduler's pool (a fresh page costs 1.3-1.8 us to fault in); past
+ * a high-water mark their pages go back to the kernel, off the spawn path's
+ * common case. Each stack's record sits at the top of its own memory. */
+#include "runtime/core/core.h"
+#include "runtime/core/sanit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#define RES_CHUNK ((size_t)1 << 30)
+#define WARM_HWM 4096
+static _Atomic long mprotect_budget = 30000;
+
+static size_t rec_size(void) { return (sizeof(struct stack) + 63) & ~(size_t)63; }
+
+static int new_chunk(struct ot_sched *s, size_t need) {
+    size_t sz = need > RES_CHUNK ? need : RES_CHUNK;
+    void *m = mmap(NULL, sz, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED)
+        return -ENOMEM;
+    if (s->res_nchunks == s->res_capchunks) {
+        size_t nc = s->res_capchunks ? s->res_capchunks * 2 : 16;
+        void **n = realloc(s->res_chunks, nc * 2 * sizeof(void *));
+        if (!n) {
+            munmap(m, sz);
+            return -ENOMEM;
+        }
+        s->res_chunks = n;
+        s->res_capchunks = nc;
+    }
+    s->res_chunks[2 * s->res_nchunks] = m;
+    s->res_chunks[2 * s->res_nchunks + 1] = (void *)sz;
+    s->res_nchunks++;
+    s->res_next = m;
+    s->res_end = (char *)m + sz;
+    return 0;
+}
+
+int ot__stack_reserve(struct ot_sched *s) {
+    s->stack_warm_hwm = WARM_HWM;
+    return new_chunk(s, RES_CHUNK);
+}
+
+void ot__stack_release_reserve(struct ot_sched *s) {
+    struct stack *lists[3] = {s->stack_pool, s->stack_cold, s->stack_odd};
+    for (int i = 0; i < 3; i++) {
+        for (struct stack *st = lists[i], *n; st; st = n) {
+            n = st->next;
+#if defined(OT_TSAN)
+            __tsan_destroy_fiber(st->tsan_fiber);
+#endif
+            VG_STACK_DEREGISTER(st->vg_id);
+        }
+    }
+    s->stack_pool = s->stack_cold = s->stack_odd = NULL;
+    for (size_t i = 0; i < s->res_nchunks; i++)
+        munmap(s->res_chunks[2 * i], (size_t)s->res_chunks[2 * i + 1]);
+    free(s->res_chunks);
+    s->res_chunks = NULL;
+    s->res_nchunks = s->res_capchunks = 0;
+}
+
+static struct stack *carve(struct ot_sched *s, size_t size) {
+    size_t page = ot__rt.page;
+    size_t total = page + size;
+    if ((size_t)(s->res_end - s->res_next) < total && new_chunk(s, total) != 0)
+        return NULL;
+    char *guard = s->res_next;
+    s->res_next += total;
+    if (ot__rt.feat.guard_regions) {
+        if (madvise(guard, page, MADV_GUARD_INSTALL) != 0)
+            return NULL;
+    } else {
+        /* each mprotect'd guard costs two VMAs: stay under vm.max_map_count */
+        if (atomic_fetch_sub_explicit(&mprotect_budget, 1, memory_order_relaxed) <= 0) {
+            atomic_fetch_add_explicit(&mprotect_budget, 1, memory_order_relaxed);
+            errno = ENOMEM;
+            return NULL;
+        }
+        if (mprotect(guard, page, PROT_NONE) != 0)
+            return NULL;
+    }
+    char *lo = guard + page;
+    struct stack *st = (struct stack *)(lo + size - rec_size());
+    st->next = NULL;
+    st->lo = lo;
+    st->hi = (char *)st;
+    st->size = size;
+    st->tsan_fiber = NULL;
+#if defined(OT_TSAN)
+    st->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    st->vg_id = VG_STACK_REGISTER(lo, lo + size);
+    return st;
+}
+
+struct stack *ot__stack_get(struct ot_sched *s, size_t size) {
+    struct stack *st;
+    if (size == ot__rt.stack_size) {
+        if ((st = s->stack_pool)) {
+            s->stack_pool = st->next;
+            s->stack_pool_len--;
+            return st;
+        }
+        if ((st = s->stack_cold)) {
+            s->stack_cold = st->next;
+            return st;
+        }
+    } else {
+        for (struct stack **pp = &s->stack_odd; (st = *pp); pp = &st->next) {
+            if (st->size == size) {
+                *pp = st->next;
+                return st;
+            }
+        }
+    }
+    return carve(s, size);
+}
+
+void ot__stack_put(struct ot_sched *s, struct stack *st) {
+    if (st->size != ot__rt.stack_size) {
+        st->next = s->stack_odd;
+        s->stack_odd = st;
+        return;
+    }
+    if (s->stack_pool_len < s->stack_warm_hwm) {
+        st->next = s->stack_pool;
+        s->stack_pool = st;
+        s->stack_pool_len++;
+        return;
+    }
+    /* Past the high-water mark: hand all but the record's page back. */
+    size_t page = ot__rt.page;
+    size_t keep = ((uintptr_t)st->hi + page - 1) - (((uintptr_t)st) & ~(page - 1));
+    size_t drop = st->size > keep ? (size_t)(((uintptr_t)st) & ~(page - 1)) - (uintptr_t)st->lo
+                                  : 0;
+    if (drop)
+        madvise(st->lo, drop, MADV_DONTNEED);
+    st->next = s->stack_cold;
+    s->stack_cold = st;
+}
+
+bool ot__stack_guard_hit(const struct stack *st, const void *addr) {
+    const char *a = addr;
+    /* the guard page, and a little below it: a big frame can jump past it */
+    return st && a < st->lo && a >= st->lo - 64 * ot__rt.page;
+}

@@ -1,0 +1,96 @@
+/* Context switch between green stacks (ARCHITECTURE 2). ot__ctx_switch saves
+ * the callee-saved registers of the SysV (x86-64) or AAPCS64 (aarch64) ABI on
+ * the current stack, stores the stack pointer through its first argument and
+ * resumes the context whose stack pointer is its second argument.
+ * ot__ctx_resume resumes a saved context without saving the current one (the
+ * fault handler uses it to leave a crashed process). ot__ctx_start is the first
+ * "return address" of a fresh context: it calls fn(arg) from two saved
+ * registers, and fn never returns. */
+#if defined(__x86_64__)
+        .text
+        .globl  ot__ctx_switch
+        .hidden ot__ctx_switch
+        .type   ot__ctx_switch,@function
+        .p2align 4
+ot__ctx_switch:
+        pushq   %rbp
+        pushq   %rbx
+        pushq   %r12
+        pushq   %r13
+        pushq   %r14
+        pushq   %r15
+        movq    %rsp, (%rdi)
+        movq    %rsi, %rsp
+        .globl  ot__ctx_resume_here
+        .hidden ot__ctx_resume_here
+ot__ctx_resume_here:
+        popq    %r15
+        popq    %r14
+        popq    %r13
+        popq    %r12
+        popq    %rbx
+        popq    %rbp
+        ret
+        .size   ot__ctx_switch,.-ot__ctx_switch
+
+        .globl  ot__ctx_start
+        .hidden ot__ctx_start
+        .type   ot__ctx_start,@function
+        .p2align 4
+ot__ctx_start:
+        movq    %r13, %rdi
+        callq   *%r12
+        ud2
+        .size   ot__ctx_start,.-ot__ctx_start
+
+#elif defined(__aarch64__)
+        .text
+        .globl  ot__ctx_switch
+        .hidden ot__ctx_switch
+        .type   ot__ctx_switch,%function
+        .p2align 4
+ot__ctx_switch:
+        sub     sp, sp, #176
+        stp     x19, x20, [sp, #0]
+        stp     x21, x22, [sp, #16]
+        stp     x23, x24, [sp, #32]
+        stp     x25, x26, [sp, #48]
+        stp     x27, x28, [sp, #64]
+        stp     x29, x30, [sp, #80]
+        stp     d8, d9, [sp, #96]
+        stp     d10, d11, [sp, #112]
+        stp     d12, d13, [sp, #128]
+        stp     d14, d15, [sp, #144]
+        mov     x9, sp
+        str     x9, [x0]
+        mov     sp, x1
+        .globl  ot__ctx_resume_here
+        .hidden ot__ctx_resume_here
+ot__ctx_resume_here:
+        ldp     x19, x20, [sp, #0]
+        ldp     x21, x22, [sp, #16]
+        ldp     x23, x24, [sp, #32]
+        ldp     x25, x26, [sp, #48]
+        ldp     x27, x28, [sp, #64]
+        ldp     x29, x30, [sp, #80]
+        ldp     d8, d9, [sp, #96]
+        ldp     d10, d11, [sp, #112]
+        ldp     d12, d13, [sp, #128]
+        ldp     d14, d15, [sp, #144]
+        add     sp, sp, #176
+        ret
+        .size   ot__ctx_switch,.-ot__ctx_switch
+
+        .globl  ot__ctx_start
+        .hidden ot__ctx_start
+        .type   ot__ctx_start,%function
+        .p2align 4
+ot__ctx_start:
+        mov     x0, x20
+        blr     x19
+        brk     #0
+        .size   ot__ctx_start,.-ot__ctx_start
+#else
+#error "Otter's context switch supports x86-64 and aarch64"
+#endif
+        .section .note.GNU-stack,"",@progbits

@@ -1,0 +1,411 @@
+/* Timers (ARCHITECTURE 9): a hierarchical timing wheel per scheduler at 1 ms
+ * ticks, 6 levels of 64 slots (64^6 ms, about two years; later deadlines wait
+ * in the top level and are re-filed). A timer sits in the lowest level whose
+ * 64-slot window, aligned to that level's granularity, holds both the wheel's
+ * current tick and the deadline, so a level >0 slot cascades down exactly
+ * when the wheel reaches the start of that slot and a deadline fires exactly
+ * at its tick: never early.
+ *
+ * Timers live in their scheduler's table (chunks of 4096, never freed while
+ * the runtime runs) and are addressed by refs that carry scheduler, index and
+ * generation. Only the owning scheduler links, unlinks, fires and frees them;
+ * any thread may cancel by CASing the generation+state word from ARMED to
+ * CANCELLED, and the owner drops a remotely cancelled timer when it reaches it.
+ * A reused timer has a new generation, so a stale ref's CAS fails. */
+#include "runtime/core/core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ref layout: 1 (timer tag) | sched:7 | index:24 | gen:32 */
+#define REF_TIMER (1ull << 63)
+static inline ot_ref mk_ref(unsigned sched, uint32_t idx, uint32_t gen) {
+    return (ot_ref){REF_TIMER | ((uint64_t)(sched & 0x7f) << 56) |
+                    ((uint64_t)(idx & 0xffffff) << 32) | gen};
+}
+
+static inline uint64_t gs(uint32_t gen, unsigned st) { return (uint64_t)gen << 8 | st; }
+
+void ot__wheel_init(struct ot_wheel *w, uint64_t now_tick) {
+    memset(w, 0, sizeof *w);
+    w->now = now_tick;
+}
+
+void ot__wheel_fini(struct ot_wheel *w) {
+    for (uint32_t c = 0; c < w->nchunks; c++) {
+        struct ot_timer *ch = w->chunks[c];
+        for (uint32_t i = 0; i < TMR_CHUNK; i++)
+            if (ch[i].env)
+                ot__env_free(ch[i].env);
+        free(ch);
+    }
+    free(w->chunks);
+    memset(w, 0, sizeof *w);
+}
+
+static struct ot_timer *tmr_alloc(struct ot_wheel *w) {
+    struct ot_timer *t = w->free;
+    if (t) {
+        w->free = t->next;
+        return t;
+    }
+    if (w->used == w->nchunks * TMR_CHUNK) {
+        if (w->nchunks == (1u << (24 - TMR_CHUNK_BITS)))
+            return NULL; /* 16 M timers on one scheduler */
+        if (w->nchunks == w->cap_chunks) {
+            uint32_t nc = w->cap_chunks ? w->cap_chunks * 2 : 8;
+            struct ot_timer **n = realloc(w->chunks, nc * sizeof(*n));
+            if (!n)
+                return NULL;
+            w->chunks = n;
+            w->cap_chunks = nc;
+        }
+        struct ot_timer *ch = calloc(TMR_CHUNK, sizeof(*ch));
+        if (!ch)
+            return NULL;
+        for (uint32_t i = 0; i < TMR_CHUNK; i++)
+            ch[i].idx = w->nchunks * TMR_CHUNK + i;
+        w->chunks[w->nchunks++] = ch;
+    }
+    t = &w->chunks[w->used >> TMR_CHUNK_BITS][w->used & (TMR_CHUNK - 1)];
+    w->used++;
+    return t;
+}
+
+static void tmr_free(struct ot_wheel *w, struct ot_timer *t) {
+    uint32_t gen = (uint32_t)(atomic_load_explicit(&t->genstate, memory_order_relaxed) >> 8);
+    /* a new generation: stale refs can no longer CAS it (release pairs with
+     * cancellers' acquire) */
+    atomic_store_explicit(&t->genstate, gs(gen + 1, TMR_FREE), memory_order_release);
+    if (t->env) {
+        ot__env_free(t->env);
+        t->env = NULL;
+    }
+    t->next = w->free;
+    w->free = t;
+}
+
+static struct ot_timer *tmr_at(struct ot_wheel *w, uint32_t idx) {
+    uint32_t c = idx >> TMR_CHUNK_BITS;
+    /* chunks only grow; a racy read of nchunks just misses a brand-new chunk */
+    if (c >= __atomic_load_n(&w->nchunks, __ATOMIC_ACQUIRE))
+        return NULL;
+    return &w->chunks[c][idx & (TMR_CHUNK - 1)];
+}
+
+static void slot_link(struct ot_wheel *w, struct ot_timer *t, unsigned lvl, unsigned slot) {
+    t->level = (uint8_t)lvl;
+    t->slot = (uint8_t)slot;
+    t->prev = NULL;
+    t->next = w->slots[lvl][slot];
+    if (t->next)
+        t->next->prev = t;
+    w->slots[lvl][slot] = t;
+    w->bitmap[lvl] |= 1ull << slot;
+    t->in_wheel = 1;
+}
+
+static void slot_unlink(struct ot_wheel *w, struct ot_timer *t) {
+    if (!t->in_wheel)
+        return;
+    if (t->level == 0xff) { /* on the due list */
+        if (t->prev)
+            t->prev->next = t->next;
+        else
+            w->due = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+    } else {
+        if (t->prev)
+            t->prev->next = t->next;
+        else
+            w->slots[t->level][t->slot] = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+        if (!w->slots[t->level][t->slot])
+            w->bitmap[t->level] &= ~(1ull << t->slot);
+    }
+    t->in_wheel = 0;
+    w->count--;
+}
+
+static void file_timer(struct ot_wheel *w, struct ot_timer *t) {
+    uint64_t e = t->expire;
+    if (e <= w->now) {
+        t->level = 0xff;
+        t->prev = NULL;
+        t->next = w->due;
+        if (w->due)
+            w->due->prev = t;
+        w->due = t;
+        t->in_wheel = 1;
+        return;
+    }
+    for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
+        unsigned up = WHEEL_BITS * (l + 1);
+        if ((e >> up) == (w->now >> up)) {
+            slot_link(w, t, l, (unsigned)(e >> (WHEEL_BITS * l)) & (WHEEL_SLOTS - 1));
+            return;
+        }
+    }
+    /* beyond the top window: park in the top level's last-but-current slot;
+     * it is re-filed when that slot cascades */
+    unsigned l = WHEEL_LEVELS - 1;
+    unsigned cur = (unsigned)(w->now >> (WHEEL_BITS * l)) & (WHEEL_SLOTS - 1);
+    slot_link(w, t, l, (cur + WHEEL_SLOTS - 1) & (WHEEL_SLOTS - 1));
+}
+
+static void fire(struct ot_sched *s, struct ot_timer *t) {
+    uint64_t v = atomic_load_explicit(&t->genstate, memory_order_relaxed);
+    uint64_t want = (v & ~0xffull) | TMR_ARMED;
+    /* acq_rel: wins against a concurrent canceller's CAS on the same word */
+    if (!atomic_compare_exchange_strong_explicit(&t->genstate, &want,
+                                                 (v & ~0xffull) | TMR_FIRED,
+                                                 memory_order_acq_rel, memory_order_relaxed)) {
+        tmr_free(&s->wheel, t); /* cancelled from another scheduler */
+        return;
+    }
+    if (t->kind == TK_SEND) {
+        struct env *e = t->env;
+        t->env = NULL;
+        ot__deliver(e->to, e);
+    } else {
+        struct ot_proc *p = ot__ptab_slot(t->target);
+        if (p && atomic_load_explicit(&p->pid, memory_order_acquire) == t->target.v) {
+            /* seq_cst store + fence pair with park_from_sched's store of
+             * PS_WAITING and its load of timeout_seq */
+            atomic_store_explicit(&p->timeout_seq, t->seq, memory_order_seq_cst);
+            atomic_thread_fence(memory_order_seq_cst);
+            if (atomic_load_explicit(&p->state, memory_order_relaxed) == PS_WAITING)
+                ot__wake(p);
+        }
+    }
+    tmr_free(&s->wheel, t);
+}
+
+static void fire_list(struct ot_sched *s, struct ot_timer *head) {
+    while (head) {
+        struct ot_timer *n = head->next;
+        head->in_wheel = 0;
+        s->wheel.count--;
+        fire(s, head);
+        head = n;
+    }
+}
+
+static void cascade(struct ot_wheel *w, unsigned l, unsigned slot) {
+    struct ot_timer *t = w->slots[l][slot];
+    w->slots[l][slot] = NULL;
+    w->bitmap[l] &= ~(1ull << slot);
+    while (t) {
+        struct ot_timer *n = t->next;
+        file_timer(w, t);
+        t = n;
+    }
+}
+
+int64_t ot__wheel_next(struct ot_wheel *w) {
+    if (w->due)
+        return 0;
+    if (!w->count)
+        return -1;
+    int64_t best = -1;
+    for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
+        if (!w->bitmap[l])
+            continue;
+        unsigned sh = WHEEL_BITS * l;
+        unsigned cur = (unsigned)(w->now >> sh) & (WHEEL_SLOTS - 1);
+        /* slots after the current one in this level's window */
+        uint64_t after = cur == 63 ? 0 : w->bitmap[l] & (~0ull << (cur + 1));
+        uint64_t base = (w->now >> (sh + WHEEL_BITS)) << (sh + WHEEL_BITS);
+        int64_t at;
+        if (after) {
+            at = (int64_t)(base + ((uint64_t)__builtin_ctzll(after) << sh));
+        } else if (l == 0 && (w->bitmap[0] & (1ull << cur))) {
+            at = (int64_t)w->now;
+        } else {
+            /* earlier slots of this level belong to the next window: when the
+             * level above cascades, which happens at the next window start */
+            at = (int64_t)(base + (1ull << (sh + WHEEL_BITS)));
+        }
+        int64_t d = at - (int64_t)w->now;
+        if (d < 0)
+            d = 0;
+        if (best < 0 || d < best)
+            best = d;
+    }
+    return best;
+}
+
+void ot__wheel_advance(struct ot_sched *s, uint64_t now_tick) {
+    struct ot_wheel *w = &s->wheel;
+    if (w->due) {
+        struct ot_timer *d = w->due;
+        w->due = NULL;
+        fire_list(s, d);
+    }
+    while (w->now < now_tick) {
+        if (!w->count) {
+            w->now = now_tick;
+            break;
+        }
+        int64_t next = ot__wheel_next(w);
+        uint64_t step = next <= 0 ? 1 : (uint64_t)next;
+        if (w->now + step > now_tick) {
+            w->now = now_tick;
+            break;
+        }
+        w->now += step;
+        uint64_t t = w->now;
+        for (unsigned l = WHEEL_LEVELS - 1; l >= 1; l--) {
+            unsigned sh = WHEEL_BITS * l;
+            if ((t & ((1ull << sh) - 1)) == 0)
+                cascade(w, l, (unsigned)(t >> sh) & (WHEEL_SLOTS - 1));
+        }
+        unsigned s0 = (unsigned)t & (WHEEL_SLOTS - 1);
+        struct ot_timer *head = w->slots[0][s0];
+        if (head) {
+            w->slots[0][s0] = NULL;
+            w->bitmap[0] &= ~(1ull << s0);
+            fire_list(s, head);
+        }
+        if (w->due) {
+            struct ot_timer *d = w->due;
+            w->due = NULL;
+            fire_list(s, d);
+        }
+    }
+}
+
+uint64_t ot__tick_deadline(int64_t ms) {
+    uint64_t now = ot__clock_ns();
+    uint64_t at = now + (uint64_t)ms * 1000000u;
+    return (at + 999999u) / 1000000u; /* round up: never early */
+}
+
+static struct ot_timer *arm(struct ot_sched *s, uint64_t expire) {
+    struct ot_timer *t = tmr_alloc(&s->wheel);
+    if (!t)
+        return NULL;
+    t->expire = expire;
+    t->env = NULL;
+    uint32_t gen = (uint32_t)(atomic_load_explicit(&t->genstate, memory_order_relaxed) >> 8);
+    /* release: expire and payload are visible to a canceller that sees ARMED */
+    atomic_store_explicit(&t->genstate, gs(gen, TMR_ARMED), memory_order_release);
+    s->wheel.count++;
+    file_timer(&s->wheel, t);
+    return t;
+}
+
+struct ot_timer *ot__timer_arm_wake(struct ot_sched *s, struct ot_proc *p, uint64_t expire,
+                                    uint64_t seq, uint64_t *gen_out) {
+    struct ot_timer *t = arm(s, expire);
+    if (!t)
+        return NULL;
+    t->kind = TK_WAKE;
+    t->target = (ot_pid){atomic_load_explicit(&p->pid, memory_order_relaxed)};
+    t->seq = seq;
+    *gen_out = atomic_load_explicit(&t->genstate, memory_order_relaxed) >> 8;
+    return t;
+}
+
+static int64_t cancel(struct ot_timer *t, uint32_t gen, struct ot_sched *owner) {
+    uint64_t want = gs(gen, TMR_ARMED);
+    /* acquire pairs with the release store in arm; acq_rel against fire */
+    if (!atomic_compare_exchange_strong_explicit(&t->genstate, &want, gs(gen, TMR_CANCELLED),
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return -1;
+    uint64_t now = ot__clock_ns() / 1000000u;
+    int64_t left = t->expire > now ? (int64_t)(t->expire - now) : 0;
+    struct ot_sched *me = ot__sched_get();
+    if (me == owner) {
+        slot_unlink(&owner->wheel, t);
+        tmr_free(&owner->wheel, t);
+    }
+    return left;
+}
+
+void ot__timer_cancel_wake(struct ot_proc *p) {
+    if (!p->tmo)
+        return;
+    struct ot_timer *t = p->tmo;
+    p->tmo = NULL;
+    cancel(t, (uint32_t)p->tmo_gen, p->tmo_owner);
+}
+
+/* ---- the public timer API ------------------------------------------------------- */
+
+static struct ot_timer *from_ref(ot_ref r, struct ot_sched **owner, uint32_t *gen) {
+    if (!(r.v & REF_TIMER) || !ot__rt.sched)
+        return NULL;
+    unsigned si = (unsigned)(r.v >> 56) & 0x7f;
+    if (si >= ot__rt.nsched)
+        return NULL;
+    *owner = ot__rt.sched[si];
+    *gen = (uint32_t)r.v;
+    return tmr_at(&(*owner)->wheel, (uint32_t)(r.v >> 32) & 0xffffff);
+}
+
+ot_ref ot_send_after(ot_pid to, int64_t ms, uint32_t tag, const void *data, size_t size) {
+    struct ot_sched *s = ot__sched_get();
+    if (!atomic_load_explicit(&ot__rt.running, memory_order_acquire)) {
+        errno = ENOTCONN;
+        return OT_NOREF;
+    }
+    if (!s || ms < 0 || (size && !data) || to.v == 0) {
+        errno = !s ? EPERM : EINVAL;
+        return OT_NOREF;
+    }
+    if (size > OT_MSG_MAX) {
+        errno = EMSGSIZE;
+        return OT_NOREF;
+    }
+    struct ot_proc *me = cur_proc();
+    ot_pid from = me ? (ot_pid){atomic_load_explicit(&me->pid, memory_order_relaxed)} : OT_NOPID;
+    struct env *e = ot__env_new(to, tag, from, OT_NOREF, data, size);
+    if (!e) {
+        errno = ENOMEM;
+        return OT_NOREF;
+    }
+    struct ot_timer *t = arm(s, ot__tick_deadline(ms));
+    if (!t) {
+        ot__env_free(e);
+        errno = ENOMEM;
+        return OT_NOREF;
+    }
+    t->kind = TK_SEND;
+    t->env = e;
+    uint32_t gen = (uint32_t)(atomic_load_explicit(&t->genstate, memory_order_relaxed) >> 8);
+    ot_ref r = mk_ref((unsigned)s->id, t->idx, gen);
+    e->msg.ref = r;
+    if (me)
+        ot__spend(me, 1);
+    return r;
+}
+
+int64_t ot_cancel_timer(ot_ref r) {
+    struct ot_sched *owner;
+    uint32_t gen;
+    struct ot_timer *t = from_ref(r, &owner, &gen);
+    if (!t)
+        return -1;
+    return cancel(t, gen, owner);
+}
+
+int64_t ot_read_timer(ot_ref r) {
+    struct ot_sched *owner;
+    uint32_t gen;
+    struct ot_timer *t = from_ref(r, &owner, &gen);
+    if (!t)
+        return -1;
+    /* acquire pairs with the release store in arm */
+    if (atomic_load_explicit(&t->genstate, memory_order_acquire) != gs(gen, TMR_ARMED))
+        return -1;
+    uint64_t expire = t->expire;
+    if (atomic_load_explicit(&t->genstate, memory_order_acquire) != gs(gen, TMR_ARMED))
+        return -1;
+    uint64_t now = ot__clock_ns() / 1000000u;
+    return expire > now ? (int64_t)(expire - now) : 0;
+}
+
+int64_t ot_now_ms(void) { return (int64_t)(ot__clock_ns() / 1000000u); }
