@@ -32,6 +32,13 @@ void ot__io_set_cqe_hook(ot__io_cqe_hook_fn fn) {
     atomic_store_explicit(&cqe_hook, fn, memory_order_release);
 }
 
+void ot__io_event(int kind, int fd, int32_t res, bool intact) {
+    /* acquire pairs with the release store in ot__io_set_cqe_hook */
+    ot__io_cqe_hook_fn hook = atomic_load_explicit(&cqe_hook, memory_order_acquire);
+    if (hook)
+        hook(kind, fd, res, intact);
+}
+
 void ot__io_stat(int which) {
     /* relaxed: statistics for tests, ordered with nothing */
     atomic_fetch_add_explicit(&io_stats[which], 1, memory_order_relaxed);
@@ -55,10 +62,7 @@ static bool req_cqe(struct ot__io_op *op, const struct io_uring_cqe *cqe) {
     op->cqe_flags = cqe->flags;
     if (cqe->flags & IORING_CQE_F_BUFFER)
         ot__io_bufring_consume(rq, cqe);
-    /* acquire pairs with the release store in ot__io_set_cqe_hook */
-    ot__io_cqe_hook_fn hook = atomic_load_explicit(&cqe_hook, memory_order_acquire);
-    if (hook)
-        hook(rq->fd, op->res, rq->magic == OT_IO_REQ_MAGIC);
+    ot__io_event(OT_IO_EV_CQE, rq->fd, op->res, rq->magic == OT_IO_REQ_MAGIC);
     return true;
 }
 

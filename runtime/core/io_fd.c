@@ -133,6 +133,7 @@ static void ctx_release(struct ot__res *r, ot_pid owner) {
                                                           memory_order_acquire)) {
             close_won(n->fd, sl);
             ot__io_stat(IOS_CLOSE_EXIT);
+            ot__io_event(OT_IO_EV_EXIT_CLOSE, n->fd, 0, true);
         }
         free(n);
     }

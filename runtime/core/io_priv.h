@@ -67,10 +67,14 @@ int ot__io_bufring_group(void);
 void ot__io_bufring_consume(struct io_req *rq, const struct io_uring_cqe *cqe);
 
 /* ---- test hooks ------------------------------------------------------------------
- * The hook sees every final CQE of a parked request, on the scheduler thread,
- * with whether the request's memory was still intact (magic) when it arrived. */
-typedef void (*ot__io_cqe_hook_fn)(int fd, int32_t res, bool intact);
+ * The hook sees, on the scheduler thread: every final CQE of a parked request
+ * (OT_IO_EV_CQE, with whether the request's memory was still intact, i.e. its
+ * magic, when the CQE arrived), and every owned fd closed by its owner's exit
+ * (OT_IO_EV_EXIT_CLOSE, res 0). A killed process's CQE must come first. */
+enum { OT_IO_EV_CQE = 1, OT_IO_EV_EXIT_CLOSE = 2 };
+typedef void (*ot__io_cqe_hook_fn)(int kind, int fd, int32_t res, bool intact);
 void ot__io_set_cqe_hook(ot__io_cqe_hook_fn fn);
+void ot__io_event(int kind, int fd, int32_t res, bool intact);
 struct ot__io_stats {
     uint64_t ms_armed;     /* multishot accepts submitted */
     uint64_t ms_taken;     /* accepts served from a multishot queue */
