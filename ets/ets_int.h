@@ -18,9 +18,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#ifndef _LGPL_SOURCE
-#define _LGPL_SOURCE
-#endif
 #include <urcu-qsbr.h>
 
 #define ETS_CACHELINE 64

@@ -9,6 +9,11 @@
  * TSan cannot see urcu's barriers, so under OT_TSAN every ETS call ends with a
  * release on one token that every reclamation callback acquires before it
  * frees: the grace period has already ordered those reads before the free. */
+#ifndef OT_TSAN
+/* urcu's inline fast paths, and its reader state for thread_registered().
+ * Not under TSan: compiled here they race by design on urcu's own words. */
+#define _LGPL_SOURCE
+#endif
 #include "ets_int.h"
 
 #include <stdlib.h>
@@ -39,11 +44,20 @@ static void ets_thread_key_init(void)
         abort(); /* out of pthread keys at start-up: nothing sane to do */
 }
 
+static bool thread_registered(void)
+{
+#ifdef _LGPL_SOURCE
+    return URCU_TLS(urcu_qsbr_reader).registered;
+#else
+    return ets_registered_here || ot_scheduler_id() >= 0; /* the core registers schedulers */
+#endif
+}
+
 int ets__enter(void)
 {
     if (rcu_read_ongoing())
         return ETS_TOKEN_NONE; /* a scheduler thread, or a nested call */
-    if (!URCU_TLS(urcu_qsbr_reader).registered) {
+    if (!thread_registered()) {
         /* A foreign thread's first call: registration puts it online. */
         pthread_once(&ets_thread_once, ets_thread_key_init);
         rcu_register_thread();
