@@ -409,6 +409,56 @@ Test(heap, foreign_free_ignored) {
     }
 }
 
+/* A process moves between scheduler threads: its heap is opened on one
+ * thread, used and released on others (the joins order the accesses). */
+struct moved {
+    ot__heap *h;
+    void **blk;
+    int step;
+};
+
+static void *use_moved(void *arg) {
+    struct moved *m = arg;
+    for (int i = 0; i < 100; i++) {
+        if (m->step == 0) {
+            m->blk[i] = ot__heap_alloc(m->h, 40 + (size_t)i * 90);
+            fill(m->blk[i], 40 + (size_t)i * 90, (unsigned)i);
+        } else if (m->step == 1) {
+            check(m->blk[i], 40 + (size_t)i * 90, (unsigned)i);
+            m->blk[i] = ot__heap_realloc(m->h, m->blk[i], 20000 - (size_t)i * 150);
+            check(m->blk[i],
+                  40 + (size_t)i * 90 < 20000 - (size_t)i * 150 ? 40 + (size_t)i * 90
+                                                                : 20000 - (size_t)i * 150,
+                  (unsigned)i);
+        } else {
+            ot__heap_free(m->h, m->blk[i]);
+        }
+    }
+    if (m->step == 2)
+        ot__heap_release(m->h);
+    return NULL;
+}
+
+Test(heap, moves_between_threads) {
+    for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
+        setup_mode(modes[k]);
+        ot__heap h = {0};
+        void *blk[100];
+        for (int step = 0; step < 3; step++) {
+            struct moved m = {&h, blk, step};
+            pthread_t t;
+            cr_assert_eq(pthread_create(&t, NULL, use_moved, &m), 0);
+            pthread_join(t, NULL);
+            if (step == 0)
+                cr_assert_eq(ot__heap_mode_of(&h), modes[k]);
+        }
+        cr_assert_null(h.state);
+        if (modes[k] == OT__HEAP_ARENA)
+            cr_assert_eq(ot__arena_pool_available(), 4);
+        teardown_mode();
+    }
+}
+
 /* --- large blocks and bytes ------------------------------------------------ */
 
 Test(heap, large_blocks_arena) {
