@@ -24,6 +24,11 @@
 /* The kernel's own cap on one read/write (MAX_RW_COUNT); a CQE res is an int. */
 #define IO_MAX_LEN 0x7ffff000u
 
+/* The core calls ot__io_probe through a weak reference, which does not pull
+ * io_probe.o out of libotter.a; this strong one does, whenever I/O is used. */
+__attribute__((used)) static void (*const keep_probe)(struct io_uring *,
+                                                      struct ot__io_features *) = ot__io_probe;
+
 static _Atomic(ot__io_cqe_hook_fn) cqe_hook;
 static _Atomic uint64_t io_stats[IOS_N];
 
