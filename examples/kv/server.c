@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "examples/kv/commands.h"
 #include "examples/kv/kv.h"
@@ -447,6 +448,10 @@ void kv_server_stop(void) {
     for (int i = 0; i < 2; i++)
         while (sem_wait(&srv.done) < 0 && errno == EINTR)
             ;
+    /* They posted just before returning: wait for the returns too, so that a
+     * caller may ot_stop() the runtime with none of our processes running. */
+    while (ot_is_alive(srv.acceptor) || ot_is_alive(srv.expirer))
+        usleep(100);
     kv_store_close();
     sem_destroy(&srv.ready);
     sem_destroy(&srv.done);
