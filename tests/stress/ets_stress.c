@@ -7,9 +7,10 @@
  * knows it left in the table; stable keys (never written during the run) are
  * seen exactly once, in order, by every first/next walk and every foldl while
  * the others write. Run it under TSan and ASan (make SAN=...): it is scaled
- * down there. */
-#include <criterion/criterion.h>
-#include <otter.h>
+ * down there. The same run also goes inside the runtime, as processes (two
+ * writers and two readers per scheduler), which yield every few operations
+ * since scheduling is cooperative. */
+#include <otter/testing.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +28,26 @@
 #define NKEYS 20000
 #define STABLE 1000 /* ids below this are inserted first and never written */
 #define MAXW 16
+
+/* A check usable on both sides: cr_assert must not run inside a process. */
+#define SCHECK(c, ...)                                                                    \
+    do {                                                                                  \
+        if (!(c)) {                                                                       \
+            if (ot_self().v) {                                                            \
+                ot__test_fail(__FILE__, __LINE__, "" __VA_ARGS__);                        \
+                ot_exit_self(ot_reason_error("check failed: %s", #c));                    \
+            }                                                                             \
+            cr_assert_fail("" __VA_ARGS__);                                               \
+        }                                                                                 \
+    } while (0)
+
+/* ot_yield inside processes; nothing on pthreads. */
+static void (*pause_fn)(void);
+static inline void maybe_pause(long i)
+{
+    if (pause_fn && (i & 63) == 0)
+        pause_fn();
+}
 
 static const char CTR[] = "counters"; /* 9 bytes: never taken for an 8-byte id key */
 
@@ -115,7 +136,8 @@ static void *writer(void *p)
     unsigned char k[8], v[96];
     bool bagish = r->type == OT_ETS_BAG || r->type == OT_ETS_DUPLICATE_BAG;
     char *present = calloc(NKEYS, 1);
-    while (!atomic_load(&r->stop)) {
+    for (long it = 0; !atomic_load(&r->stop); it++) {
+        maybe_pause(it);
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         /* This writer's keys: ids >= STABLE with id % nwriters == writer. */
         uint64_t id = STABLE + (x >> 8) % (NKEYS - STABLE);
@@ -154,7 +176,7 @@ static void *writer(void *p)
             for (size_t i = 0; i < n; i++)
                 if (!val_ok(o[i].val, o[i].vlen, id))
                     fail(r, "take value");
-            free(o);
+            ot_free(o);
             present[id] = 0;
             break;
         }
@@ -191,6 +213,7 @@ static void *reader(void *p)
     long n_reads = 0;
     bool bagish = r->type == OT_ETS_BAG || r->type == OT_ETS_DUPLICATE_BAG;
     while (!atomic_load(&r->stop)) {
+        maybe_pause(n_reads);
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         uint64_t id = (x >> 8) % NKEYS;
         size_t kl = make_key(k, id);
@@ -205,7 +228,7 @@ static void *reader(void *p)
                     fail(r, "lookup: torn or misplaced value");
             if (id < STABLE && n != 1)
                 fail(r, "lookup: stable key missing");
-            free(o);
+            ot_free(o);
         } else {
             uint64_t arg[2] = {id, 0};
             int n = ot_ets_read(r->t, k, kl, read_cb, arg);
@@ -224,7 +247,7 @@ static void *reader(void *p)
                     fail(r, "counter went backwards");
                 last_ctr = c;
             }
-            free(o);
+            ot_free(o);
         }
         n_reads++;
     }
@@ -264,6 +287,7 @@ static void *iterator(void *p)
     char *seen = malloc(STABLE);
     long walks = 0;
     while (!atomic_load(&r->stop)) {
+        maybe_pause(0);
         memset(seen, 0, STABLE);
         unsigned char k[16], prev[16];
         size_t kl, pl = 0;
@@ -299,27 +323,8 @@ static void *iterator(void *p)
     return NULL;
 }
 
-static void stress(int type)
+static void run_threads(run *r, int nw, int nr)
 {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (ncpu < 1)
-        ncpu = 1;
-    int nw = (int)(2 * ncpu > MAXW ? MAXW : 2 * ncpu), nr = nw;
-    run *r = calloc(1, sizeof *r);
-    r->type = type;
-    r->nwriters = nw;
-    ot_ets_opts o = {.type = type, .access = OT_ETS_PUBLIC, .write_concurrency = true,
-                     .read_concurrency = true};
-    r->t = ot_ets_new(NULL, &o);
-    cr_assert(r->t.v);
-    unsigned char k[8], v[96];
-    for (uint64_t id = 0; id < STABLE; id++)
-        cr_assert_eq(ot_ets_insert(r->t, k, make_key(k, id), v, make_val(v, id, 1)), 0);
-    bool bagish = type == OT_ETS_BAG || type == OT_ETS_DUPLICATE_BAG;
-    int64_t zero = 0;
-    if (!bagish)
-        cr_assert_eq(ot_ets_insert(r->t, CTR, sizeof CTR, &zero, 8), 0);
-
     pthread_t th[3 * MAXW];
     targ args[3 * MAXW];
     int n = 0;
@@ -340,8 +345,73 @@ static void stress(int type)
     atomic_store(&r->stop, true);
     for (int i = 0; i < n; i++)
         pthread_join(th[i], NULL);
+}
 
-    cr_assert_eq(atomic_load(&r->failures), 0, "%ld failures, first: %s",
+typedef struct {
+    targ a;
+    void *(*fn)(void *);
+    ot_pid parent;
+} parg;
+
+enum { TAG_DONE = OT_TAG_USER };
+
+static void proc_main(void *p)
+{
+    parg *a = p;
+    a->fn(&a->a);
+    ot_send(a->parent, TAG_DONE, NULL, 0);
+}
+
+/* The same roles as processes spread over every scheduler. */
+static void run_procs(run *r, int nw, int nr)
+{
+    parg args[3 * MAXW];
+    int n = 0;
+    unsigned ns = ot_schedulers();
+    pause_fn = ot_yield;
+    for (int i = 0; i < nw + nr + 1; i++, n++) {
+        void *(*fn)(void *) = i < nw ? writer : i < nw + nr ? reader : iterator;
+        args[n] = (parg){{r, i < nw ? i : i < nw + nr ? i - nw : 0}, fn, ot_self()};
+        ot_spawn_opts o = {.scheduler = (int)(i % ns), .scheduler_set = true};
+        ot_assert(!ot_pid_eq(ot_spawn_opt(proc_main, &args[n], &o), OT_NOPID));
+    }
+    ot_sleep(RUN_MS);
+    atomic_store(&r->stop, true);
+    for (int i = 0; i < n; i++) {
+        ot_msg *m = ot_receive_tag(TAG_DONE, 10000);
+        ot_assert(m != NULL);
+        ot_msg_free(m);
+    }
+    pause_fn = NULL;
+}
+
+static void stress(int type, bool in_runtime)
+{
+    long ncpu = in_runtime ? (long)ot_schedulers() : sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu < 1)
+        ncpu = 1;
+    int nw = (int)(2 * ncpu > MAXW ? MAXW : 2 * ncpu), nr = nw;
+    run *r = calloc(1, sizeof *r);
+    r->type = type;
+    r->nwriters = nw;
+    ot_ets_opts o = {.type = type, .access = OT_ETS_PUBLIC, .write_concurrency = true,
+                     .read_concurrency = true};
+    r->t = ot_ets_new(NULL, &o);
+    SCHECK(r->t.v, "ot_ets_new");
+    unsigned char k[8], v[96];
+    for (uint64_t id = 0; id < STABLE; id++)
+        SCHECK(ot_ets_insert(r->t, k, make_key(k, id), v, make_val(v, id, 1)) == 0, "insert");
+    bool bagish = type == OT_ETS_BAG || type == OT_ETS_DUPLICATE_BAG;
+    int64_t zero = 0;
+    if (!bagish)
+        SCHECK(ot_ets_insert(r->t, CTR, sizeof CTR, &zero, 8) == 0, "insert counter");
+
+    if (in_runtime)
+        run_procs(r, nw, nr);
+    else
+        run_threads(r, nw, nr);
+
+    SCHECK(atomic_load(&r->failures) == 0, "%ld failures, first: %s",
                  atomic_load(&r->failures), r->first_failure);
     long live = STABLE, incr = 0;
     for (int i = 0; i < nw; i++) {
@@ -351,21 +421,23 @@ static void stress(int type)
     if (!bagish) {
         ot_ets_obj *ob;
         size_t cnt;
-        cr_assert_eq(ot_ets_lookup(r->t, CTR, sizeof CTR, &ob, &cnt), 0);
+        SCHECK(ot_ets_lookup(r->t, CTR, sizeof CTR, &ob, &cnt) == 0 && cnt == 1, "counter");
         int64_t c;
         memcpy(&c, ob[0].val, 8);
-        free(ob);
-        cr_assert_eq(c, incr, "counter %lld, increments %ld", (long long)c, incr);
-        cr_assert_eq(ot_ets_size(r->t), (size_t)live + 1, "size %zu, expected %ld",
+        ot_free(ob);
+        SCHECK(c == incr, "counter %lld, increments %ld", (long long)c, incr);
+        SCHECK(ot_ets_size(r->t) == (size_t)live + 1, "size %zu, expected %ld",
                      ot_ets_size(r->t), live + 1);
     }
-    cr_assert_gt(atomic_load(&r->walks), 0);
+    SCHECK(atomic_load(&r->walks) > 0, "no walk finished");
     cr_log_info("type %d: %d writers, %d readers, %ld reads, %ld walks, %ld counter updates", type,
                 nw, nr, atomic_load(&r->reads), atomic_load(&r->walks), incr);
-    cr_assert_eq(ot_ets_delete_table(r->t), 0);
+    SCHECK(ot_ets_delete_table(r->t) == 0, "delete_table");
     free(r);
 }
 
-Test(ets_stress, set, .timeout = 60) { stress(OT_ETS_SET); }
-Test(ets_stress, ordered_set, .timeout = 60) { stress(OT_ETS_ORDERED_SET); }
-Test(ets_stress, bag, .timeout = 60) { stress(OT_ETS_BAG); }
+Test(ets_stress, set, .timeout = 60) { stress(OT_ETS_SET, false); }
+Test(ets_stress, ordered_set, .timeout = 60) { stress(OT_ETS_ORDERED_SET, false); }
+Test(ets_stress, bag, .timeout = 60) { stress(OT_ETS_BAG, false); }
+OT_TEST(ets_stress_rt, set, .timeout = 60) { stress(OT_ETS_SET, true); }
+OT_TEST(ets_stress_rt, ordered_set, .timeout = 60) { stress(OT_ETS_ORDERED_SET, true); }
