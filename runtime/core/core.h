@@ -198,13 +198,14 @@ struct ot_timer {
 };
 
 #define WHEEL_LEVELS 6
-#define WHEEL_BITS 6
-#define WHEEL_SLOTS 64
+#define WHEEL_BITS 6    /* level l's slots are 64^l ticks wide */
+#define WHEEL_SLOTS 128 /* two level-(l+1) slots' worth: room to migrate early */
 struct ot_wheel {
     uint64_t now; /* current tick: everything at or before it has fired */
     uint64_t count;
-    uint64_t bitmap[WHEEL_LEVELS];
+    uint64_t bitmap[WHEEL_LEVELS][WHEEL_SLOTS / 64];
     struct ot_timer *slots[WHEEL_LEVELS][WHEEL_SLOTS];
+    int16_t mig[WHEEL_LEVELS]; /* slot being moved down a level, -1 if none */
     struct ot_timer *due; /* expired at insertion: fire at the next advance */
     struct ot_timer **chunks; /* timer table: chunks of TMR_CHUNK */
     uint32_t nchunks, cap_chunks, used;
@@ -319,6 +320,7 @@ OT_HIDDEN void ot__sched_stop_all(void);
 /* stack.c */
 OT_HIDDEN int ot__stack_reserve(struct ot_sched *s);
 OT_HIDDEN void ot__stack_release_reserve(struct ot_sched *s);
+OT_HIDDEN void ot__stack_forget_all(struct ot_sched *s);
 OT_HIDDEN struct stack *ot__stack_get(struct ot_sched *s, size_t size);
 OT_HIDDEN void ot__stack_put(struct ot_sched *s, struct stack *st);
 OT_HIDDEN bool ot__stack_guard_hit(const struct stack *st, const void *addr);

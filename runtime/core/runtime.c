@@ -53,6 +53,12 @@ static void teardown(void) {
             if (s->hstack)
                 ot__stack_put(s, s->hstack);
             s->hstack = NULL;
+            ot__stack_forget_all(s);
+        }
+        for (unsigned i = 0; i < ot__rt.nsched; i++) {
+            struct ot_sched *s = ot__rt.sched[i];
+            if (!s)
+                continue;
             ot__wheel_fini(&s->wheel);
             ot__stack_release_reserve(s);
             ot__ring_fini(s);

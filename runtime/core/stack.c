@@ -54,7 +54,10 @@ int ot__stack_reserve(struct ot_sched *s) {
     return new_chunk(s, RES_CHUNK);
 }
 
-void ot__stack_release_reserve(struct ot_sched *s) {
+/* Two phases, because a scheduler's pools hold stacks carved from other
+ * schedulers' reservations: first every scheduler forgets its stacks (their
+ * records live inside the reservations), then the reservations go. */
+void ot__stack_forget_all(struct ot_sched *s) {
     struct stack *lists[3] = {s->stack_pool, s->stack_cold, s->stack_odd};
     for (int i = 0; i < 3; i++) {
         for (struct stack *st = lists[i], *n; st; st = n) {
@@ -66,6 +69,10 @@ void ot__stack_release_reserve(struct ot_sched *s) {
         }
     }
     s->stack_pool = s->stack_cold = s->stack_odd = NULL;
+    s->stack_pool_len = 0;
+}
+
+void ot__stack_release_reserve(struct ot_sched *s) {
     for (size_t i = 0; i < s->res_nchunks; i++)
         munmap(s->res_chunks[2 * i], (size_t)s->res_chunks[2 * i + 1]);
     free(s->res_chunks);
