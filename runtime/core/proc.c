@@ -172,7 +172,6 @@ ot_pid ot_spawn_handler(ot_handler_fn fn, void *state, const ot_spawn_opts *o) {
 
 void ot__stackful_entry(void *arg) {
     struct ot_proc *p = arg;
-    SAN_FINISH_SWITCH(NULL); /* the first switch into a fresh context ends here */
     /* a fiber's first run completes the switch the scheduler started; without
      * it ASan sees the next switch out as nested ("while in fiber switch") */
     SAN_FINISH_SWITCH(NULL);
@@ -182,7 +181,6 @@ void ot__stackful_entry(void *arg) {
 
 void ot__run_handler_body(void *arg) {
     struct ot_proc *p = arg;
-    SAN_FINISH_SWITCH(NULL); /* the first switch into a fresh context ends here */
     SAN_FINISH_SWITCH(NULL); /* first run on this stack, as in ot__stackful_entry */
     bool budget_out = false;
     int n = 0;
