@@ -11,7 +11,6 @@
 #include "runtime/core/core.h"
 #include "runtime/core/ctx.h"
 #include "runtime/core/sanit.h"
-#include "runtime/core/sanit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
