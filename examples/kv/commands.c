@@ -145,11 +145,11 @@ static void reply_get(kv_client *c, const kv_arg *k, int64_t now) {
 }
 
 static void cmd_get(kv_client *c, const kv_arg *argv, size_t argc) {
-    reply_get(c, &argv[1], kv_now_ms());
+    reply_get(c, &argv[1], c->now);
 }
 
 static void cmd_mget(kv_client *c, const kv_arg *argv, size_t argc) {
-    int64_t now = kv_now_ms();
+    int64_t now = c->now;
     kv_reply_array(&c->out, (long long)argc - 1);
     for (size_t i = 1; i < argc; i++)
         reply_get(c, &argv[i], now);
@@ -209,7 +209,7 @@ static void cmd_set(kv_client *c, const kv_arg *argv, size_t argc) {
             return;
         }
     }
-    int64_t now = kv_now_ms(), at = 0;
+    int64_t now = c->now, at = 0;
     if (exp && expire_arg(c, exp, unit, now, &at) < 0)
         return;
     int r = kv_store_set(argv[1].p, argv[1].n, argv[2].p, argv[2].n, at, flags, now, &c->out);
@@ -231,7 +231,7 @@ static void cmd_mset(kv_client *c, const kv_arg *argv, size_t argc) {
         wrong_args(c, "mset");
         return;
     }
-    int64_t now = kv_now_ms();
+    int64_t now = c->now;
     for (size_t i = 1; i < argc; i += 2)
         kv_store_set(argv[i].p, argv[i].n, argv[i + 1].p, argv[i + 1].n, 0, 0, now, NULL);
     kv_reply_ok(&c->out);
@@ -239,7 +239,7 @@ static void cmd_mset(kv_client *c, const kv_arg *argv, size_t argc) {
 
 static void incr_reply(kv_client *c, const kv_arg *k, long long by) {
     int64_t v;
-    int r = kv_store_incrby(k->p, k->n, by, kv_now_ms(), &v);
+    int r = kv_store_incrby(k->p, k->n, by, c->now, &v);
     if (r == -EINVAL)
         kv_reply_error(&c->out, err_int);
     else if (r == -ERANGE)
@@ -273,7 +273,7 @@ static void cmd_decrby(kv_client *c, const kv_arg *argv, size_t argc) {
 /* ---- keys -------------------------------------------------------------- */
 
 static void cmd_del(kv_client *c, const kv_arg *argv, size_t argc) {
-    int64_t now = kv_now_ms();
+    int64_t now = c->now;
     long long n = 0;
     for (size_t i = 1; i < argc; i++)
         n += kv_store_del(argv[i].p, argv[i].n, now);
@@ -281,7 +281,7 @@ static void cmd_del(kv_client *c, const kv_arg *argv, size_t argc) {
 }
 
 static void cmd_exists(kv_client *c, const kv_arg *argv, size_t argc) {
-    int64_t now = kv_now_ms();
+    int64_t now = c->now;
     long long n = 0;
     for (size_t i = 1; i < argc; i++)
         n += kv_store_exists(argv[i].p, argv[i].n, now);
@@ -318,7 +318,7 @@ static void expire_generic(kv_client *c, const kv_arg *argv, size_t argc, int se
     long long when;
     if (get_ll(c, &argv[2], &when) < 0)
         return;
-    int64_t now = kv_now_ms();
+    int64_t now = c->now;
     if (secs) {
         if (when > LLONG_MAX / 1000 || when < LLONG_MIN / 1000)
             goto bad;
@@ -342,7 +342,7 @@ static void cmd_pexpire(kv_client *c, const kv_arg *argv, size_t argc) {
 }
 
 static void ttl_generic(kv_client *c, const kv_arg *k, int ms) {
-    int64_t t = kv_store_pttl(k->p, k->n, kv_now_ms());
+    int64_t t = kv_store_pttl(k->p, k->n, c->now);
     if (t >= 0 && !ms)
         t = (t + 500) / 1000;
     kv_reply_int(&c->out, t);
@@ -741,7 +741,7 @@ static int want(const kv_arg *argv, size_t argc, const char *section, int dflt) 
 static void cmd_info(kv_client *c, const kv_arg *argv, size_t argc) {
     char text[2048];
     size_t n = 0, cap = sizeof text;
-    int64_t now = kv_now_ms();
+    int64_t now = c->now;
 #define ADD(...) n += (size_t)snprintf(text + n, n < cap ? cap - n : 0, __VA_ARGS__)
     if (want(argv, argc, "server", 1)) {
         int64_t up = (now - kv_stats.start_ms) / 1000;
