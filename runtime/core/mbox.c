@@ -34,8 +34,11 @@ void ot__env_free(struct env *e) { free(e); }
 
 void ot__mq_push(struct ot_proc *p, struct env *e) {
     atomic_store_explicit(&e->next, NULL, memory_order_relaxed);
-    /* acq_rel: orders e's contents before the link store a consumer acquires */
-    struct env *prev = atomic_exchange_explicit(&p->mq_tail, e, memory_order_acq_rel);
+    /* seq_cst: orders e's contents before the link store a consumer acquires,
+     * and is the producer's half of the Dekker pair with a parking receiver
+     * (its seq_cst store of PS_WAITING, then its seq_cst load of mq_tail in
+     * ot__mq_maybe_nonempty): see ot__deliver */
+    struct env *prev = atomic_exchange_explicit(&p->mq_tail, e, memory_order_seq_cst);
     /* release pairs with the acquire load of ->next in mq_pop */
     atomic_store_explicit(&prev->next, e, memory_order_release);
 }
@@ -153,14 +156,14 @@ int ot__deliver(ot_pid to, struct env *e) {
     if (atomic_load_explicit(&p->pid, memory_order_acquire) != to.v ||
         (atomic_load_explicit(&p->aflags, memory_order_acquire) & PF_DEAD)) {
         ot__env_free(e); /* send/2 to a dead process: dropped, and that is fine */
-        return 0;
+        return ot__pid_never_issued(to) ? -ESRCH : 0;
     }
     ot__mq_push(p, e);
-    /* seq_cst fence pairs with the receiver's seq_cst store of PS_WAITING
-     * followed by its emptiness check (ot__park's caller): one of us sees the
-     * other, so no wakeup is lost. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&p->state, memory_order_relaxed) == PS_WAITING)
+    /* The push's seq_cst exchange of mq_tail and this seq_cst load pair with
+     * the receiver's seq_cst store of PS_WAITING and its seq_cst load of
+     * mq_tail (park_from_sched): in the single order of seq_cst operations one
+     * of us sees the other, so no wakeup is lost, and no fence is needed. */
+    if (atomic_load_explicit(&p->state, memory_order_seq_cst) == PS_WAITING)
         ot__wake(p);
     return 0;
 }

@@ -25,7 +25,7 @@ static int send_common(ot_pid to, uint32_t tag, ot_ref ref, const void *data, si
         return -EINVAL;
     if (unlikely(!atomic_load_explicit(&ot__rt.running, memory_order_acquire)))
         return -ENOTCONN;
-    if (unlikely(to.v == 0 || ot__pid_never_issued(to)))
+    if (unlikely(to.v == 0))
         return -ESRCH;
     struct ot_proc *me = cur_proc();
     ot_pid from = me ? (ot_pid){atomic_load_explicit(&me->pid, memory_order_relaxed)}
