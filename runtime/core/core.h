@@ -255,7 +255,7 @@ struct ot_sched {
     char *res_next, *res_end;
     struct ot_wheel wheel;
     uint64_t now_ns;            /* the loop's clock */
-    uint64_t run_start_ns;
+    uint64_t run_start_ns;      /* coarse ms of the last switch back (long_schedule) */
     bool in_process;            /* a process runs on this thread right now */
     volatile sig_atomic_t fault_sig;
     void *fault_addr;

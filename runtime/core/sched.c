@@ -366,6 +366,31 @@ static void handle_fault(struct ot_sched *s, struct ot_proc *p) {
     ot__proc_finish_exit(s, p);
 }
 
+static uint64_t coarse_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* BEAM's long_schedule monitor: a process that held its scheduler longer
+ * than long_schedule_ms between two switches is reported (after the fact,
+ * through the logger). The coarse clock (a few ns, jiffy resolution) is
+ * read once per switch back: the run is measured from the previous switch,
+ * which only adds the scheduler's own few-ns bookkeeping. */
+static void check_long_schedule(struct ot_sched *s, struct ot_proc *p) {
+    uint64_t now = coarse_ms();
+    uint64_t ran = now - s->run_start_ns;
+    s->run_start_ns = now;
+    if (unlikely(ran > ot__rt.cfg.long_schedule_ms)) {
+        uint64_t pid = atomic_load_explicit(&p->pid, memory_order_relaxed);
+        ot_log(OT_LOG_WARNING,
+               "long_schedule: process <0.%u.%u> ran %llu ms on scheduler %d without "
+               "reaching a runtime call that yields",
+               (unsigned)(pid & 0xffffffffu), (unsigned)(pid >> 32), (unsigned long long)ran,
+               s->id);
+    }
+}
+
 static void run_proc(struct ot_sched *s, struct ot_proc *p) {
     atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);
     atomic_store_explicit(&p->sched, s, memory_order_relaxed);
@@ -411,12 +436,12 @@ static void run_proc(struct ot_sched *s, struct ot_proc *p) {
     if (p->budget <= 0)
         p->budget = BUDGET;
     s->in_process = true;
-    s->run_start_ns = s->now_ns;
     SAN_START_SWITCH(&s->asan_fake, p->stack->lo, p->stack->size);
     TSAN_SWITCH(p->stack->tsan_fiber);
     ot__ctx_switch(&s->sp, p->sp);
     SAN_FINISH_SWITCH(s->asan_fake);
     s->in_process = false;
+    check_long_schedule(s, p);
     if (unlikely(s->fault_sig)) {
         handle_fault(s, p);
         s->current = NULL;
@@ -533,6 +558,7 @@ static void *sched_main(void *arg) {
     }
     ot__fault_thread_init(s);
     s->now_ns = ot__clock_ns();
+    s->run_start_ns = coarse_ms();
     for (;;) {
         s->nloops++;
         rcu_quiescent_state();
@@ -555,6 +581,7 @@ static void *sched_main(void *arg) {
             if (should_exit(s))
                 break;
             idle(s);
+            s->run_start_ns = coarse_ms(); /* idle time is not a process's */
         }
     }
     ot__fault_thread_fini(s);
