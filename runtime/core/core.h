@@ -184,6 +184,7 @@ static inline void slot_unlock(struct ot_proc *p) {
 enum { TMR_FREE = 0, TMR_ARMED, TMR_CANCELLED, TMR_FIRED };
 enum { TK_SEND = 1, TK_WAKE };
 
+#define TMR_INLINE 16 /* send_after payloads up to this size live in the timer */
 struct ot_timer {
     struct ot_timer *next, *prev; /* wheel bucket, or free list (next) */
     _Atomic uint64_t genstate;    /* gen << 8 | state: CAS'd by cancellers */
@@ -193,8 +194,15 @@ struct ot_timer {
     uint8_t level, slot;
     uint8_t in_wheel;
     ot_pid target;
-    uint64_t seq;                 /* TK_WAKE: the wait it ends */
-    struct env *env;              /* TK_SEND: the message, built at arm time */
+    union {
+        uint64_t seq;             /* TK_WAKE: the wait it ends */
+        ot_pid from;              /* TK_SEND: the arming process */
+    };
+    uint32_t tag, size;           /* TK_SEND */
+    union {
+        struct env *env;          /* TK_SEND, size > TMR_INLINE: built at arm time */
+        unsigned char inl[TMR_INLINE]; /* TK_SEND, small: the payload itself */
+    };
 };
 
 #define WHEEL_LEVELS 6

@@ -40,7 +40,7 @@ void ot__wheel_fini(struct ot_wheel *w) {
     for (uint32_t c = 0; c < w->nchunks; c++) {
         struct ot_timer *ch = w->chunks[c];
         for (uint32_t i = 0; i < TMR_CHUNK; i++)
-            if (ch[i].env)
+            if (ch[i].kind == TK_SEND && ch[i].size > TMR_INLINE && ch[i].env)
                 ot__env_free(ch[i].env);
         free(ch);
     }
@@ -82,10 +82,10 @@ static void tmr_free(struct ot_wheel *w, struct ot_timer *t) {
     /* a new generation: stale refs can no longer CAS it (release pairs with
      * cancellers' acquire) */
     atomic_store_explicit(&t->genstate, gs(gen + 1, TMR_FREE), memory_order_release);
-    if (t->env) {
+    if (t->kind == TK_SEND && t->size > TMR_INLINE && t->env)
         ot__env_free(t->env);
-        t->env = NULL;
-    }
+    t->kind = 0;
+    t->env = NULL;
     t->next = w->free;
     w->free = t;
 }
@@ -182,9 +182,17 @@ static void fire(struct ot_sched *s, struct ot_timer *t) {
         return;
     }
     if (t->kind == TK_SEND) {
-        struct env *e = t->env;
-        t->env = NULL;
-        ot__deliver(e->to, e);
+        struct env *e;
+        if (t->size > TMR_INLINE) {
+            e = t->env;
+            t->env = NULL;
+        } else {
+            uint32_t gen = (uint32_t)(v >> 8);
+            ot_ref r = mk_ref((unsigned)s->id, t->idx, gen);
+            e = ot__env_new(t->target, t->tag, t->from, r, t->inl, t->size);
+        }
+        if (e)
+            ot__deliver(e->to, e);
     } else {
         struct ot_proc *p = ot__ptab_slot(t->target);
         if (p && atomic_load_explicit(&p->pid, memory_order_acquire) == t->target.v) {
@@ -332,11 +340,13 @@ uint64_t ot__tick_deadline(int64_t ms) {
     return (at + 999999u) / 1000000u; /* round up: never early */
 }
 
-static struct ot_timer *arm(struct ot_sched *s, uint64_t expire) {
+static struct ot_timer *arm(struct ot_sched *s, uint64_t expire, uint8_t kind) {
     struct ot_timer *t = tmr_alloc(&s->wheel);
     if (!t)
         return NULL;
     t->expire = expire;
+    t->kind = kind;
+    t->size = 0;
     t->env = NULL;
     uint32_t gen = (uint32_t)(atomic_load_explicit(&t->genstate, memory_order_relaxed) >> 8);
     /* release: expire and payload are visible to a canceller that sees ARMED */
@@ -348,10 +358,9 @@ static struct ot_timer *arm(struct ot_sched *s, uint64_t expire) {
 
 struct ot_timer *ot__timer_arm_wake(struct ot_sched *s, struct ot_proc *p, uint64_t expire,
                                     uint64_t seq, uint64_t *gen_out) {
-    struct ot_timer *t = arm(s, expire);
+    struct ot_timer *t = arm(s, expire, TK_WAKE);
     if (!t)
         return NULL;
-    t->kind = TK_WAKE;
     t->target = (ot_pid){atomic_load_explicit(&p->pid, memory_order_relaxed)};
     t->seq = seq;
     *gen_out = atomic_load_explicit(&t->genstate, memory_order_relaxed) >> 8;
@@ -411,22 +420,31 @@ ot_ref ot_send_after(ot_pid to, int64_t ms, uint32_t tag, const void *data, size
     }
     struct ot_proc *me = cur_proc();
     ot_pid from = me ? (ot_pid){atomic_load_explicit(&me->pid, memory_order_relaxed)} : OT_NOPID;
-    struct env *e = ot__env_new(to, tag, from, OT_NOREF, data, size);
-    if (!e) {
+    struct env *e = NULL;
+    if (size > TMR_INLINE && !(e = ot__env_new(to, tag, from, OT_NOREF, data, size))) {
         errno = ENOMEM;
         return OT_NOREF;
     }
-    struct ot_timer *t = arm(s, ot__tick_deadline(ms));
+    /* filled before arm() publishes ARMED with release */
+    struct ot_timer *t = arm(s, ot__tick_deadline(ms), TK_SEND);
     if (!t) {
-        ot__env_free(e);
+        if (e)
+            ot__env_free(e);
         errno = ENOMEM;
         return OT_NOREF;
     }
-    t->kind = TK_SEND;
-    t->env = e;
+    t->target = to;
+    t->from = from;
+    t->tag = tag;
+    t->size = (uint32_t)size;
+    if (e)
+        t->env = e;
+    else if (size)
+        memcpy(t->inl, data, size);
     uint32_t gen = (uint32_t)(atomic_load_explicit(&t->genstate, memory_order_relaxed) >> 8);
     ot_ref r = mk_ref((unsigned)s->id, t->idx, gen);
-    e->msg.ref = r;
+    if (e)
+        e->msg.ref = r;
     if (me)
         ot__spend(me, 1);
     return r;
