@@ -127,10 +127,10 @@ static void get_cb(const void *v, size_t n, void *arg) {
     g->wrote = 1;
 }
 
-static void reply_get(kv_client *c, const kv_arg *k, int64_t now) {
+static void reply_get(kv_client *c, const kv_arg *k, int64_t now, int locked) {
     for (;;) {
         struct getctx g = {&c->out, 0, 0};
-        if (!kv_store_get(k->p, k->n, now, get_cb, &g)) {
+        if (!(locked ? kv_store_get_locked : kv_store_get)(k->p, k->n, now, get_cb, &g)) {
             c->misses++;
             kv_reply_null(&c->out);
             return;
@@ -145,14 +145,31 @@ static void reply_get(kv_client *c, const kv_arg *k, int64_t now) {
 }
 
 static void cmd_get(kv_client *c, const kv_arg *argv, size_t argc) {
-    reply_get(c, &argv[1], c->now);
+    reply_get(c, &argv[1], c->now, 0);
 }
 
+/* MGET holds the stripes of all its keys, so it never sees half of an MSET. */
 static void cmd_mget(kv_client *c, const kv_arg *argv, size_t argc) {
-    int64_t now = c->now;
-    kv_reply_array(&c->out, (long long)argc - 1);
+    size_t n = argc - 1;
+    const void **p = ot_alloc(n * sizeof *p);
+    size_t *len = ot_alloc(n * sizeof *len), *held = ot_alloc(n * sizeof *held);
+    if (!p || !len || !held) {
+        kv_reply_error(&c->out, "ERR out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        p[i] = argv[1 + i].p;
+        len[i] = argv[1 + i].n;
+    }
+    size_t u = kv_store_lock_keys((const void *const *)p, len, 1, n, held);
+    kv_reply_array(&c->out, (long long)n);
     for (size_t i = 1; i < argc; i++)
-        reply_get(c, &argv[i], now);
+        reply_get(c, &argv[i], c->now, 1);
+    kv_store_unlock_keys(held, u);
+out:
+    ot_free(p);
+    ot_free(len);
+    ot_free(held);
 }
 
 enum { EXP_NONE, EXP_EX, EXP_PX, EXP_EXAT, EXP_PXAT };
@@ -231,10 +248,23 @@ static void cmd_mset(kv_client *c, const kv_arg *argv, size_t argc) {
         wrong_args(c, "mset");
         return;
     }
-    int64_t now = c->now;
-    for (size_t i = 1; i < argc; i += 2)
-        kv_store_set(argv[i].p, argv[i].n, argv[i + 1].p, argv[i + 1].n, 0, 0, now, NULL);
-    kv_reply_ok(&c->out);
+    size_t n = (argc - 1) / 2;
+    const void **p = ot_alloc(2 * n * sizeof *p);
+    size_t *len = ot_alloc(2 * n * sizeof *len);
+    int r = -ENOMEM;
+    if (p && len) {
+        for (size_t i = 0; i < 2 * n; i++) {
+            p[i] = argv[1 + i].p;
+            len[i] = argv[1 + i].n;
+        }
+        r = kv_store_mset((const void *const *)p, len, n);
+    }
+    ot_free(p);
+    ot_free(len);
+    if (r < 0)
+        kv_reply_error(&c->out, "ERR out of memory");
+    else
+        kv_reply_ok(&c->out);
 }
 
 static void incr_reply(kv_client *c, const kv_arg *k, long long by) {

@@ -60,12 +60,20 @@ int64_t kv_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static size_t stripe_of(const void *k, size_t kl) {
+/* The stripe of a stored (encoded) key: the hash of the Redis key itself, so
+ * that kv_store_lock_keys can find it from the unencoded key. */
+static size_t stripe_hash(const void *k, size_t kl) {
     const unsigned char *p = k;
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < kl; i++)
         h = (h ^ p[i]) * 1099511628211ULL;
     return (size_t)(h ^ (h >> 29)) % STRIPES;
+}
+
+static size_t stripe_of(const void *k, size_t kl) {
+    if (kl && ((const char *)k)[0] == '\0')
+        return stripe_hash((const char *)k + 1, kl - 1);
+    return stripe_hash(k, kl);
 }
 
 static void stripe_lock(size_t s) {
@@ -169,12 +177,15 @@ static int lazy_expire(const void *k, size_t kl, int64_t now) {
     return r;
 }
 
-static int raw_get(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg) {
+static int raw_get(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg, int locked) {
     struct peek p = {.fn = fn, .arg = arg, .now = now};
     if (ot_ets_read(tab, k, kl, peek_cb, &p) <= 0 || !p.found)
         return 0;
     if (expired(p.exp, now)) {
-        lazy_expire(k, kl, now);
+        if (locked)
+            drop_expired_locked(stripe_of(k, kl), k, kl, now);
+        else
+            lazy_expire(k, kl, now);
         return 0;
     }
     return 1;
@@ -366,6 +377,51 @@ out:
     return r;
 }
 
+/* Under the stripe lock: a blind write with no expiry (SET's plain form). */
+static int set_plain_locked(size_t s, const void *k, size_t kl, const void *v, size_t vl,
+                            int64_t now) {
+    int64_t old_exp = 0;
+    int live = live_locked(s, k, kl, now, &old_exp);
+    int r = put(k, kl, v, vl, 0);
+    if (r == 0 && live && old_exp)
+        volatile_add(s, -1);
+    return r;
+}
+
+static int cmp_size(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int raw_mset(const void *const *p, const size_t *len, size_t n, int64_t now) {
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = set_plain_locked(stripe_of(p[2 * i], len[2 * i]), p[2 * i], len[2 * i], p[2 * i + 1],
+                             len[2 * i + 1], now);
+    return r;
+}
+
+size_t kv_store_lock_keys(const void *const *k, const size_t *kl, size_t step, size_t n,
+                          size_t *held) {
+    for (size_t i = 0; i < n; i++)
+        held[i] = stripe_hash(k[i * step], kl[i * step]);
+    qsort(held, n, sizeof *held, cmp_size);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || held[u - 1] != held[i])
+            held[u++] = held[i];
+    /* Ascending order, each stripe once: no deadlock with another multi-key
+     * command or FLUSHALL, which lock in the same order. */
+    for (size_t i = 0; i < u; i++)
+        stripe_lock(held[i]);
+    return u;
+}
+
+void kv_store_unlock_keys(const size_t *held, size_t u) {
+    for (size_t i = u; i-- > 0;)
+        stripe_unlock(held[i]);
+}
+
 static bool match_all(const void *k, size_t kl, const void *v, size_t vl, void *arg) {
     return true;
 }
@@ -476,7 +532,7 @@ int kv_store_get(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg)
     struct ekey e;
     if (ekey_init(&e, k, kl) < 0)
         return 0;
-    int r = raw_get(e.p, e.n, now, fn, arg);
+    int r = raw_get(e.p, e.n, now, fn, arg, 0);
     ekey_fini(&e);
     return r;
 }
@@ -527,6 +583,46 @@ int kv_store_expire(const void *k, size_t kl, int64_t at, int flags, int64_t now
     if (ekey_init(&e, k, kl) < 0)
         return 0;
     int r = raw_expire(e.p, e.n, at, flags, now);
+    ekey_fini(&e);
+    return r;
+}
+
+int kv_store_mset(const void *const *p, const size_t *len, size_t n) {
+    /* Keys encoded first (see ekey), so the locked part does no allocation. */
+    struct ekey *e = ot_alloc(n * sizeof *e);
+    const void **ep = ot_alloc(2 * n * sizeof *ep);
+    size_t *el = ot_alloc(2 * n * sizeof *el);
+    size_t *held = ot_alloc(n * sizeof *held);
+    int r = -ENOMEM;
+    size_t done = 0;
+    if (!e || !ep || !el || !held)
+        goto out;
+    for (; done < n; done++) {
+        if (ekey_init(&e[done], p[2 * done], len[2 * done]) < 0)
+            goto out;
+        ep[2 * done] = e[done].p;
+        el[2 * done] = e[done].n;
+        ep[2 * done + 1] = p[2 * done + 1];
+        el[2 * done + 1] = len[2 * done + 1];
+    }
+    size_t u = kv_store_lock_keys(p, len, 2, n, held);
+    r = raw_mset(ep, el, n, kv_now_ms());
+    kv_store_unlock_keys(held, u);
+out:
+    for (size_t i = 0; i < done; i++)
+        ekey_fini(&e[i]);
+    ot_free(e);
+    ot_free(ep);
+    ot_free(el);
+    ot_free(held);
+    return r;
+}
+
+int kv_store_get_locked(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg) {
+    struct ekey e;
+    if (ekey_init(&e, k, kl) < 0)
+        return 0;
+    int r = raw_get(e.p, e.n, now, fn, arg, 1);
     ekey_fini(&e);
     return r;
 }

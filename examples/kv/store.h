@@ -39,6 +39,14 @@ int64_t kv_now_ms(void);
 /* 1 and fn called with the value if the key is live, 0 if not. fn may be
  * called and then the look-up retried, so it must be idempotent per call. */
 int kv_store_get(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg);
+/* Multi-key commands (MGET, MSET) lock the stripes of all their keys at once
+ * so that they are atomic against every write. Keys are k[i * step] for i <
+ * n; held needs n slots; returns how many stripes are held. */
+size_t kv_store_lock_keys(const void *const *k, const size_t *kl, size_t step, size_t n,
+                          size_t *held);
+void kv_store_unlock_keys(const size_t *held, size_t u);
+/* kv_store_get for a key whose stripe the caller holds. */
+int kv_store_get_locked(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg);
 /* 1 if the key is live. */
 int kv_store_exists(const void *k, size_t kl, int64_t now);
 /* Sets k to v with expiry at (0: none), under flags. Returns 1 if it was set,
@@ -46,6 +54,10 @@ int kv_store_exists(const void *k, size_t kl, int64_t now);
  * the old value (its bulk, or null) is appended to getout first. */
 int kv_store_set(const void *k, size_t kl, const void *v, size_t vl, int64_t at, int flags,
                  int64_t now, kv_out *getout);
+/* MSET: sets n key/value pairs (kv[2i] is a key, kv[2i+1] its value, as
+ * pointer and length pairs) with no expiry, atomically: all the stripes
+ * involved are held together. 0 or -errno. */
+int kv_store_mset(const void *const *p, const size_t *len, size_t n);
 /* 1 if a live key was deleted, 0 if there was none. */
 int kv_store_del(const void *k, size_t kl, int64_t now);
 /* Adds by to the key's decimal integer (0 when absent), keeping its expiry.
