@@ -11,6 +11,7 @@
 #include <jemalloc/jemalloc.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <otter.h>
 #include <stdio.h>
 #include <string.h>
@@ -52,12 +53,14 @@ void kv_client_free(kv_client *c) {
 
 void kv_client_flush_stats(kv_client *c) {
     /* Statistics only: relaxed, read by INFO. */
+    int s = ot_scheduler_id();
+    struct kv_hot_stats *h = &kv_stats.hot[(unsigned)(s < 0 ? 0 : s) % KV_STAT_STRIPES];
     if (c->cmds)
-        atomic_fetch_add_explicit(&kv_stats.commands_processed, c->cmds, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->commands_processed, c->cmds, memory_order_relaxed);
     if (c->hits)
-        atomic_fetch_add_explicit(&kv_stats.keyspace_hits, c->hits, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->keyspace_hits, c->hits, memory_order_relaxed);
     if (c->misses)
-        atomic_fetch_add_explicit(&kv_stats.keyspace_misses, c->misses, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->keyspace_misses, c->misses, memory_order_relaxed);
     c->cmds = c->hits = c->misses = 0;
 }
 
@@ -768,6 +771,16 @@ static int want(const kv_arg *argv, size_t argc, const char *section, int dflt) 
 
 #define U(x) ((unsigned long long)atomic_load_explicit(&(x), memory_order_relaxed))
 
+static unsigned long long hot_sum(size_t field) {
+    unsigned long long n = 0;
+    for (size_t i = 0; i < KV_STAT_STRIPES; i++) {
+        const atomic_ullong *f = (const atomic_ullong *)((const char *)&kv_stats.hot[i] + field);
+        /* Statistics only. */
+        n += atomic_load_explicit(f, memory_order_relaxed);
+    }
+    return n;
+}
+
 static void cmd_info(kv_client *c, const kv_arg *argv, size_t argc) {
     char text[2048];
     size_t n = 0, cap = sizeof text;
@@ -792,9 +805,11 @@ static void cmd_info(kv_client *c, const kv_arg *argv, size_t argc) {
         ADD("# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n"
             "rejected_connections:%llu\r\nexpired_keys:%llu\r\nkeyspace_hits:%llu\r\n"
             "keyspace_misses:%llu\r\ncrashed_connections:%llu\r\n\r\n",
-            U(kv_stats.connections_received), U(kv_stats.commands_processed),
+            U(kv_stats.connections_received),
+            hot_sum(offsetof(struct kv_hot_stats, commands_processed)),
             U(kv_stats.rejected_connections), (unsigned long long)kv_store_expired_total(),
-            U(kv_stats.keyspace_hits), U(kv_stats.keyspace_misses),
+            hot_sum(offsetof(struct kv_hot_stats, keyspace_hits)),
+            hot_sum(offsetof(struct kv_hot_stats, keyspace_misses)),
             U(kv_stats.crashed_connections));
     if (want(argv, argc, "keyspace", 1)) {
         ADD("# Keyspace\r\n");
