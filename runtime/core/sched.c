@@ -391,6 +391,19 @@ static void check_long_schedule(struct ot_sched *s, struct ot_proc *p) {
     }
 }
 
+/* A fresh context on a reused stack gets a fresh TSan fiber: the old one
+ * still holds the shadow frames of the previous body, which never returned
+ * (a process ends by switching away), and kept they pile up until TSan's
+ * stack depot overflows (a CHECK failure after some 16,000 reuses). */
+static inline void tsan_fresh_fiber(struct stack *st) {
+#if defined(OT_TSAN)
+    __tsan_destroy_fiber(st->tsan_fiber);
+    st->tsan_fiber = __tsan_create_fiber(0);
+#else
+    (void)st;
+#endif
+}
+
 static void run_proc(struct ot_sched *s, struct ot_proc *p) {
     atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);
     atomic_store_explicit(&p->sched, s, memory_order_relaxed);
@@ -419,6 +432,7 @@ static void run_proc(struct ot_sched *s, struct ot_proc *p) {
             return;
         }
         p->stack = st;
+        tsan_fresh_fiber(st);
         p->sp = ot__ctx_make(st->hi, ot__run_handler_body, p);
     } else if (unlikely(!p->stack)) {
         /* a stackful process's first run: its stack comes from this scheduler */
@@ -431,6 +445,7 @@ static void run_proc(struct ot_sched *s, struct ot_proc *p) {
             return;
         }
         p->stack = st;
+        tsan_fresh_fiber(st);
         p->sp = ot__ctx_make(st->hi, ot__stackful_entry, p);
     }
     if (p->budget <= 0)
