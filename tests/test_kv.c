@@ -46,6 +46,15 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* recv, retried on EINTR (signals reach this thread while the runtime runs). */
+static ssize_t xrecv(int fd, void *b, size_t n, int flags) {
+    ssize_t k;
+    do
+        k = recv(fd, b, n, flags);
+    while (k < 0 && errno == EINTR);
+    return k;
+}
+
 static int cconnect(void) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert_geq(fd, 0);
@@ -76,7 +85,7 @@ static char *recv_n(int fd, size_t n) {
     char *b = malloc(n + 1);
     size_t got = 0;
     while (got < n) {
-        ssize_t k = recv(fd, b + got, n - got, 0);
+        ssize_t k = xrecv(fd, b + got, n - got, 0);
         if (k < 0 && errno == EINTR)
             continue;
         cr_assert_gt(k, 0, "recv after %zu of %zu bytes: %s", got, n, k ? strerror(errno) : "EOF");
@@ -92,7 +101,7 @@ static void quiet(int fd, int ms) {
     int r = poll(&p, 1, ms);
     if (r > 0) {
         char b[256];
-        ssize_t k = recv(fd, b, sizeof b - 1, MSG_DONTWAIT);
+        ssize_t k = xrecv(fd, b, sizeof b - 1, MSG_DONTWAIT);
         cr_assert_leq(k, 0, "unexpected bytes: %.*s", (int)(k > 0 ? k : 0), b);
     }
 }
@@ -117,7 +126,7 @@ static void expect_closed(int fd) {
     char b[512];
     ssize_t k;
     do
-        k = recv(fd, b, sizeof b, 0);
+        k = xrecv(fd, b, sizeof b, 0);
     while (k < 0 && errno == EINTR);
     cr_assert(k == 0 || (k < 0 && errno == ECONNRESET), "not closed: %zd (%s) %.*s", k,
               k < 0 ? strerror(errno) : "", (int)(k > 0 ? k : 0), b);
@@ -125,7 +134,7 @@ static void expect_closed(int fd) {
 
 /* A multibulk request from NULL-terminated strings. */
 static char *mb(const char *first, ...) {
-    static char buf[1 << 16];
+    static __thread char buf[1 << 16]; /* per thread: client threads build requests too */
     size_t n = 0, argc = 0;
     va_list ap;
     va_start(ap, first);
@@ -451,7 +460,7 @@ Test(kv, tooling_commands) {
     char idl[32];
     size_t il = 0;
     do {
-        cr_assert_eq(recv(fd, idl + il, 1, 0), 1);
+        cr_assert_eq(xrecv(fd, idl + il, 1, 0), 1);
     } while (idl[il++] != '\n' && il < sizeof idl - 1);
     idl[il] = 0;
     cr_assert_eq(idl[0], ':');
@@ -485,7 +494,7 @@ static char *info(int fd, const char *section) {
     char hdr[32];
     size_t n = 0;
     do {
-        cr_assert_eq(recv(fd, hdr + n, 1, 0), 1);
+        cr_assert_eq(xrecv(fd, hdr + n, 1, 0), 1);
     } while (hdr[n++] != '\n' && n < sizeof hdr - 1);
     hdr[n] = 0;
     cr_assert_eq(hdr[0], '$');
@@ -571,7 +580,7 @@ static void *incr_thread(void *p) {
         send_all(fd, req, cl * 100);
         int lines = 0;
         while (lines < 100) {
-            ssize_t k = recv(fd, buf, sizeof buf, 0);
+            ssize_t k = xrecv(fd, buf, sizeof buf, 0);
             if (k <= 0)
                 return (void *)1;
             for (ssize_t i = 0; i < k; i++)
@@ -648,7 +657,7 @@ static void *mset_thread(void *arg) {
         char copy[256];
         snprintf(copy, sizeof copy, "%s", req);
         send_all(fd, copy, strlen(copy));
-        ssize_t k = recv(fd, buf, 5, MSG_WAITALL);
+        ssize_t k = xrecv(fd, buf, 5, MSG_WAITALL);
         if (k != 5)
             return (void *)1;
     }
@@ -673,8 +682,9 @@ Test(kv, mset_mget_atomic) {
         size_t got = 0;
         int lines = 0;
         while (lines < 7) {
-            ssize_t k = recv(fd, b + got, 1, 0);
-            cr_assert_eq(k, 1);
+            ssize_t k = xrecv(fd, b + got, 1, 0);
+            cr_assert_eq(k, 1, "recv: %zd %s after %.*s", k, k < 0 ? strerror(errno) : "EOF",
+                         (int)got, b);
             lines += b[got++] == '\n';
         }
         b[got] = 0;
