@@ -33,7 +33,9 @@ static void start_opts(kv_opts o) {
     cr_assert_neq(port, 0);
 }
 
-static void start(void) { start_opts((kv_opts){.read_timeout_ms = 300, .enable_debug = true}); }
+static void start(void) {
+    start_opts((kv_opts){.read_timeout_ms = 300, .enable_debug = true});
+}
 
 static void stop(void) {
     kv_server_stop();
@@ -408,8 +410,10 @@ Test(kv, unknown_commands) {
     start();
     int fd = cconnect();
     rt(fd, CMD("FOO"), "-ERR unknown command 'FOO', with args beginning with: \r\n");
-    rt(fd, CMD("FOO", "a", "b"), "-ERR unknown command 'FOO', with args beginning with: 'a' 'b' \r\n");
-    rt(fd, CMD("F\r\nO", "x\ny"), "-ERR unknown command 'F  O', with args beginning with: 'x y' \r\n");
+    rt(fd, CMD("FOO", "a", "b"),
+       "-ERR unknown command 'FOO', with args beginning with: 'a' 'b' \r\n");
+    rt(fd, CMD("F\r\nO", "x\ny"),
+       "-ERR unknown command 'F  O', with args beginning with: 'x y' \r\n");
     char a100[101], b100[101], long300[301];
     memset(a100, 'a', 100);
     a100[100] = 0;
@@ -449,7 +453,8 @@ Test(kv, tooling_commands) {
        "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
     rt(fd, CMD("CLIENT", "FOO"), "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n");
     rt(fd, CMD("CLIENT"), "-ERR wrong number of arguments for 'client' command\r\n");
-    rt(fd, CMD("CLIENT", "SETNAME"), "-ERR wrong number of arguments for 'client|setname' command\r\n");
+    rt(fd, CMD("CLIENT", "SETNAME"),
+       "-ERR wrong number of arguments for 'client|setname' command\r\n");
     rt(fd, CMD("CLIENT", "ID", "x"), "-ERR wrong number of arguments for 'client|id' command\r\n");
     rt(fd, CMD("HELLO", "4"), "-NOPROTO unsupported protocol version\r\n");
     rt(fd, CMD("HELLO", "x"), "-ERR Protocol version is not an integer or out of range\r\n");
@@ -465,16 +470,20 @@ Test(kv, tooling_commands) {
     idl[il] = 0;
     cr_assert_eq(idl[0], ':');
     char hello[512];
-    snprintf(hello, sizeof hello,
-             "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n"
-             ":2\r\n$2\r\nid\r\n%s$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
-             "$7\r\nmodules\r\n*0\r\n$1\r\nn\r\n",
-             idl);
-    rt(fd, "*4\r\n$5\r\nHELLO\r\n$1\r\n2\r\n$7\r\nSETNAME\r\n$1\r\nn\r\n*2\r\n$6\r\nCLIENT\r\n$7\r\nGETNAME\r\n",
+    snprintf(
+        hello, sizeof hello,
+        "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n"
+        ":2\r\n$2\r\nid\r\n%s$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
+        "$7\r\nmodules\r\n*0\r\n$1\r\nn\r\n",
+        idl);
+    rt(fd,
+       "*4\r\n$5\r\nHELLO\r\n$1\r\n2\r\n$7\r\nSETNAME\r\n$1\r\nn\r\n*2\r\n$6\r\nCLIENT\r\n$"
+       "7\r\nGETNAME\r\n",
        hello);
     rt(fd, CMD("FUNCTION", "FLUSH"), "+OK\r\n");
     rt(fd, CMD("FUNCTION", "FLUSH", "SYNC"), "+OK\r\n");
-    rt(fd, CMD("FUNCTION", "FLUSH", "x"), "-ERR FUNCTION FLUSH only supports SYNC|ASYNC option\r\n");
+    rt(fd, CMD("FUNCTION", "FLUSH", "x"),
+       "-ERR FUNCTION FLUSH only supports SYNC|ASYNC option\r\n");
     rt(fd, CMD("FUNCTION"), "-ERR wrong number of arguments for 'function' command\r\n");
     rt(fd, CMD("FUNCTION", "FOO"), "-ERR unknown subcommand 'FOO'. Try FUNCTION HELP.\r\n");
     rt(fd, CMD("COMMAND", "FOO"), "-ERR unknown subcommand 'FOO'. Try COMMAND HELP.\r\n");
@@ -516,7 +525,8 @@ Test(kv, info_sections) {
     cr_assert(strstr(all, "# Clients\r\nconnected_clients:1\r\n"), "%s", all);
     cr_assert(strstr(all, "# Memory\r\nused_memory:"), "%s", all);
     cr_assert(strstr(all, "# Stats\r\ntotal_connections_received:1\r\n"
-                          "total_commands_processed:4\r\n"), "%s", all);
+                          "total_commands_processed:4\r\n"),
+              "%s", all);
     cr_assert(strstr(all, "keyspace_hits:1\r\nkeyspace_misses:1\r\n"), "%s", all);
     cr_assert(strstr(all, "# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=0"), "%s", all);
     size_t al = strlen(all);
@@ -733,7 +743,8 @@ Test(kv, protocol_errors_close) {
              "-ERR unknown command 'foo', with args beginning with: \r\n"
              "-ERR Protocol error: invalid multibulk length\r\n");
     /* Over proto-max-bulk-len: refused at the header, before any allocation. */
-    bad_case("*2\r\n$3\r\nSET\r\n$536870913\r\n", 26, "-ERR Protocol error: invalid bulk length\r\n");
+    bad_case("*2\r\n$3\r\nSET\r\n$536870913\r\n", 26,
+             "-ERR Protocol error: invalid bulk length\r\n");
     wait_connections(0);
     stop();
 }
@@ -935,8 +946,8 @@ Test(kv, redis_cli_round_trip) {
     cr_assert_str_eq(run(cmd), "ERR unknown command 'NOSUCH', with args beginning with: 'x' \n\n");
     /* Commands from stdin, one per line (the output is what redis-cli prints
      * for the same lines against redis-server 7.0). */
-    snprintf(cmd, sizeof cmd, "printf 'SET a 1\\nGET a\\nDBSIZE\\n' | /usr/bin/redis-cli -p %u 2>&1",
-             port);
+    snprintf(cmd, sizeof cmd,
+             "printf 'SET a 1\\nGET a\\nDBSIZE\\n' | /usr/bin/redis-cli -p %u 2>&1", port);
     cr_assert_str_eq(run(cmd), "OK\n1\n3\n");
     stop();
 }

@@ -67,7 +67,9 @@ static void check_n(const char *in, size_t n, const char *want) {
     }
 }
 
-static void check(const char *in, const char *want) { check_n(in, strlen(in), want); }
+static void check(const char *in, const char *want) {
+    check_n(in, strlen(in), want);
+}
 
 Test(kv_resp, multibulk) {
     check("*1\r\n$4\r\nPING\r\n", "[PING]");
@@ -131,8 +133,7 @@ Test(kv_resp, protocol_errors) {
     check("*2147483647\r\n", "+partial");
     check("*1\r\nx4\r\n", "!ERR Protocol error: expected '$', got 'x'");
     check("*3\r\n$3\r\nSET\r\n$1\r\na\r\n:1\r\n", "!ERR Protocol error: expected '$', got ':'");
-    check("*2\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n",
-          "!ERR Protocol error: expected '$', got '*'");
+    check("*2\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n", "!ERR Protocol error: expected '$', got '*'");
     check("*1\r\n\r\n", "!ERR Protocol error: expected '$', got ' '");
     check("*1\r\n$a\r\n", "!ERR Protocol error: invalid bulk length");
     check("*1\r\n$-1\r\n", "!ERR Protocol error: invalid bulk length");
@@ -235,7 +236,9 @@ static void out_eq_n(kv_out *o, const char *want, size_t n) {
     o->len = 0;
 }
 
-static void out_eq(kv_out *o, const char *want) { out_eq_n(o, want, strlen(want)); }
+static void out_eq(kv_out *o, const char *want) {
+    out_eq_n(o, want, strlen(want));
+}
 
 Test(kv_reply, encodings) {
     kv_out o;

@@ -99,7 +99,8 @@ static void wrong_args(kv_client *c, const char *name) {
 
 static void unknown_subcommand(kv_client *c, const kv_arg *sub, const char *parent) {
     char b[140];
-    kv_reply_errorf(&c->out, "ERR unknown subcommand '%s'. Try %s HELP.", cstr(sub, b, 129), parent);
+    kv_reply_errorf(&c->out, "ERR unknown subcommand '%s'. Try %s HELP.", cstr(sub, b, 129),
+                    parent);
 }
 
 #ifndef OT_ASAN
@@ -220,8 +221,10 @@ static void cmd_set(kv_client *c, const kv_arg *argv, size_t argc) {
                     (eq(o, "PX") && (unit == EXP_NONE || unit == EXP_PX)) ||
                     (eq(o, "EXAT") && (unit == EXP_NONE || unit == EXP_EXAT)) ||
                     (eq(o, "PXAT") && (unit == EXP_NONE || unit == EXP_PXAT)))) {
-            unit = eq(o, "EX") ? EXP_EX : eq(o, "PX") ? EXP_PX : eq(o, "EXAT") ? EXP_EXAT
-                                                                              : EXP_PXAT;
+            unit = eq(o, "EX")     ? EXP_EX
+                   : eq(o, "PX")   ? EXP_PX
+                   : eq(o, "EXAT") ? EXP_EXAT
+                                   : EXP_PXAT;
             exp = next;
             j++;
         } else {
@@ -283,8 +286,12 @@ static void incr_reply(kv_client *c, const kv_arg *k, long long by) {
         kv_reply_int(&c->out, v);
 }
 
-static void cmd_incr(kv_client *c, const kv_arg *argv, size_t argc) { incr_reply(c, &argv[1], 1); }
-static void cmd_decr(kv_client *c, const kv_arg *argv, size_t argc) { incr_reply(c, &argv[1], -1); }
+static void cmd_incr(kv_client *c, const kv_arg *argv, size_t argc) {
+    incr_reply(c, &argv[1], 1);
+}
+static void cmd_decr(kv_client *c, const kv_arg *argv, size_t argc) {
+    incr_reply(c, &argv[1], -1);
+}
 
 static void cmd_incrby(kv_client *c, const kv_arg *argv, size_t argc) {
     long long by;
@@ -381,8 +388,12 @@ static void ttl_generic(kv_client *c, const kv_arg *k, int ms) {
     kv_reply_int(&c->out, t);
 }
 
-static void cmd_ttl(kv_client *c, const kv_arg *argv, size_t argc) { ttl_generic(c, &argv[1], 0); }
-static void cmd_pttl(kv_client *c, const kv_arg *argv, size_t argc) { ttl_generic(c, &argv[1], 1); }
+static void cmd_ttl(kv_client *c, const kv_arg *argv, size_t argc) {
+    ttl_generic(c, &argv[1], 0);
+}
+static void cmd_pttl(kv_client *c, const kv_arg *argv, size_t argc) {
+    ttl_generic(c, &argv[1], 1);
+}
 
 static void cmd_dbsize(kv_client *c, const kv_arg *argv, size_t argc) {
     kv_reply_int(&c->out, (long long)kv_store_size());
@@ -542,9 +553,9 @@ struct config_param {
 
 /* In the order Redis 7.0 happens to list them (its dict order). */
 static const struct config_param config_params[] = {
-    {"appendonly", "no"},    {"save", ""},          {"databases", "1"},
-    {"maxmemory", "0"},      {"timeout", "0"},      {"proto-max-bulk-len", "536870912"},
-    {"maxclients", "10000"}, {"port", NULL},        {"bind", NULL},
+    {"appendonly", "no"},        {"save", ""},     {"databases", "1"},
+    {"maxmemory", "0"},          {"timeout", "0"}, {"proto-max-bulk-len", "536870912"},
+    {"maxclients", "10000"},     {"port", NULL},   {"bind", NULL},
     {"appendfsync", "everysec"},
 };
 
@@ -841,8 +852,7 @@ void kv_execute(kv_client *c, const kv_arg *argv, size_t argc) {
                         cstr(&argv[0], name, 129), args);
         return;
     }
-    if ((d->arity > 0 && argc != (size_t)d->arity) ||
-        (d->arity < 0 && argc < (size_t)-d->arity)) {
+    if ((d->arity > 0 && argc != (size_t)d->arity) || (d->arity < 0 && argc < (size_t)-d->arity)) {
         wrong_args(c, d->name);
         return;
     }

@@ -23,7 +23,7 @@ typedef struct kv_client {
     uint64_t id;
     char *name; /* CLIENT SETNAME, on the process heap; NULL if none */
     size_t name_len;
-    int quit;   /* QUIT: close once the replies are sent */
+    int quit;    /* QUIT: close once the replies are sent */
     int64_t now; /* Unix ms, set by the connection once per batch (a batch runs
                     in microseconds; clock_gettime per command cost 8% of GET) */
     /* Counted locally and added to kv_stats once per batch, so that two

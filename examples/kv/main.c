@@ -84,8 +84,8 @@ int main(int argc, char **argv) {
     uint16_t port = 0;
     rc = kv_server_start(&o, &port);
     if (rc < 0) {
-        fprintf(stderr, "kv: cannot listen on %s:%u: %s\n", o.bind ? o.bind : "127.0.0.1",
-                o.port, ot_strerror(rc));
+        fprintf(stderr, "kv: cannot listen on %s:%u: %s\n", o.bind ? o.bind : "127.0.0.1", o.port,
+                ot_strerror(rc));
         ot_stop();
         return 1;
     }

@@ -92,7 +92,9 @@ void kv_reply_status(kv_out *o, const char *s) {
     o->len += n + 3;
 }
 
-void kv_reply_ok(kv_out *o) { kv_reply_raw(o, "+OK\r\n", 5); }
+void kv_reply_ok(kv_out *o) {
+    kv_reply_raw(o, "+OK\r\n", 5);
+}
 
 void kv_reply_error(kv_out *o, const char *s) {
     size_t n = strlen(s);
@@ -130,7 +132,9 @@ void kv_reply_errorf(kv_out *o, const char *fmt, ...) {
     free(big);
 }
 
-void kv_reply_int(kv_out *o, long long v) { prefixed_ll(o, ':', v); }
+void kv_reply_int(kv_out *o, long long v) {
+    prefixed_ll(o, ':', v);
+}
 
 void kv_reply_bulk(kv_out *o, const void *p, size_t n) {
     char *w = kv_out_reserve(o, n + 26);
@@ -146,8 +150,14 @@ void kv_reply_bulk(kv_out *o, const void *p, size_t n) {
     o->len += h + 4 + n;
 }
 
-void kv_reply_bulk_str(kv_out *o, const char *s) { kv_reply_bulk(o, s, strlen(s)); }
+void kv_reply_bulk_str(kv_out *o, const char *s) {
+    kv_reply_bulk(o, s, strlen(s));
+}
 
-void kv_reply_null(kv_out *o) { kv_reply_raw(o, "$-1\r\n", 5); }
+void kv_reply_null(kv_out *o) {
+    kv_reply_raw(o, "$-1\r\n", 5);
+}
 
-void kv_reply_array(kv_out *o, long long n) { prefixed_ll(o, '*', n); }
+void kv_reply_array(kv_out *o, long long n) {
+    prefixed_ll(o, '*', n);
+}

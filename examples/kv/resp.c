@@ -33,7 +33,9 @@ void kv_parser_shift(kv_parser *p, size_t n) {
     p->pos -= n;
 }
 
-int kv_parser_partial(const kv_parser *p, size_t len) { return len > p->start; }
+int kv_parser_partial(const kv_parser *p, size_t len) {
+    return len > p->start;
+}
 
 int kv_str2ll(const char *s, size_t n, long long *out) {
     if (n == 0 || n >= 21)
@@ -138,8 +140,12 @@ static int split_inline(kv_parser *p, char *buf, size_t b, size_t e) {
                 } else if (c == '\\' && AT(r + 1)) {
                     r++;
                     char n = AT(r);
-                    buf[w++] = n == 'n' ? '\n' : n == 'r' ? '\r' : n == 't' ? '\t'
-                             : n == 'b' ? '\b' : n == 'a' ? '\a' : n;
+                    buf[w++] = n == 'n'   ? '\n'
+                               : n == 'r' ? '\r'
+                               : n == 't' ? '\t'
+                               : n == 'b' ? '\b'
+                               : n == 'a' ? '\a'
+                                          : n;
                 } else if (c == '"') {
                     if (AT(r + 1) && !is_space((unsigned char)AT(r + 1)))
                         return -1;

@@ -32,14 +32,14 @@ typedef struct kv_slice {
 } kv_slice;
 
 typedef struct kv_parser {
-    size_t start;     /* offset of the current command in the buffer */
-    size_t pos;       /* next unread byte */
-    int inline_mode;  /* the current command is inline (0 until known) */
-    long long mbulk;  /* arguments still to read; 0 before the header */
-    long long bulk;   /* length of the argument being read; -1 before its header */
+    size_t start;    /* offset of the current command in the buffer */
+    size_t pos;      /* next unread byte */
+    int inline_mode; /* the current command is inline (0 until known) */
+    long long mbulk; /* arguments still to read; 0 before the header */
+    long long bulk;  /* length of the argument being read; -1 before its header */
     size_t argc, cap;
     kv_slice *argv;
-    const char *err;  /* the error text (no "-" and no CRLF) after KV_PARSE_ERR */
+    const char *err; /* the error text (no "-" and no CRLF) after KV_PARSE_ERR */
     void *(*realloc_fn)(void *, size_t); /* realloc and free by default; the server */
     void (*free_fn)(void *);             /* passes the process heap's */
     char errbuf[64];

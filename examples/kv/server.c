@@ -300,8 +300,11 @@ static int drain_mailbox(struct connmap *m, int64_t timeout) {
 static int spawn_conn(struct connmap *m, int fd, unsigned *rr) {
     ot_ref ref;
     unsigned ns = ot_schedulers();
-    ot_spawn_opts o = {.monitor = true, .monitor_ref = &ref, .scheduler_set = true,
-                       .scheduler = (int)((*rr)++ % (ns ? ns : 1)), .behaviour = "kv_conn"};
+    ot_spawn_opts o = {.monitor = true,
+                       .monitor_ref = &ref,
+                       .scheduler_set = true,
+                       .scheduler = (int)((*rr)++ % (ns ? ns : 1)),
+                       .behaviour = "kv_conn"};
     ot_pid pid = ot_spawn_opt(conn_main, (void *)(intptr_t)fd, &o);
     if (!pid.v)
         return -errno;

@@ -104,10 +104,14 @@ static int64_t load_exp(const void *v) {
     return e;
 }
 
-static int expired(int64_t exp, int64_t now) { return exp != 0 && exp <= now; }
+static int expired(int64_t exp, int64_t now) {
+    return exp != 0 && exp <= now;
+}
 
 int kv_store_open(void) {
-    ot_ets_opts o = {.type = OT_ETS_SET, .access = OT_ETS_PUBLIC, .read_concurrency = true,
+    ot_ets_opts o = {.type = OT_ETS_SET,
+                     .access = OT_ETS_PUBLIC,
+                     .read_concurrency = true,
                      .write_concurrency = true};
     tab = ot_ets_new("kv_keyspace", &o);
     if (!tab.v)
@@ -202,7 +206,9 @@ static int64_t raw_pttl(const void *k, size_t kl, int64_t now) {
     return p.exp ? p.exp - now : -1;
 }
 
-size_t kv_store_size(void) { return ot_ets_size(tab); }
+size_t kv_store_size(void) {
+    return ot_ets_size(tab);
+}
 
 size_t kv_store_volatile(void) {
     long n = 0;
@@ -265,7 +271,7 @@ static int reply_old(const void *k, size_t kl, kv_out *o) {
 }
 
 static int raw_set(const void *k, size_t kl, const void *v, size_t vl, int64_t at, int flags,
-                 int64_t now, kv_out *getout) {
+                   int64_t now, kv_out *getout) {
     size_t s = stripe_of(k, kl);
     stripe_lock(s);
     int64_t old_exp = 0;
@@ -355,8 +361,7 @@ static int raw_expire(const void *k, size_t kl, int64_t at, int flags, int64_t n
         goto out;
     /* Redis: a key without expiry counts as an infinite TTL for GT and LT. */
     if (((flags & KV_EXP_NX) && exp) || ((flags & KV_EXP_XX) && !exp) ||
-        ((flags & KV_EXP_GT) && (!exp || at <= exp)) ||
-        ((flags & KV_EXP_LT) && exp && at >= exp))
+        ((flags & KV_EXP_GT) && (!exp || at <= exp)) || ((flags & KV_EXP_LT) && exp && at >= exp))
         goto out;
     if (at <= now) {
         ot_ets_delete(tab, k, kl);
