@@ -101,6 +101,19 @@ static int64_t recv_int(uint32_t tag, int64_t tmo) {
 
 static void send_int(ot_pid to, uint32_t tag, int64_t v) { ot_send(to, tag, &v, sizeof v); }
 
+/* Listener states are freed once their listener is closed and the multishot
+ * accept's final CQE (on the ring it was armed on) has come back. */
+static void wait_listeners_freed(void) {
+    struct ot__io_stats s;
+    for (int i = 0; i < 200; i++) {
+        ot__io_get_stats(&s);
+        if (s.lsn_free == s.lsn_new)
+            return;
+        ot_sleep(5);
+    }
+    ot_assert_eq(s.lsn_free, s.lsn_new);
+}
+
 static ot_reason wait_down(ot_ref mon, int64_t tmo) {
     for (;;) {
         ot_msg *m = ot_receive_tag(OT_TAG_DOWN, tmo);
@@ -396,6 +409,7 @@ OT_TEST(io, many_connections, .timeout = 60) {
         ot_assert_eq(recv_int(TAG_DONE, 10000), 1);
     ot_assert_eq(wait_down(mon, 5000).kind, OT_NORMAL);
     ot_assert_eq(ot_io_close(m.lfd), 0);
+    wait_listeners_freed();
     /* the handlers close after their clients' EOF: wait for the fds to go */
     for (int i = 0; i < 500 && fd_count() != fds0; i++)
         ot_sleep(10);
@@ -495,6 +509,7 @@ static void multishot_body(void *arg) {
     ot_assert_eq(recv_int(TAG_RES, 2000), -EBADF);
     for (int i = 0; i < 3; i++)
         ot_assert_eq(ot_io_close(c[i]), 0);
+    wait_listeners_freed();
 }
 
 /* ---- buffer-ring recv ------------------------------------------------------------ */
@@ -670,6 +685,7 @@ OT_TEST(io, kill_while_blocked_in_recv, .timeout = 60) {
     ot_assert_eq(ot_io_recv(client, b, sizeof b, 1000), 0);
     ot_assert_eq(ot_io_close(client), 0);
     ot_assert_eq(ot_io_close(m.lfd), 0);
+    wait_listeners_freed();
     ot_assert_eq(fd_count(), fds0);
 }
 

@@ -57,6 +57,8 @@ void ot__io_get_stats(struct ot__io_stats *o) {
     o->bufring_recv = atomic_load_explicit(&io_stats[IOS_BR_RECV], memory_order_relaxed);
     o->bufring_nobufs = atomic_load_explicit(&io_stats[IOS_BR_NOBUFS], memory_order_relaxed);
     o->fd_close_exit = atomic_load_explicit(&io_stats[IOS_CLOSE_EXIT], memory_order_relaxed);
+    o->lsn_new = atomic_load_explicit(&io_stats[IOS_LSN_NEW], memory_order_relaxed);
+    o->lsn_free = atomic_load_explicit(&io_stats[IOS_LSN_FREE], memory_order_relaxed);
 }
 
 /* Scheduler thread, outside the process: the op's only CQE (the linked

@@ -58,6 +58,7 @@ struct io_lsn *ot__io_lsn_new(int fd) {
     atomic_init(&l->refs, 1);
     l->fd = fd;
     l->op.on_cqe = ms_cqe;
+    ot__io_stat(IOS_LSN_NEW);
     return l;
 }
 
@@ -72,6 +73,7 @@ static void lsn_free(struct io_lsn *l) {
     free(l->q);
     pthread_mutex_destroy(&l->mu);
     free(l);
+    ot__io_stat(IOS_LSN_FREE);
 }
 
 void ot__io_lsn_put(struct io_lsn *l) {

@@ -82,10 +82,11 @@ struct ot__io_stats {
     uint64_t bufring_recv; /* recvs served through the buffer ring */
     uint64_t bufring_nobufs; /* buffer-ring recvs that fell back (-ENOBUFS) */
     uint64_t fd_close_exit; /* owned fds closed by their owner's exit */
+    uint64_t lsn_new, lsn_free; /* listener states created and freed */
 };
 void ot__io_get_stats(struct ot__io_stats *out);
 enum { IOS_MS_ARMED, IOS_MS_TAKEN, IOS_ONESHOT, IOS_BR_RECV, IOS_BR_NOBUFS, IOS_CLOSE_EXIT,
-       IOS_N };
+       IOS_LSN_NEW, IOS_LSN_FREE, IOS_N };
 void ot__io_stat(int which);
 
 #endif
