@@ -62,8 +62,8 @@ static uint16_t port_of(int lfd) {
 }
 
 static struct sockaddr_in loopback(uint16_t port) {
-    return (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    return (struct sockaddr_in){
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 }
 
 /* A client socket connected through ot_io_connect, or a negative errno. */
@@ -99,7 +99,9 @@ static int64_t recv_int(uint32_t tag, int64_t tmo) {
     return v;
 }
 
-static void send_int(ot_pid to, uint32_t tag, int64_t v) { ot_send(to, tag, &v, sizeof v); }
+static void send_int(ot_pid to, uint32_t tag, int64_t v) {
+    ot_send(to, tag, &v, sizeof v);
+}
 
 /* Listener states are freed once their listener is closed and the multishot
  * accept's final CQE (on the ring it was armed on) has come back. */
@@ -434,8 +436,11 @@ static void parked_acceptor(void *p) {
 /* Spawns fn bound to the caller's scheduler: the multishot op is armed on
  * one ring, and only a process on that ring parks on it. */
 static ot_pid spawn_here(void (*fn)(void *), void *arg, ot_ref *mon) {
-    ot_spawn_opts o = {.scheduler = ot_scheduler_id(), .scheduler_set = true, .bind = true,
-                       .monitor = mon != NULL, .monitor_ref = mon};
+    ot_spawn_opts o = {.scheduler = ot_scheduler_id(),
+                       .scheduler_set = true,
+                       .bind = true,
+                       .monitor = mon != NULL,
+                       .monitor_ref = mon};
     return ot_spawn_opt(fn, arg, &o);
 }
 
@@ -736,7 +741,9 @@ OT_TEST(io, echo_rtt_numbers, .timeout = 60) {
     double plain = rtt_us(OT_IO_RECV_PLAIN);
     double br = ot__features()->buf_ring ? rtt_us(OT_IO_RECV_BUFRING) : 0;
     double plain2 = rtt_us(OT_IO_RECV_PLAIN);
-    fprintf(stderr, "io: loopback 64-byte echo round trip: plain recv %.2f us, %.2f us; "
-            "buffer-ring recv %.2f us\n", plain, plain2, br);
+    fprintf(stderr,
+            "io: loopback 64-byte echo round trip: plain recv %.2f us, %.2f us; "
+            "buffer-ring recv %.2f us\n",
+            plain, plain2, br);
     ot_assert(plain > 0 && plain2 > 0);
 }

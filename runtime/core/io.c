@@ -122,7 +122,9 @@ static int check(int fd, const void *buf, size_t n, int64_t timeout_ms) {
     return 0;
 }
 
-static unsigned clamp_len(size_t n) { return n > IO_MAX_LEN ? IO_MAX_LEN : (unsigned)n; }
+static unsigned clamp_len(size_t n) {
+    return n > IO_MAX_LEN ? IO_MAX_LEN : (unsigned)n;
+}
 
 static ssize_t recv_bufring(int fd, void *buf, size_t n, int64_t timeout_ms, int bgid) {
     struct io_req rq;
@@ -234,11 +236,16 @@ static int resolve(const char *host, uint16_t port, struct addrinfo **out) {
     }
     int e = getaddrinfo(host, ps, &hints, out);
     switch (e) {
-    case 0: return 0;
-    case EAI_MEMORY: return -ENOMEM;
-    case EAI_SYSTEM: return -errno;
-    case EAI_FAMILY: return -EAFNOSUPPORT;
-    default: return -EINVAL; /* not a numeric address */
+    case 0:
+        return 0;
+    case EAI_MEMORY:
+        return -ENOMEM;
+    case EAI_SYSTEM:
+        return -errno;
+    case EAI_FAMILY:
+        return -EAFNOSUPPORT;
+    default:
+        return -EINVAL; /* not a numeric address */
     }
 }
 

@@ -37,7 +37,7 @@ struct io_lsn {
     int err;               /* an error the multishot ended with, reported once */
     struct io_uring *ring; /* where the multishot is armed */
     bool armed, closed, waiting, woken;
-    int *q;                /* accepted fds, a ring buffer */
+    int *q; /* accepted fds, a ring buffer */
     unsigned qhead, qlen, qcap;
 };
 

@@ -56,7 +56,9 @@ static void br_destroy(void *p) {
     free(s);
 }
 
-static void br_key_init(void) { pthread_key_create(&br_key, br_destroy); }
+static void br_key_init(void) {
+    pthread_key_create(&br_key, br_destroy);
+}
 
 static void br_give(struct br_state *s, unsigned bid, int offset) {
     io_uring_buf_ring_add(s->br, s->mem + (size_t)bid * BR_BUFSZ, BR_BUFSZ, (unsigned short)bid,

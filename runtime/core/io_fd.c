@@ -128,9 +128,8 @@ static void ctx_release(struct ot__res *r, ot_pid owner) {
         struct io_fd *expect = n;
         /* acq_rel pairs with the release store in ot__io_fd_own and with a
          * concurrent closer's CAS: exactly one of us wins */
-        if (sl && atomic_compare_exchange_strong_explicit(&sl->node, &expect, NULL,
-                                                          memory_order_acq_rel,
-                                                          memory_order_acquire)) {
+        if (sl && atomic_compare_exchange_strong_explicit(
+                      &sl->node, &expect, NULL, memory_order_acq_rel, memory_order_acquire)) {
             close_won(n->fd, sl);
             ot__io_stat(IOS_CLOSE_EXIT);
             ot__io_event(OT_IO_EV_EXIT_CLOSE, n->fd, 0, true);

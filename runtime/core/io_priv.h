@@ -14,7 +14,7 @@
 
 #include "runtime/core/ext.h"
 
-#define OT_IO_CONTAINER_OF(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
+#define OT_IO_CONTAINER_OF(p, type, field) ((type *)((char *)(p)-offsetof(type, field)))
 
 /* ---- probe (called by the core at ot_start) --------------------------------
  * Fills multishot_accept, buf_ring and recv_multishot from real tries on a
@@ -28,8 +28,8 @@ struct io_req {
     struct ot__io_op op;
     struct __kernel_timespec ts; /* the linked timeout; read by the kernel at submit */
     int fd;
-    uint32_t magic;              /* OT_IO_REQ_MAGIC while the op is in flight */
-    void *buf;                   /* buffer-ring recv: where the CQE callback copies to */
+    uint32_t magic; /* OT_IO_REQ_MAGIC while the op is in flight */
+    void *buf;      /* buffer-ring recv: where the CQE callback copies to */
     size_t cap;
 };
 /* Prepares rq and returns an SQE for it, with room for a linked timeout
@@ -41,9 +41,9 @@ int32_t ot__io_finish(struct io_req *rq, struct io_uring_sqe *sqe, int64_t timeo
 
 /* ---- fd ownership (io_fd.c) ---------------------------------------------------
  * Owned fds are closed at their owner's exit unless ot_io_close came first. */
-int ot__io_fd_own(int fd);         /* caller must be a process; -ENOMEM, -EBADF */
-bool ot__io_fd_owned(int fd);      /* some process owns fd right now */
-int ot__io_fd_close(int fd);       /* closes once: 0 or -errno */
+int ot__io_fd_own(int fd);    /* caller must be a process; -ENOMEM, -EBADF */
+bool ot__io_fd_owned(int fd); /* some process owns fd right now */
+int ot__io_fd_close(int fd);  /* closes once: 0 or -errno */
 struct io_lsn;
 /* The listener state of an owned fd, created on first use, with a reference
  * for the caller; NULL when fd is not owned (then no multishot). */
@@ -76,17 +76,26 @@ typedef void (*ot__io_cqe_hook_fn)(int kind, int fd, int32_t res, bool intact);
 void ot__io_set_cqe_hook(ot__io_cqe_hook_fn fn);
 void ot__io_event(int kind, int fd, int32_t res, bool intact);
 struct ot__io_stats {
-    uint64_t ms_armed;     /* multishot accepts submitted */
-    uint64_t ms_taken;     /* accepts served from a multishot queue */
-    uint64_t oneshot;      /* one-shot accepts submitted */
-    uint64_t bufring_recv; /* recvs served through the buffer ring */
-    uint64_t bufring_nobufs; /* buffer-ring recvs that fell back (-ENOBUFS) */
-    uint64_t fd_close_exit; /* owned fds closed by their owner's exit */
+    uint64_t ms_armed;          /* multishot accepts submitted */
+    uint64_t ms_taken;          /* accepts served from a multishot queue */
+    uint64_t oneshot;           /* one-shot accepts submitted */
+    uint64_t bufring_recv;      /* recvs served through the buffer ring */
+    uint64_t bufring_nobufs;    /* buffer-ring recvs that fell back (-ENOBUFS) */
+    uint64_t fd_close_exit;     /* owned fds closed by their owner's exit */
     uint64_t lsn_new, lsn_free; /* listener states created and freed */
 };
 void ot__io_get_stats(struct ot__io_stats *out);
-enum { IOS_MS_ARMED, IOS_MS_TAKEN, IOS_ONESHOT, IOS_BR_RECV, IOS_BR_NOBUFS, IOS_CLOSE_EXIT,
-       IOS_LSN_NEW, IOS_LSN_FREE, IOS_N };
+enum {
+    IOS_MS_ARMED,
+    IOS_MS_TAKEN,
+    IOS_ONESHOT,
+    IOS_BR_RECV,
+    IOS_BR_NOBUFS,
+    IOS_CLOSE_EXIT,
+    IOS_LSN_NEW,
+    IOS_LSN_FREE,
+    IOS_N
+};
 void ot__io_stat(int which);
 
 #endif

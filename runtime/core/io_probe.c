@@ -76,8 +76,8 @@ static bool probe_buf_ring(struct io_uring *r, bool *recv_ms) {
     if (br == MAP_FAILED)
         return false;
     io_uring_buf_ring_init(br);
-    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = 2,
-                                   .bgid = 7};
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = 2, .bgid = 7};
     bool ok = io_uring_register_buf_ring(r, &reg, 0) == 0;
     *recv_ms = false;
     int sv[2];
