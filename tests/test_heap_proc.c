@@ -15,7 +15,8 @@
 #include <unistd.h>
 
 #if defined(OT_SANITIZE)
-#include <sanitizer/allocator_interface.h>
+/* from compiler-rt's sanitizer/allocator_interface.h, which gcc does not install */
+size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
 
 enum { TAG_GO = OT_TAG_USER + 1, TAG_STATS, TAG_ALLOC };
