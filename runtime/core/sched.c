@@ -336,11 +336,20 @@ void ot__spend(struct ot_proc *p, int n) {
  * arrived meanwhile. Runs on the scheduler's stack, so a waker that puts the
  * process on a run queue can never resume it while it is still on its stack. */
 static void park_from_sched(struct ot_sched *s, struct ot_proc *p) {
+    /* Owner-only fields are read before WAITING is published: from then on a
+     * waker may run p on another scheduler, which drains the mailbox (and may
+     * free the envelope mq_head pointed at) and bumps wait_seq. After the
+     * store only slot atomics are read: a push since the last drain has moved
+     * mq_tail off the head we saw (the exchange comes first in ot__mq_push).
+     * An op in flight pins p to this scheduler, so io->done is safe. */
+    struct env *head = p->mq_head;
+    uint64_t seq = p->wait_seq;
+    struct ot__io_op *io = p->io_op;
     /* seq_cst store pairs with the fence in ot__deliver / the timer's fence */
     atomic_store_explicit(&p->state, PS_WAITING, memory_order_seq_cst);
-    bool again = ot__mq_maybe_nonempty(p) ||
-                 atomic_load_explicit(&p->timeout_seq, memory_order_seq_cst) == p->wait_seq ||
-                 (p->io_op && p->io_op->done);
+    bool again = atomic_load_explicit(&p->mq_tail, memory_order_seq_cst) != head ||
+                 atomic_load_explicit(&p->timeout_seq, memory_order_seq_cst) == seq ||
+                 (io && io->done);
     if (again) {
         uint32_t st = PS_WAITING;
         if (atomic_compare_exchange_strong_explicit(&p->state, &st, PS_RUNNABLE,
