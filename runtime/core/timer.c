@@ -55,22 +55,26 @@ static struct ot_timer *tmr_alloc(struct ot_wheel *w) {
         return t;
     }
     if (w->used == w->nchunks * TMR_CHUNK) {
-        if (w->nchunks == (1u << (24 - TMR_CHUNK_BITS)))
+        uint32_t max = 1u << (24 - TMR_CHUNK_BITS);
+        if (w->nchunks == max)
             return NULL; /* 16 M timers on one scheduler */
-        if (w->nchunks == w->cap_chunks) {
-            uint32_t nc = w->cap_chunks ? w->cap_chunks * 2 : 8;
-            struct ot_timer **n = realloc(w->chunks, nc * sizeof(*n));
-            if (!n)
+        if (!w->chunks) {
+            /* the whole index (32 KiB) at once: cancellers on other threads
+             * read it while this scheduler grows the table, so it never moves */
+            w->chunks = calloc(max, sizeof(*w->chunks));
+            if (!w->chunks)
                 return NULL;
-            w->chunks = n;
-            w->cap_chunks = nc;
+            w->cap_chunks = max;
         }
         struct ot_timer *ch = calloc(TMR_CHUNK, sizeof(*ch));
         if (!ch)
             return NULL;
         for (uint32_t i = 0; i < TMR_CHUNK; i++)
             ch[i].idx = w->nchunks * TMR_CHUNK + i;
-        w->chunks[w->nchunks++] = ch;
+        w->chunks[w->nchunks] = ch;
+        /* release pairs with the acquire load in tmr_at: the chunk and the
+         * index are written before a canceller can see the new count */
+        __atomic_store_n(&w->nchunks, w->nchunks + 1, __ATOMIC_RELEASE);
     }
     t = &w->chunks[w->used >> TMR_CHUNK_BITS][w->used & (TMR_CHUNK - 1)];
     w->used++;
@@ -92,7 +96,8 @@ static void tmr_free(struct ot_wheel *w, struct ot_timer *t) {
 
 static struct ot_timer *tmr_at(struct ot_wheel *w, uint32_t idx) {
     uint32_t c = idx >> TMR_CHUNK_BITS;
-    /* chunks only grow; a racy read of nchunks just misses a brand-new chunk */
+    /* chunks only grow and the index never moves; acquire pairs with the
+     * release store in tmr_alloc */
     if (c >= __atomic_load_n(&w->nchunks, __ATOMIC_ACQUIRE))
         return NULL;
     return &w->chunks[c][idx & (TMR_CHUNK - 1)];
