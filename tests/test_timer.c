@@ -280,6 +280,67 @@ OT_TEST(timer, cancel_from_another_scheduler, .timeout = 120) {
     free(xarrived);
 }
 
+/* The owner's timer table grows (past 32,768 and 65,536 timers armed at
+ * once) while another scheduler cancels timers in it: every cancel of a
+ * timer 10 s away succeeds with about 10 s left, a second cancel says -1, and
+ * nothing arrives. */
+#ifdef OT_SANITIZE
+#define GN 40000
+#else
+#define GN 80000
+#endif
+
+static void grow_armer(void *arg) {
+    struct xarg *a = arg;
+    for (uint32_t i = 0; i < GN; i++) {
+        ot_ref r = ot_send_after(a->receiver, 10000, TAG_T, &i, sizeof i);
+        ot_assert(r.v != 0);
+        ot_send(a->canceller, TAG_REF, &r, sizeof r);
+        if ((i & 1023) == 1023)
+            ot_yield();
+    }
+    ot_send(a->canceller, TAG_DONE, NULL, 0);
+}
+
+static void grow_canceller(void *arg) {
+    struct xarg *a = arg;
+    uint32_t ok = 0, n = 0;
+    for (;;) {
+        ot_msg *m = ot_receive(30000);
+        ot_assert(m != NULL);
+        if (m->tag == TAG_DONE) {
+            ot_msg_free(m);
+            break;
+        }
+        ot_ref r;
+        memcpy(&r, ot_msg_data(m), sizeof r);
+        ot_msg_free(m);
+        int64_t left = ot_cancel_timer(r);
+        ok += left >= 9000 && left <= 10001;
+        ok += ot_cancel_timer(r) == -1;
+        n++;
+    }
+    ot_assert_eq(ok, 2 * n);
+    ot_send(a->parent, TAG_DONE, &n, sizeof n);
+}
+
+OT_TEST(timer, cancel_while_owner_table_grows, .timeout = 120) {
+    unsigned ns = ot_schedulers();
+    static struct xarg a;
+    a.parent = ot_self();
+    a.receiver = ot_self();
+    ot_spawn_opts o0 = {.scheduler = 0, .scheduler_set = true, .bind = true};
+    ot_spawn_opts o1 = {.scheduler = (int)(ns > 1 ? 1 : 0), .scheduler_set = true, .bind = true};
+    a.canceller = ot_spawn_opt(grow_canceller, &a, &o1);
+    ot_assert(a.canceller.v != 0);
+    ot_assert(ot_spawn_opt(grow_armer, &a, &o0).v != 0);
+    ot_msg *m = ot_receive_tag(TAG_DONE, 60000);
+    ot_assert(m != NULL);
+    ot_assert_eq(u32_of(m), GN);
+    ot_msg_free(m);
+    ot_assert(ot_receive_tag(TAG_T, 50) == NULL);
+}
+
 /* ---- receive timeouts and sleep ----------------------------------------------------- */
 
 OT_TEST(timer, receive_timeouts, .timeout = 30) {
