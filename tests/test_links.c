@@ -19,8 +19,9 @@
  *   link/1 to a dead process: noproc error (-ESRCH) unless trapping, then
  *     0 and {'EXIT', Pid, noproc};
  *   a linked process's exit: normal is ignored unless trapping; any other
- *     reason kills a process that does not trap (kill from exit(kill) is an
- *     ordinary reason here, killed propagates as killed); a trapped one
+ *     reason, shutdown included, kills a process that does not trap (kill
+ *     from exit(kill) is an ordinary reason here, killed propagates as
+ *     killed); a trapped one
  *     removes the link; exit/2 between linked processes leaves the link;
  *   unlink/1: no signal from that link afterwards. */
 #include <otter/testing.h>
@@ -479,6 +480,16 @@ RULE(linked_error_exit_trapping_becomes_message) {
     assert_alive(v);
     ot_assert_eq(victim_links(v), 0); /* a trapped link exit removes the link */
     kill_victim(v);
+}
+
+RULE(linked_shutdown_exit_not_trapping_propagates) {
+    /* only normal is ignored: shutdown is not a crash, but it does end
+     * linked processes that do not trap (what supervisors rely on) */
+    struct victim v = spawn_victim(kind, false);
+    ot_reason r = OT_REASON(OT_SHUTDOWN);
+    strcpy(r.text, "stopping");
+    linked_peer_ends(v, kind, r, false);
+    assert_reason(assert_dies(v), OT_SHUTDOWN, "stopping");
 }
 
 RULE(linked_exit_self_kill_not_trapping_dies_with_kill) {
