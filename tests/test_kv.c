@@ -915,6 +915,39 @@ Test(kv, ten_thousand_connections_no_leak, .timeout = 120) {
     stop();
 }
 
+/* Stop with clients connected (idle and mid-command): their sockets are shut
+ * down, they end on their normal path (no kill needed, so well under the 2 s
+ * grace), and the clients see the end. Then a second server starts in the
+ * same runtime. */
+Test(kv, stop_with_open_connections_and_restart) {
+    start();
+    uint16_t p2;
+    kv_opts o = {0};
+    cr_assert_eq(kv_server_start(&o, &p2), -EALREADY);
+    int fds[100];
+    for (int i = 0; i < 100; i++) {
+        fds[i] = cconnect();
+        rt(fds[i], CMD("PING"), "+PONG\r\n");
+    }
+    send_all(fds[0], "*2\r\n$4\r\nECHO\r\n", 14);
+    int64_t t0 = now_ms();
+    kv_server_stop();
+    int64_t took = now_ms() - t0;
+    cr_assert_lt(took, 1500, "stop took %lld ms", (long long)took);
+    cr_assert_eq(kv_server_connections(), 0);
+    for (int i = 0; i < 100; i++) {
+        expect_closed(fds[i]);
+        close(fds[i]);
+    }
+    kv_server_stop(); /* a second stop does nothing */
+    cr_assert_eq(kv_server_start(&o, &port), 0);
+    int fd = cconnect();
+    rt(fd, CMD("DBSIZE"), ":0\r\n");
+    rt(fd, CMD("SET", "a", "1"), "+OK\r\n");
+    close(fd);
+    stop();
+}
+
 /* ---- a real client ----------------------------------------------------------- */
 
 static char *run(const char *cmd) {

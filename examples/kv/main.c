@@ -1,5 +1,6 @@
 /* build/kv: the RESP2 key-value server as a program.
- *   kv [--port N] [--bind ADDR] [--schedulers N] [--read-timeout MS] [--enable-debug]
+ *   kv [--port N] [--bind ADDR] [--schedulers N] [--spin-us N] [--read-timeout MS]
+ *      [--enable-debug]
  * SIGINT and SIGTERM are blocked in every thread and read from a signalfd by
  * main, which then stops the server and the runtime: no work is done in a
  * signal handler, and no scheduler thread is interrupted by the signal. */
@@ -15,8 +16,8 @@
 #include "examples/kv/kv.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: kv [--port N] [--bind ADDR] [--schedulers N] [--read-timeout MS] "
-               "[--enable-debug]\n");
+    fprintf(f, "usage: kv [--port N] [--bind ADDR] [--schedulers N] [--spin-us N] "
+               "[--read-timeout MS] [--enable-debug]\n");
 }
 
 static int num_arg(const char *s, long lo, long hi, long *out) {
@@ -49,6 +50,8 @@ int main(int argc, char **argv) {
             o.port = (uint16_t)n;
         } else if (strcmp(a, "--schedulers") == 0 && num_arg(v, 0, 1024, &n) == 0) {
             cfg.schedulers = (unsigned)n;
+        } else if (strcmp(a, "--spin-us") == 0 && num_arg(v, 1, 1000000, &n) == 0) {
+            cfg.spin_us = (unsigned)n;
         } else if (strcmp(a, "--read-timeout") == 0 && num_arg(v, 1, 86400000, &n) == 0) {
             o.read_timeout_ms = n;
         } else if (strcmp(a, "--bind") == 0) {

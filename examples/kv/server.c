@@ -6,11 +6,17 @@
  * sends that once per batch (or whenever it passes 64 KiB). All its memory is
  * on its process heap, so a crash frees it. Socket ownership: the I/O layer
  * makes every accepted fd belong to the acceptor (otter/io.h has no hand-over),
- * so a connection closes its own fd when it ends normally and the acceptor,
- * which monitors every connection it spawned, closes the fd of one that
- * crashed, logs it and counts it. The acceptor therefore never blocks for
- * long: it accepts with a 100 ms timeout and drains its mailbox (DOWN and STOP
- * messages) between accepts.
+ * so each connection has a small record, shared with the acceptor, that says
+ * whether its fd is closed yet; both read and change it under the record's
+ * lock, so the fd is closed exactly once and never touched after its number
+ * could have been reused. A connection closes its own fd when it ends
+ * normally; the acceptor, which monitors every connection it spawned, closes
+ * the fd of one that crashed (or was killed), logs it and counts it. The
+ * acceptor never blocks for long: it accepts with a 100 ms timeout and drains
+ * its mailbox (DOWN and STOP messages) between accepts. At stop it shuts the
+ * sockets down, so connections finish their batch and end on their normal
+ * path (never killed while holding a stripe lock), and kills only those that
+ * have not ended after 2 s.
  *
  * Limits, as Redis's: a protocol error is answered and the connection
  * closed; a command whose input passes 1 GiB (client-query-buffer-limit) closes
@@ -36,6 +42,7 @@
 #define IN_INITIAL 4096
 #define OUT_FLUSH (64 * 1024)
 #define QUERY_LIMIT ((size_t)1 << 30)
+#define BUF_SHRINK ((size_t)1 << 20)
 
 static struct {
     kv_opts opts;
@@ -53,6 +60,26 @@ long kv_server_connections(void) {
 }
 
 /* ---- one connection ------------------------------------------------------ */
+
+/* Shared by a connection and the acceptor; freed by the acceptor after the
+ * connection's DOWN. The lock is held only around shutdown/close calls, which
+ * never switch, so its holder cannot be descheduled or killed inside. */
+struct conn_rec {
+    atomic_int lock;
+    int fd;
+    bool closed;
+};
+
+static void rec_lock(struct conn_rec *r) {
+    /* Pairs with the release store in rec_unlock. */
+    while (atomic_exchange_explicit(&r->lock, 1, memory_order_acquire))
+        ot_yield();
+}
+
+static void rec_unlock(struct conn_rec *r) {
+    /* Pairs with the acquire exchange in rec_lock. */
+    atomic_store_explicit(&r->lock, 0, memory_order_release);
+}
 
 struct conn {
     int fd;
@@ -142,11 +169,35 @@ static int grow_input(struct conn *cn) {
     return 0;
 }
 
+/* After a big command or reply, give the memory back once the buffers are
+ * nearly empty again (Redis trims idle query buffers the same way). */
+static void shrink_buffers(struct conn *cn) {
+    if (cn->cap > BUF_SHRINK && cn->len <= IN_INITIAL) {
+        char *n = ot_realloc(cn->in, IN_INITIAL);
+        if (n) {
+            cn->in = n;
+            cn->cap = IN_INITIAL;
+        }
+    }
+    if (cn->c.out.cap > BUF_SHRINK && cn->c.out.len == 0)
+        kv_out_free(&cn->c.out);
+}
+
+static void close_rec(struct conn_rec *rec) {
+    rec_lock(rec);
+    /* A half-close first, so the peer sees the replies and then the end. */
+    shutdown(rec->fd, SHUT_WR);
+    ot_io_close(rec->fd);
+    rec->closed = true;
+    rec_unlock(rec);
+}
+
 static void conn_main(void *arg) {
+    struct conn_rec *rec = arg;
     struct conn *cn = ot_calloc(1, sizeof *cn);
-    int fd = (int)(intptr_t)arg;
+    int fd = rec->fd;
     if (!cn) {
-        ot_io_close(fd);
+        close_rec(rec);
         return;
     }
     cn->fd = fd;
@@ -176,6 +227,7 @@ static void conn_main(void *arg) {
             if (s < 0)
                 r = s;
         }
+        shrink_buffers(cn);
     }
     if (r == -ENOBUFS)
         ot_log(OT_LOG_WARNING, "kv: client %llu closed: query buffer over 1 GiB",
@@ -183,9 +235,7 @@ static void conn_main(void *arg) {
     else if (r == -ETIMEDOUT)
         ot_log(OT_LOG_INFO, "kv: client %llu closed: half-sent command timed out",
                (unsigned long long)cn->c.id);
-    /* A half-close first, so the peer sees the replies and then the end. */
-    shutdown(fd, SHUT_WR);
-    ot_io_close(fd);
+    close_rec(rec);
     kv_client_free(&cn->c);
     kv_parser_free(&cn->p);
     ot_free(cn->in);
@@ -195,10 +245,10 @@ static void conn_main(void *arg) {
 
 /* ---- the acceptor ---------------------------------------------------------- */
 
-/* pid -> fd of each live connection, open addressing (pid 0 is empty). */
+/* pid -> record of each live connection, open addressing (pid 0 is empty). */
 struct connmap {
     uint64_t *pid;
-    int *fd;
+    struct conn_rec **rec;
     size_t cap, n;
 };
 
@@ -207,16 +257,16 @@ static size_t slot_of(const struct connmap *m, uint64_t pid) {
     return (size_t)(h >> 20) & (m->cap - 1);
 }
 
-static int map_put(struct connmap *m, uint64_t pid, int fd);
+static int map_put(struct connmap *m, uint64_t pid, struct conn_rec *r);
 
 static int map_grow(struct connmap *m) {
     struct connmap o = *m;
     size_t cap = o.cap ? o.cap * 2 : 1024;
     m->pid = calloc(cap, sizeof *m->pid);
-    m->fd = calloc(cap, sizeof *m->fd);
-    if (!m->pid || !m->fd) {
+    m->rec = calloc(cap, sizeof *m->rec);
+    if (!m->pid || !m->rec) {
         free(m->pid);
-        free(m->fd);
+        free(m->rec);
         *m = o;
         return -ENOMEM;
     }
@@ -224,62 +274,66 @@ static int map_grow(struct connmap *m) {
     m->n = 0;
     for (size_t i = 0; i < o.cap; i++)
         if (o.pid[i])
-            map_put(m, o.pid[i], o.fd[i]);
+            map_put(m, o.pid[i], o.rec[i]);
     free(o.pid);
-    free(o.fd);
+    free(o.rec);
     return 0;
 }
 
-static int map_put(struct connmap *m, uint64_t pid, int fd) {
+static int map_put(struct connmap *m, uint64_t pid, struct conn_rec *r) {
     if ((m->n + 1) * 2 > m->cap && map_grow(m) < 0)
         return -ENOMEM;
     size_t i = slot_of(m, pid);
     while (m->pid[i])
         i = (i + 1) & (m->cap - 1);
     m->pid[i] = pid;
-    m->fd[i] = fd;
+    m->rec[i] = r;
     m->n++;
     return 0;
 }
 
-/* Removes pid; its fd, or -1. Backward-shift deletion keeps probes short. */
-static int map_take(struct connmap *m, uint64_t pid) {
+/* Removes pid; its record, or NULL. Backward-shift deletion keeps probes short. */
+static struct conn_rec *map_take(struct connmap *m, uint64_t pid) {
     if (!m->cap)
-        return -1;
+        return NULL;
     size_t i = slot_of(m, pid);
     while (m->pid[i] && m->pid[i] != pid)
         i = (i + 1) & (m->cap - 1);
     if (!m->pid[i])
-        return -1;
-    int fd = m->fd[i];
+        return NULL;
+    struct conn_rec *r = m->rec[i];
     m->pid[i] = 0;
     m->n--;
     for (size_t j = (i + 1) & (m->cap - 1); m->pid[j]; j = (j + 1) & (m->cap - 1)) {
         uint64_t p = m->pid[j];
-        int f = m->fd[j];
+        struct conn_rec *q = m->rec[j];
         m->pid[j] = 0;
         m->n--;
-        map_put(m, p, f);
+        map_put(m, p, q);
     }
-    return fd;
+    return r;
 }
 
 static void on_down(struct connmap *m, const ot_down_msg *d) {
-    int fd = map_take(m, d->pid.v);
-    if (fd < 0)
+    struct conn_rec *r = map_take(m, d->pid.v);
+    if (!r)
         return;
     /* Statistics only. */
     atomic_fetch_sub_explicit(&srv.conns, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&kv_stats.connected_clients, 1, memory_order_relaxed);
-    if (ot_reason_is_normal(d->reason))
-        return; /* it closed its own socket */
-    if (d->reason.kind != OT_KILL && d->reason.kind != OT_KILLED) {
+    if (!ot_reason_is_normal(d->reason) && d->reason.kind != OT_KILL &&
+        d->reason.kind != OT_KILLED) {
         char why[96];
         ot_reason_format(d->reason, why, sizeof why);
-        ot_log(OT_LOG_ERROR, "kv: connection process on fd %d crashed (%s); closing it", fd, why);
+        ot_log(OT_LOG_ERROR, "kv: connection process on fd %d crashed (%s); closing it", r->fd,
+               why);
         atomic_fetch_add_explicit(&kv_stats.crashed_connections, 1, memory_order_relaxed);
     }
-    ot_io_close(fd);
+    rec_lock(r);
+    if (!r->closed)
+        ot_io_close(r->fd);
+    rec_unlock(r);
+    free(r);
 }
 
 /* Handles queued messages; returns 1 once STOP has arrived. */
@@ -298,6 +352,13 @@ static int drain_mailbox(struct connmap *m, int64_t timeout) {
 }
 
 static int spawn_conn(struct connmap *m, int fd, unsigned *rr) {
+    /* Room in the map first, so that a spawned connection is always tracked. */
+    if ((m->n + 1) * 2 > m->cap && map_grow(m) < 0)
+        return -ENOMEM;
+    struct conn_rec *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->fd = fd;
     ot_ref ref;
     unsigned ns = ot_schedulers();
     ot_spawn_opts o = {.monitor = true,
@@ -305,18 +366,53 @@ static int spawn_conn(struct connmap *m, int fd, unsigned *rr) {
                        .scheduler_set = true,
                        .scheduler = (int)((*rr)++ % (ns ? ns : 1)),
                        .behaviour = "kv_conn"};
-    ot_pid pid = ot_spawn_opt(conn_main, (void *)(intptr_t)fd, &o);
-    if (!pid.v)
-        return -errno;
-    if (map_put(m, pid.v, fd) < 0) {
-        /* Untracked, it could not be cleaned up after a crash: end it. */
-        ot_exit(pid, OT_REASON(OT_KILL));
-        return -ENOMEM;
+    ot_pid pid = ot_spawn_opt(conn_main, r, &o);
+    if (!pid.v) {
+        int e = -errno;
+        free(r);
+        return e;
     }
+    map_put(m, pid.v, r); /* cannot fail: room was made above */
     /* Statistics only. */
     atomic_fetch_add_explicit(&srv.conns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&kv_stats.connected_clients, 1, memory_order_relaxed);
     return 0;
+}
+
+/* Waits for DOWNs until no connection is left or `ms` pass; true if none is. */
+static bool await_downs(struct connmap *m, int64_t ms) {
+    int64_t end = ot_now_ms() + ms;
+    while (m->n > 0) {
+        int64_t left = end - ot_now_ms();
+        ot_msg *msg = left > 0 ? ot_receive_tag(OT_TAG_DOWN, left) : NULL;
+        if (!msg)
+            return false;
+        on_down(m, ot_msg_data(msg));
+        ot_msg_free(msg);
+    }
+    return true;
+}
+
+/* Shuts every socket down so that connections end on their normal path; kills
+ * what is left after 2 s. */
+static void stop_connections(struct connmap *m) {
+    for (size_t i = 0; i < m->cap; i++) {
+        struct conn_rec *r = m->pid[i] ? m->rec[i] : NULL;
+        if (!r)
+            continue;
+        rec_lock(r);
+        if (!r->closed)
+            shutdown(r->fd, SHUT_RDWR);
+        rec_unlock(r);
+    }
+    if (await_downs(m, 2000))
+        return;
+    ot_log(OT_LOG_WARNING, "kv: %zu connections still running 2 s after stop; killing them", m->n);
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->pid[i])
+            ot_exit((ot_pid){m->pid[i]}, OT_REASON(OT_KILL));
+    if (!await_downs(m, 5000))
+        ot_log(OT_LOG_ERROR, "kv: %zu connections did not end at stop", m->n);
 }
 
 static void acceptor_main(void *arg) {
@@ -349,26 +445,16 @@ static void acceptor_main(void *arg) {
             continue;
         }
         atomic_fetch_add_explicit(&kv_stats.connections_received, 1, memory_order_relaxed);
-        if (spawn_conn(&m, fd, &rr) < 0) {
+        int rc = spawn_conn(&m, fd, &rr);
+        if (rc < 0) {
             atomic_fetch_add_explicit(&kv_stats.rejected_connections, 1, memory_order_relaxed);
             ot_io_close(fd);
         }
     }
     ot_io_close(lfd);
-    for (size_t i = 0; i < m.cap; i++)
-        if (m.pid[i])
-            ot_exit((ot_pid){m.pid[i]}, OT_REASON(OT_KILL));
-    while (m.n > 0) {
-        ot_msg *msg = ot_receive_tag(OT_TAG_DOWN, 5000);
-        if (!msg) {
-            ot_log(OT_LOG_ERROR, "kv: %zu connections did not end at stop", m.n);
-            break;
-        }
-        on_down(&m, ot_msg_data(msg));
-        ot_msg_free(msg);
-    }
+    stop_connections(&m);
     free(m.pid);
-    free(m.fd);
+    free(m.rec);
     sem_post(&srv.done);
 }
 
