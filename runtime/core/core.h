@@ -384,6 +384,8 @@ OT_HIDDEN int ot__ring_reap(struct ot_sched *s); /* handles CQEs; returns how ma
 OT_HIDDEN void ot__ring_submit(struct ot_sched *s);
 OT_HIDDEN void ot__ring_sleep(struct ot_sched *s, int64_t timeout_ns);
 OT_HIDDEN void ot__ring_wake_remote(struct ot_sched *from, struct ot_sched *to);
+OT_HIDDEN void ot__ring_drain(struct ot_sched *s);
+OT_HIDDEN void ot__io_count_deferred_teardown(void);
 
 /* fault.c */
 OT_HIDDEN int ot__fault_install(void);

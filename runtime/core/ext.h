@@ -51,8 +51,13 @@ struct ot__io_op {
     int done; /* core-private: set when complete (read it only after ot__io_wait) */
 };
 /* An SQE on the caller's scheduler ring (submitted with the scheduler's next
- * batch), or NULL when the caller is not a process (errno EPERM). May flush
- * the SQ to make room. */
+ * batch), or NULL when the caller is not a process (errno EPERM). It flushes
+ * the SQ only when the SQ is full, so two calls with no park between them
+ * land in one submission unless the first took the last free entry (linked
+ * timeouts rely on this: io.c turns a link head that took the last entry
+ * into a NOP and starts again). An op may be reused across waits (multishot)
+ * if its owner resets done and waiter before each ot__io_wait, on the ring it
+ * was armed on. */
 struct io_uring_sqe *ot__io_get_sqe(void);
 void ot__io_sqe_op(struct io_uring_sqe *sqe, struct ot__io_op *op);
 /* Parks the calling process until op is complete; returns op->res. If the
@@ -71,6 +76,8 @@ const struct ot__io_features *ot__features(void);
 struct io_uring *ot__io_ring(void);
 
 /* ---- test hooks ------------------------------------------------------------ */
+/* Process exits that waited for an in-flight op's final CQE (any thread). */
+uint64_t ot__io_deferred_teardowns(void);
 uint64_t ot__mbox_scans(void); /* messages inspected by receives of the caller */
 
 #endif

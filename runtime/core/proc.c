@@ -237,6 +237,7 @@ _Noreturn void ot__exit_current(ot_reason r, bool by_signal) {
         ot__io_cancel(p->io_op);
         while (!p->io_op->done)
             ot__park();
+        ot__io_count_deferred_teardown();
     }
     ot__switch_exit();
 }

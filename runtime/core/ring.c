@@ -250,3 +250,34 @@ void ot__io_cancel(struct ot__io_op *op) {
     sqe->user_data = 0;
     s->pending_sqes++;
 }
+
+/* At stop, after every process is gone: ops that outlive their processes
+ * (a listener's multishot accept) are cancelled, and their final completions
+ * reaped, so their callbacks free what they own before the ring goes. */
+void ot__ring_drain(struct ot_sched *s) {
+    if (!s->ring_ok || !s->inflight)
+        return;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    if (!sqe) {
+        io_uring_submit(&s->ring);
+        sqe = io_uring_get_sqe(&s->ring);
+    }
+    if (sqe) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        sqe->user_data = 0;
+    }
+    for (int i = 0; i < 200 && s->inflight; i++) {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {0, 5000000};
+        io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+        ot__ring_reap(s);
+    }
+}
+
+static _Atomic uint64_t deferred_teardowns;
+void ot__io_count_deferred_teardown(void) {
+    atomic_fetch_add_explicit(&deferred_teardowns, 1, memory_order_relaxed);
+}
+uint64_t ot__io_deferred_teardowns(void) {
+    return atomic_load_explicit(&deferred_teardowns, memory_order_relaxed);
+}

@@ -608,6 +608,7 @@ static void *sched_main(void *arg) {
             s->run_start_ns = coarse_ms(); /* idle time is not a process's */
         }
     }
+    ot__ring_drain(s);
     ot__fault_thread_fini(s);
     rcu_unregister_thread();
     ot__cur_sched = NULL;
