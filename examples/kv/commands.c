@@ -131,10 +131,10 @@ static void get_cb(const void *v, size_t n, void *arg) {
     g->wrote = 1;
 }
 
-static void reply_get(kv_client *c, const kv_arg *k, int64_t now, int locked) {
+static void reply_get(kv_client *c, const kv_arg *k, int locked) {
     for (;;) {
         struct getctx g = {&c->out, 0, 0};
-        if (!(locked ? kv_store_get_locked : kv_store_get)(k->p, k->n, now, get_cb, &g)) {
+        if (!(locked ? kv_store_get_locked : kv_store_get)(k->p, k->n, &c->clock, get_cb, &g)) {
             c->misses++;
             kv_reply_null(&c->out);
             return;
@@ -149,7 +149,7 @@ static void reply_get(kv_client *c, const kv_arg *k, int64_t now, int locked) {
 }
 
 static void cmd_get(kv_client *c, const kv_arg *argv, size_t argc) {
-    reply_get(c, &argv[1], c->now, 0);
+    reply_get(c, &argv[1], 0);
 }
 
 /* MGET holds the stripes of all its keys, so it never sees half of an MSET. */
@@ -168,7 +168,7 @@ static void cmd_mget(kv_client *c, const kv_arg *argv, size_t argc) {
     size_t u = kv_store_lock_keys((const void *const *)p, len, 1, n, held);
     kv_reply_array(&c->out, (long long)n);
     for (size_t i = 1; i < argc; i++)
-        reply_get(c, &argv[i], c->now, 1);
+        reply_get(c, &argv[i], 1);
     kv_store_unlock_keys(held, u);
 out:
     ot_free(p);
@@ -232,10 +232,10 @@ static void cmd_set(kv_client *c, const kv_arg *argv, size_t argc) {
             return;
         }
     }
-    int64_t now = c->now, at = 0;
-    if (exp && expire_arg(c, exp, unit, now, &at) < 0)
+    int64_t at = 0;
+    if (exp && expire_arg(c, exp, unit, kv_clock_ms(&c->clock), &at) < 0)
         return;
-    int r = kv_store_set(argv[1].p, argv[1].n, argv[2].p, argv[2].n, at, flags, now, &c->out);
+    int r = kv_store_set(argv[1].p, argv[1].n, argv[2].p, argv[2].n, at, flags, &c->clock, &c->out);
     if (r < 0) {
         if (!(flags & KV_SET_GET))
             kv_reply_error(&c->out, "ERR out of memory");
@@ -275,7 +275,7 @@ static void cmd_mset(kv_client *c, const kv_arg *argv, size_t argc) {
 
 static void incr_reply(kv_client *c, const kv_arg *k, long long by) {
     int64_t v;
-    int r = kv_store_incrby(k->p, k->n, by, c->now, &v);
+    int r = kv_store_incrby(k->p, k->n, by, &c->clock, &v);
     if (r == -EINVAL)
         kv_reply_error(&c->out, err_int);
     else if (r == -ERANGE)
@@ -313,18 +313,16 @@ static void cmd_decrby(kv_client *c, const kv_arg *argv, size_t argc) {
 /* ---- keys -------------------------------------------------------------- */
 
 static void cmd_del(kv_client *c, const kv_arg *argv, size_t argc) {
-    int64_t now = c->now;
     long long n = 0;
     for (size_t i = 1; i < argc; i++)
-        n += kv_store_del(argv[i].p, argv[i].n, now);
+        n += kv_store_del(argv[i].p, argv[i].n, &c->clock);
     kv_reply_int(&c->out, n);
 }
 
 static void cmd_exists(kv_client *c, const kv_arg *argv, size_t argc) {
-    int64_t now = c->now;
     long long n = 0;
     for (size_t i = 1; i < argc; i++)
-        n += kv_store_exists(argv[i].p, argv[i].n, now);
+        n += kv_store_exists(argv[i].p, argv[i].n, &c->clock);
     kv_reply_int(&c->out, n);
 }
 
@@ -358,7 +356,7 @@ static void expire_generic(kv_client *c, const kv_arg *argv, size_t argc, int se
     long long when;
     if (get_ll(c, &argv[2], &when) < 0)
         return;
-    int64_t now = c->now;
+    int64_t now = kv_clock_ms(&c->clock);
     if (secs) {
         if (when > LLONG_MAX / 1000 || when < LLONG_MIN / 1000)
             goto bad;
@@ -367,7 +365,7 @@ static void expire_generic(kv_client *c, const kv_arg *argv, size_t argc, int se
     if (when > LLONG_MAX - now)
         goto bad;
     when += now;
-    kv_reply_int(&c->out, kv_store_expire(argv[1].p, argv[1].n, when, flags, now));
+    kv_reply_int(&c->out, kv_store_expire(argv[1].p, argv[1].n, when, flags, &c->clock));
     return;
 bad:
     kv_reply_errorf(&c->out, "ERR invalid expire time in '%s' command", name);
@@ -382,7 +380,7 @@ static void cmd_pexpire(kv_client *c, const kv_arg *argv, size_t argc) {
 }
 
 static void ttl_generic(kv_client *c, const kv_arg *k, int ms) {
-    int64_t t = kv_store_pttl(k->p, k->n, c->now);
+    int64_t t = kv_store_pttl(k->p, k->n, &c->clock);
     if (t >= 0 && !ms)
         t = (t + 500) / 1000;
     kv_reply_int(&c->out, t);
@@ -795,7 +793,7 @@ static unsigned long long hot_sum(size_t field) {
 static void cmd_info(kv_client *c, const kv_arg *argv, size_t argc) {
     char text[2048];
     size_t n = 0, cap = sizeof text;
-    int64_t now = c->now;
+    int64_t now = kv_now_ms();
 #define ADD(...) n += (size_t)snprintf(text + n, n < cap ? cap - n : 0, __VA_ARGS__)
     if (want(argv, argc, "server", 1)) {
         int64_t up = (now - kv_stats.start_ms) / 1000;

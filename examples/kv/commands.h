@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "examples/kv/reply.h"
+#include "examples/kv/store.h"
 
 typedef struct kv_arg {
     const char *p;
@@ -23,9 +24,8 @@ typedef struct kv_client {
     uint64_t id;
     char *name; /* CLIENT SETNAME, on the process heap; NULL if none */
     size_t name_len;
-    int quit;    /* QUIT: close once the replies are sent */
-    int64_t now; /* Unix ms, set by the connection once per batch (a batch runs
-                    in microseconds; clock_gettime per command cost 8% of GET) */
+    int quit;       /* QUIT: close once the replies are sent */
+    kv_clock clock; /* reset by the connection once per batch (store.h) */
     /* Counted locally and added to kv_stats once per batch, so that two
      * schedulers do not share a counter's cache line per command. */
     uint64_t cmds, hits, misses;

@@ -126,7 +126,7 @@ static int run_command(struct conn *cn) {
 /* Runs every complete command in the buffer. 1 to go on reading, 0 to close
  * (QUIT, protocol error), -errno on a failure. */
 static int run_batch(struct conn *cn) {
-    cn->c.now = kv_now_ms();
+    cn->c.clock.ms = 0; /* read when a command first needs it */
     for (;;) {
         int r = kv_parse(&cn->p, cn->in, cn->len);
         if (r == KV_PARSE_NEED)
@@ -142,7 +142,7 @@ static int run_batch(struct conn *cn) {
         if (cn->c.out.len >= OUT_FLUSH) {
             if ((r = flush_out(cn)) < 0)
                 return r;
-            cn->c.now = kv_now_ms(); /* the send may have waited */
+            cn->c.clock.ms = 0; /* the send may have waited */
         }
     }
     /* Drop what was consumed, so that the buffer only holds a partial command. */

@@ -104,8 +104,8 @@ static int64_t load_exp(const void *v) {
     return e;
 }
 
-static int expired(int64_t exp, int64_t now) {
-    return exp != 0 && exp <= now;
+static int expired(int64_t exp, kv_clock *now) {
+    return exp != 0 && exp <= kv_clock_ms(now);
 }
 
 int kv_store_open(void) {
@@ -142,7 +142,7 @@ struct peek {
     int64_t exp;
     kv_val_fn fn;
     void *arg;
-    int64_t now;
+    kv_clock *now;
 };
 
 static void peek_cb(const void *v, size_t vl, void *arg) {
@@ -161,7 +161,7 @@ static void volatile_add(size_t s, long d) {
 }
 
 /* Under the stripe lock: removes k if it is still expired; 1 if it did. */
-static int drop_expired_locked(size_t s, const void *k, size_t kl, int64_t now) {
+static int drop_expired_locked(size_t s, const void *k, size_t kl, kv_clock *now) {
     struct peek p = {0};
     if (ot_ets_read(tab, k, kl, peek_cb, &p) > 0 && p.found && expired(p.exp, now)) {
         ot_ets_delete(tab, k, kl);
@@ -173,7 +173,7 @@ static int drop_expired_locked(size_t s, const void *k, size_t kl, int64_t now) 
     return 0;
 }
 
-static int lazy_expire(const void *k, size_t kl, int64_t now) {
+static int lazy_expire(const void *k, size_t kl, kv_clock *now) {
     size_t s = stripe_of(k, kl);
     stripe_lock(s);
     int r = drop_expired_locked(s, k, kl, now);
@@ -181,7 +181,7 @@ static int lazy_expire(const void *k, size_t kl, int64_t now) {
     return r;
 }
 
-static int raw_get(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg, int locked) {
+static int raw_get(const void *k, size_t kl, kv_clock *now, kv_val_fn fn, void *arg, int locked) {
     struct peek p = {.fn = fn, .arg = arg, .now = now};
     if (ot_ets_read(tab, k, kl, peek_cb, &p) <= 0 || !p.found)
         return 0;
@@ -195,7 +195,7 @@ static int raw_get(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *ar
     return 1;
 }
 
-static int64_t raw_pttl(const void *k, size_t kl, int64_t now) {
+static int64_t raw_pttl(const void *k, size_t kl, kv_clock *now) {
     struct peek p = {.now = now};
     if (ot_ets_read(tab, k, kl, peek_cb, &p) <= 0 || !p.found)
         return -2;
@@ -203,7 +203,7 @@ static int64_t raw_pttl(const void *k, size_t kl, int64_t now) {
         lazy_expire(k, kl, now);
         return -2;
     }
-    return p.exp ? p.exp - now : -1;
+    return p.exp ? p.exp - kv_clock_ms(now) : -1;
 }
 
 size_t kv_store_size(void) {
@@ -242,7 +242,7 @@ static int put(const void *k, size_t kl, const void *v, size_t vl, int64_t at) {
 
 /* The live object's header, under the lock: 1 live (and *exp), 0 none. An
  * expired object is removed here, as Redis's lookupKeyWrite does. */
-static int live_locked(size_t s, const void *k, size_t kl, int64_t now, int64_t *exp) {
+static int live_locked(size_t s, const void *k, size_t kl, kv_clock *now, int64_t *exp) {
     struct peek p = {0};
     if (ot_ets_read(tab, k, kl, peek_cb, &p) <= 0 || !p.found)
         return 0;
@@ -271,7 +271,7 @@ static int reply_old(const void *k, size_t kl, kv_out *o) {
 }
 
 static int raw_set(const void *k, size_t kl, const void *v, size_t vl, int64_t at, int flags,
-                   int64_t now, kv_out *getout) {
+                   kv_clock *now, kv_out *getout) {
     size_t s = stripe_of(k, kl);
     stripe_lock(s);
     int64_t old_exp = 0;
@@ -297,7 +297,7 @@ out:
     return r;
 }
 
-static int raw_del(const void *k, size_t kl, int64_t now) {
+static int raw_del(const void *k, size_t kl, kv_clock *now) {
     size_t s = stripe_of(k, kl);
     stripe_lock(s);
     int64_t exp = 0;
@@ -321,7 +321,7 @@ static void num_cb(const void *v, size_t vl, void *arg) {
     n->ok = vl >= 8 && kv_str2ll((const char *)v + 8, vl - 8, &n->v);
 }
 
-static int raw_incrby(const void *k, size_t kl, int64_t by, int64_t now, int64_t *out) {
+static int raw_incrby(const void *k, size_t kl, int64_t by, kv_clock *now, int64_t *out) {
     size_t s = stripe_of(k, kl);
     stripe_lock(s);
     int64_t exp = 0;
@@ -352,7 +352,7 @@ out:
     return r;
 }
 
-static int raw_expire(const void *k, size_t kl, int64_t at, int flags, int64_t now) {
+static int raw_expire(const void *k, size_t kl, int64_t at, int flags, kv_clock *now) {
     size_t s = stripe_of(k, kl);
     stripe_lock(s);
     int64_t exp = 0;
@@ -363,7 +363,7 @@ static int raw_expire(const void *k, size_t kl, int64_t at, int flags, int64_t n
     if (((flags & KV_EXP_NX) && exp) || ((flags & KV_EXP_XX) && !exp) ||
         ((flags & KV_EXP_GT) && (!exp || at <= exp)) || ((flags & KV_EXP_LT) && exp && at >= exp))
         goto out;
-    if (at <= now) {
+    if (at <= kv_clock_ms(now)) {
         ot_ets_delete(tab, k, kl);
         if (exp)
             volatile_add(s, -1);
@@ -384,7 +384,7 @@ out:
 
 /* Under the stripe lock: a blind write with no expiry (SET's plain form). */
 static int set_plain_locked(size_t s, const void *k, size_t kl, const void *v, size_t vl,
-                            int64_t now) {
+                            kv_clock *now) {
     int64_t old_exp = 0;
     int live = live_locked(s, k, kl, now, &old_exp);
     int r = put(k, kl, v, vl, 0);
@@ -398,7 +398,7 @@ static int cmp_size(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static int raw_mset(const void *const *p, const size_t *len, size_t n, int64_t now) {
+static int raw_mset(const void *const *p, const size_t *len, size_t n, kv_clock *now) {
     int r = 0;
     for (size_t i = 0; i < n && r == 0; i++)
         r = set_plain_locked(stripe_of(p[2 * i], len[2 * i]), p[2 * i], len[2 * i], p[2 * i + 1],
@@ -481,7 +481,8 @@ static int advance(void) {
     }
 }
 
-size_t kv_store_expire_step(size_t sample, int64_t now) {
+size_t kv_store_expire_step(size_t sample, int64_t now_ms) {
+    kv_clock clk = {now_ms}, *now = &clk;
     size_t removed = 0;
     for (size_t i = 0; i < sample; i++) {
         if (advance() != 0) {
@@ -533,7 +534,7 @@ static void ekey_fini(struct ekey *e) {
         ot_free(e->heap);
 }
 
-int kv_store_get(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg) {
+int kv_store_get(const void *k, size_t kl, kv_clock *now, kv_val_fn fn, void *arg) {
     struct ekey e;
     if (ekey_init(&e, k, kl) < 0)
         return 0;
@@ -542,11 +543,11 @@ int kv_store_get(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg)
     return r;
 }
 
-int kv_store_exists(const void *k, size_t kl, int64_t now) {
+int kv_store_exists(const void *k, size_t kl, kv_clock *now) {
     return kv_store_get(k, kl, now, NULL, NULL);
 }
 
-int64_t kv_store_pttl(const void *k, size_t kl, int64_t now) {
+int64_t kv_store_pttl(const void *k, size_t kl, kv_clock *now) {
     struct ekey e;
     if (ekey_init(&e, k, kl) < 0)
         return -2;
@@ -556,7 +557,7 @@ int64_t kv_store_pttl(const void *k, size_t kl, int64_t now) {
 }
 
 int kv_store_set(const void *k, size_t kl, const void *v, size_t vl, int64_t at, int flags,
-                 int64_t now, kv_out *getout) {
+                 kv_clock *now, kv_out *getout) {
     struct ekey e;
     if (ekey_init(&e, k, kl) < 0)
         return -ENOMEM;
@@ -565,7 +566,7 @@ int kv_store_set(const void *k, size_t kl, const void *v, size_t vl, int64_t at,
     return r;
 }
 
-int kv_store_del(const void *k, size_t kl, int64_t now) {
+int kv_store_del(const void *k, size_t kl, kv_clock *now) {
     struct ekey e;
     if (ekey_init(&e, k, kl) < 0)
         return 0;
@@ -574,7 +575,7 @@ int kv_store_del(const void *k, size_t kl, int64_t now) {
     return r;
 }
 
-int kv_store_incrby(const void *k, size_t kl, int64_t by, int64_t now, int64_t *out) {
+int kv_store_incrby(const void *k, size_t kl, int64_t by, kv_clock *now, int64_t *out) {
     struct ekey e;
     if (ekey_init(&e, k, kl) < 0)
         return -ENOMEM;
@@ -583,7 +584,7 @@ int kv_store_incrby(const void *k, size_t kl, int64_t by, int64_t now, int64_t *
     return r;
 }
 
-int kv_store_expire(const void *k, size_t kl, int64_t at, int flags, int64_t now) {
+int kv_store_expire(const void *k, size_t kl, int64_t at, int flags, kv_clock *now) {
     struct ekey e;
     if (ekey_init(&e, k, kl) < 0)
         return 0;
@@ -611,7 +612,8 @@ int kv_store_mset(const void *const *p, const size_t *len, size_t n) {
         el[2 * done + 1] = len[2 * done + 1];
     }
     size_t u = kv_store_lock_keys(p, len, 2, n, held);
-    r = raw_mset(ep, el, n, kv_now_ms());
+    kv_clock now = {0};
+    r = raw_mset(ep, el, n, &now);
     kv_store_unlock_keys(held, u);
 out:
     for (size_t i = 0; i < done; i++)
@@ -623,7 +625,7 @@ out:
     return r;
 }
 
-int kv_store_get_locked(const void *k, size_t kl, int64_t now, kv_val_fn fn, void *arg) {
+int kv_store_get_locked(const void *k, size_t kl, kv_clock *now, kv_val_fn fn, void *arg) {
     struct ekey e;
     if (ekey_init(&e, k, kl) < 0)
         return 0;
