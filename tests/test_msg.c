@@ -36,7 +36,9 @@ static void wait_dead(ot_pid p) {
     ot_assert(!ot_is_alive(p));
 }
 
-static void return_at_once(void *arg) { (void)arg; }
+static void return_at_once(void *arg) {
+    (void)arg;
+}
 
 /* ---- bad input ------------------------------------------------------------------ */
 
@@ -369,8 +371,7 @@ OT_TEST(msg, order_per_sender_across_schedulers, .timeout = 120) {
     struct order_arg args[4];
     for (uint32_t i = 0; i < 4; i++) {
         args[i] = (struct order_arg){rx, i};
-        ot_spawn_opts so = {.scheduler = (int)(i % ns), .scheduler_set = true,
-                            .bind = i < 2};
+        ot_spawn_opts so = {.scheduler = (int)(i % ns), .scheduler_set = true, .bind = i < 2};
         ot_assert(ot_spawn_opt(order_sender, &args[i], &so).v != 0);
     }
     ot_msg *m = ot_receive_tag(TAG_DONE, 100000);

@@ -165,7 +165,8 @@ OT_TEST(process, spawn_stack_size, .timeout = 30) {
         ot_msg_free(m);
         ot_assert_eq(got, sizes[i]);
         ot_down_msg d = wait_down(r);
-        ot_assert_eq(d.reason.kind, OT_NORMAL); /* it used half: more than a default stack for the big ones */
+        ot_assert_eq(d.reason.kind,
+                     OT_NORMAL); /* it used half: more than a default stack for the big ones */
     }
     /* bad sizes and options */
     ot_spawn_opts bad = {.stack_size = 1000};
@@ -297,8 +298,8 @@ OT_TEST(process, yield_alternates, .timeout = 30) {
     unsigned ns = ot_schedulers();
     int on = (int)(ns - 1);
     ot_ref ra, rb;
-    ot_spawn_opts oa = {.scheduler = on, .scheduler_set = true, .bind = true,
-                        .monitor = true, .monitor_ref = &ra};
+    ot_spawn_opts oa = {
+        .scheduler = on, .scheduler_set = true, .bind = true, .monitor = true, .monitor_ref = &ra};
     ot_spawn_opts ob = oa;
     ob.monitor_ref = &rb;
     ot_pid a = ot_spawn_opt(yielder, (void *)(intptr_t)'a', &oa);
@@ -428,7 +429,9 @@ OT_TEST(process, names, .timeout = 30) {
 
 /* ---- a full process table ------------------------------------------------------------------- */
 
-static void small_table(void) { ot_test_config.max_processes = 100; }
+static void small_table(void) {
+    ot_test_config.max_processes = 100;
+}
 
 OT_TEST(process, table_full, .init = small_table, .timeout = 60) {
     ot_pid kids[100];
@@ -477,7 +480,8 @@ OT_TEST(process, table_full, .init = small_table, .timeout = 60) {
         ot_send(kids[i], TAG_GO, NULL, 0);
 }
 
-/* ---- process-only calls from a foreign thread ------------------------------------------------- */
+/* ---- process-only calls from a foreign thread -------------------------------------------------
+ */
 
 struct foreign_result {
     ot_pid target;
@@ -521,7 +525,7 @@ static void *foreign_calls(void *v) {
     ot_pid me_mail = OT_NOPID;
     ot_ref r = ot_make_ref();
     (void)r;
-    ot_send(f->target, TAG_STEP, NULL, 0); /* gives this thread a mailbox */
+    ot_send(f->target, TAG_STEP, NULL, 0);      /* gives this thread a mailbox */
     ot_msg *m = ot_receive_tag(TAG_INFO, 5000); /* the target answers with our pid */
     if (m) {
         memcpy(&me_mail, ot_msg_data(m), sizeof me_mail);

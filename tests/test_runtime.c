@@ -107,7 +107,9 @@ Test(runtime, start_stop_cycles, .timeout = 60) {
     }
 }
 
-static void main_normal(void *arg) { *(int *)arg = 1; }
+static void main_normal(void *arg) {
+    *(int *)arg = 1;
+}
 
 static void main_crash(void *arg) {
     *(int *)arg = 2;
@@ -186,7 +188,9 @@ Test(runtime, stop_with_many_live_processes, .timeout = 120) {
 }
 
 /* ot_stop from inside a process cannot join its own thread. */
-static void stop_from_inside(void *arg) { *(int *)arg = ot_stop(); }
+static void stop_from_inside(void *arg) {
+    *(int *)arg = ot_stop();
+}
 
 Test(runtime, stop_from_a_process, .timeout = 30) {
     int rc = 1;

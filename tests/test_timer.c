@@ -396,8 +396,8 @@ OT_TEST(timer, sleep_durations, .timeout = 30) {
         uint64_t t0 = now_ns();
         ot_sleep(ds[i]);
         uint64_t el = now_ns() - t0;
-        ot_assert(el >= (uint64_t)ds[i] * 1000000u, "(sleep(%lld) took %llu us)",
-                  (long long)ds[i], (unsigned long long)(el / 1000));
+        ot_assert(el >= (uint64_t)ds[i] * 1000000u, "(sleep(%lld) took %llu us)", (long long)ds[i],
+                  (unsigned long long)(el / 1000));
         ot_assert(el < (uint64_t)ds[i] * 1000000u + 500000000u);
     }
     ot_sleep(0); /* a yield */

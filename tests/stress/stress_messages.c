@@ -21,8 +21,8 @@
 #define NPROC 10000u
 #define NMSG 10000000u
 #endif
-#define K 10u                         /* peers per process */
-#define PER_PAIR (NMSG / NPROC / K)   /* messages per sender->receiver pair */
+#define K 10u                       /* peers per process */
+#define PER_PAIR (NMSG / NPROC / K) /* messages per sender->receiver pair */
 #define BURST 32u
 
 enum { TAG_DATA = OT_TAG_USER + 1, TAG_GO, TAG_MORE, TAG_REPORT };

@@ -87,7 +87,9 @@ static void parked_receiver(void *arg) {
     ot_msg_free(m);
 }
 
-static void big_table(void) { ot_test_config.max_processes = (size_t)1 << 21; }
+static void big_table(void) {
+    ot_test_config.max_processes = (size_t)1 << 21;
+}
 
 static void wait_count(_Atomic uint32_t *c, uint32_t n, const char *what) {
     double t0 = now_s();
@@ -98,16 +100,15 @@ static void wait_count(_Atomic uint32_t *c, uint32_t n, const char *what) {
     ot_sleep(20); /* the last ones finish parking */
 }
 
-OT_TEST(stress_park, million_handlers_then_million_stackful, .init = big_table,
-        .timeout = 600) {
+OT_TEST(stress_park, million_handlers_then_million_stackful, .init = big_table, .timeout = 600) {
     uint32_t n = NPARK;
     /* room for both kinds at their bounds, twice over */
     size_t need = (size_t)n * (size_t)(HANDLER_MAX_BYTES + STACKFUL_MAX_BYTES) * 2;
     size_t avail = mem_available();
     if (avail && avail < need) {
         n = (uint32_t)((double)n * (double)avail / (double)need);
-        cr_log_warn("only %zu MiB available: %u processes of each kind instead of %u",
-                    avail >> 20, n, NPARK);
+        cr_log_warn("only %zu MiB available: %u processes of each kind instead of %u", avail >> 20,
+                    n, NPARK);
     }
     ot_assert(n >= NPARK / 100, "(too little memory for a meaningful run)");
     ot_pid *hp = malloc(n * sizeof *hp);
@@ -144,8 +145,8 @@ OT_TEST(stress_park, million_handlers_then_million_stackful, .init = big_table,
     int maps2 = maps_lines();
     double per_s = ((double)rss2 - (double)rss1) / n;
 
-    cr_log_info("%u idle handlers: RSS +%.1f MiB, %.0f bytes each (spawned and run in %.2f s)",
-                n, ((double)rss1 - (double)rss0) / 1048576.0, per_h, t1 - t0);
+    cr_log_info("%u idle handlers: RSS +%.1f MiB, %.0f bytes each (spawned and run in %.2f s)", n,
+                ((double)rss1 - (double)rss0) / 1048576.0, per_h, t1 - t0);
     cr_log_info("%u parked stackful: RSS +%.1f MiB, %.0f bytes each (spawned and parked in "
                 "%.2f s)",
                 n, ((double)rss2 - (double)rss1) / 1048576.0, per_s, t2 - t1);

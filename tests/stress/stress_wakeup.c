@@ -113,8 +113,8 @@ static void run_pairs(uint32_t npairs, uint32_t rounds, const char *what) {
     }
     double t = now_s() - t0;
     uint64_t total = (uint64_t)npairs * rounds;
-    cr_log_info("%s: %llu round trips in %.2f s (%.2f us each)", what,
-                (unsigned long long)total, t, t / (double)total * 1e6 * npairs);
+    cr_log_info("%s: %llu round trips in %.2f s (%.2f us each)", what, (unsigned long long)total, t,
+                t / (double)total * 1e6 * npairs);
 }
 
 OT_TEST(stress_wakeup, pinned_pingpong, .timeout = 300) {
@@ -122,7 +122,9 @@ OT_TEST(stress_wakeup, pinned_pingpong, .timeout = 300) {
     run_pairs(1, PINGS, "pinned ping-pong, default spin");
 }
 
-static void sleepy(void) { ot_test_config.spin_us = 1; }
+static void sleepy(void) {
+    ot_test_config.spin_us = 1;
+}
 
 OT_TEST(stress_wakeup, pinned_pingpong_sleepy_schedulers, .init = sleepy, .timeout = 300) {
     ot_assert(ot_schedulers() >= 2, "(needs two schedulers)");
@@ -181,8 +183,7 @@ static void foreign_run(uint32_t rounds, const char *what) {
     double t = now_s() - t0;
     pthread_join(th, NULL);
     ot_assert_eq(a.ok, rounds);
-    cr_log_info("%s: %u round trips in %.2f s (%.2f us each)", what, rounds, t,
-                t / rounds * 1e6);
+    cr_log_info("%s: %u round trips in %.2f s (%.2f us each)", what, rounds, t, t / rounds * 1e6);
 }
 
 OT_TEST(stress_wakeup, foreign_thread_pingpong, .timeout = 300) {
