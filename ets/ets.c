@@ -78,7 +78,7 @@ static int build(const ets_vec *v, ot_ets_obj **objs, size_t *n)
     unsigned char *p = (unsigned char *)(o + v->n);
     for (size_t i = 0; i < v->n; i++) {
         const ets_rec *r = v->v[i];
-        ets__val_copy(p, r);
+        ets__val_copy(p, ets_rec_val(r), r->vlen);
         o[i].val = p;
         o[i].vlen = r->vlen;
         p += ets_pad8(r->vlen);
@@ -92,9 +92,36 @@ static int build(const ets_vec *v, ot_ets_obj **objs, size_t *n)
     return 0;
 }
 
-static int collect_cb(const ets_rec *r, void *arg)
+static int collect_cb(const ets_obj *o, void *arg)
 {
-    return ets__vec_add(arg, (ets_rec *)(uintptr_t)r) ? -ENOMEM : 0;
+    return ets__vec_add(arg, o->rec) ? -ENOMEM : 0;
+}
+
+/* A set's look-up: the one object straight into one block of the caller's
+ * heap (one ot_alloc), from the view the table shows. */
+struct one_arg {
+    ot_ets_obj *o;
+};
+
+static int one_cb(const ets_obj *v, void *arg)
+{
+    struct one_arg *a = arg;
+    size_t vp = ets_pad8(v->vlen);
+    ot_ets_obj *o = ot_alloc(sizeof *o + vp + ets_pad8(v->klen));
+    if (!o)
+        return 1;
+    unsigned char *p = (unsigned char *)(o + 1);
+    if (v->rec)
+        ets__val_copy(p, v->val, v->vlen); /* counters may be changing */
+    else
+        memcpy(p, v->val, vp); /* a private snapshot */
+    o->val = p;
+    o->vlen = v->vlen;
+    memcpy(p + vp, v->key, v->klen);
+    o->key = p + vp;
+    o->klen = v->klen;
+    a->o = o;
+    return 1;
 }
 
 static int do_put(ot_tab h, const void *k, size_t kl, const void *v, size_t vl, bool new_only)
@@ -104,15 +131,10 @@ static int do_put(ot_tab h, const void *k, size_t kl, const void *v, size_t vl, 
     int tok, rc;
     ets_table *t = begin(h, true, &tok, &rc);
     if (t) {
-        ets_rec *r = ets__rec_new(k, kl, v, vl, ets__hash(k, kl));
-        if (!r) {
-            rc = -ENOMEM;
-        } else {
-            ets_vec out;
-            ets_vec_init(&out);
-            rc = t->m->put(t, r, new_only, &out);
-            retire_all(&out);
-        }
+        ets_vec out;
+        ets_vec_init(&out);
+        rc = t->m->put(t, k, kl, v, vl, ets__hash(k, kl), new_only, &out);
+        retire_all(&out);
     }
     ets__leave(tok);
     return rc;
@@ -136,7 +158,14 @@ OT_API int ot_ets_lookup(ot_tab h, const void *k, size_t kl, ot_ets_obj **objs, 
     *n = 0;
     int tok, rc;
     ets_table *t = begin(h, false, &tok, &rc);
-    if (t) {
+    if (t && t->type != OT_ETS_BAG && t->type != OT_ETS_DUPLICATE_BAG) {
+        struct one_arg a = {NULL};
+        int cnt = t->m->get(t, k, kl, ets__hash(k, kl), one_cb, &a);
+        rc = cnt && !a.o ? -ENOMEM : 0;
+        *objs = a.o;
+        *n = a.o != NULL;
+    } else if (t) {
+        /* Bag objects are always records. */
         ets_vec got;
         ets_vec_init(&got);
         int cnt = t->m->get(t, k, kl, ets__hash(k, kl), collect_cb, &got);
@@ -152,10 +181,10 @@ struct read_arg {
     void *arg;
 };
 
-static int read_cb(const ets_rec *r, void *arg)
+static int read_cb(const ets_obj *o, void *arg)
 {
     struct read_arg *a = arg;
-    a->fn(ets_rec_val(r), r->vlen, a->arg);
+    a->fn(o->val, o->vlen, a->arg);
     return 0;
 }
 
@@ -174,7 +203,7 @@ OT_API int ot_ets_read(ot_tab h, const void *k, size_t kl,
     return rc;
 }
 
-static int stop_cb(const ets_rec *r, void *arg) { return 1; }
+static int stop_cb(const ets_obj *o, void *arg) { return 1; }
 
 OT_API bool ot_ets_member(ot_tab h, const void *k, size_t kl)
 {
@@ -201,7 +230,7 @@ static int do_del(ot_tab h, const void *k, size_t kl, const void *v, size_t vl, 
     if (t) {
         ets_vec out;
         ets_vec_init(&out);
-        int cnt = t->m->del(t, k, kl, ets__hash(k, kl), v, vl, &out);
+        int cnt = t->m->del(t, k, kl, ets__hash(k, kl), v, vl, objs != NULL, &out);
         rc = 0;
         if (objs)
             rc = (size_t)cnt > out.n ? -ENOMEM : build(&out, objs, n);
@@ -235,44 +264,20 @@ OT_API int ot_ets_take(ot_tab h, const void *k, size_t kl, ot_ets_obj **objs, si
     return do_del(h, k, kl, NULL, 0, objs, n);
 }
 
-struct counter_arg {
-    size_t off;
-    int64_t incr, result;
-    int rc;
-};
-
-static int counter_cb(const ets_rec *r, void *arg)
-{
-    struct counter_arg *c = arg;
-    if (r->vlen < c->off + 8) {
-        c->rc = -EINVAL;
-        return 1;
-    }
-    /* Pairs with the atomic word loads of every value copy (ets__val_copy):
-     * counters change in place, never torn. Relaxed: the add is the whole
-     * effect, nothing else is published with it. Wraps like OTP never does,
-     * but never traps. */
-    _Atomic int64_t *w = (_Atomic int64_t *)(uintptr_t)(ets_rec_val(r) + c->off);
-    c->result = atomic_fetch_add_explicit(w, c->incr, memory_order_relaxed) + c->incr;
-    c->rc = 0;
-    return 1;
-}
-
 static int counter_default(ets_table *t, const void *k, size_t kl, uint64_t h, size_t off,
                            int64_t init)
 {
-    unsigned char *val = calloc(1, off + 8);
+    unsigned char small[64], *val = off + 8 <= sizeof small ? small : malloc(off + 8);
     if (!val)
         return -ENOMEM;
+    memset(val, 0, off);
     memcpy(val + off, &init, 8);
-    ets_rec *r = ets__rec_new(k, kl, val, off + 8, h);
-    free(val);
-    if (!r)
-        return -ENOMEM;
     ets_vec out;
     ets_vec_init(&out);
-    int rc = t->m->put(t, r, true, &out);
+    int rc = t->m->put(t, k, kl, val, off + 8, h, true, &out);
     retire_all(&out);
+    if (val != small)
+        free(val);
     return rc;
 }
 
@@ -287,38 +292,33 @@ OT_API int ot_ets_update_counter(ot_tab h, const void *k, size_t kl, size_t offs
         rc = -EINVAL;
     else if (t) {
         uint64_t hash = ets__hash(k, kl);
-        struct counter_arg c = {.off = offset, .incr = incr};
+        int64_t res = 0;
         for (;;) {
-            if (t->m->get(t, k, kl, hash, counter_cb, &c) > 0) {
-                rc = c.rc;
+            rc = t->m->counter(t, k, kl, hash, offset, incr, &res);
+            if (rc != -ENOENT || !dflt)
                 break;
-            }
-            if (!dflt) {
-                rc = -ENOENT;
-                break;
-            }
             int64_t v = (int64_t)((uint64_t)*dflt + (uint64_t)incr);
             rc = counter_default(t, k, kl, hash, offset, v);
             if (rc == 0)
-                c.result = v;
+                res = v;
             if (rc != -EEXIST)
                 break; /* -EEXIST: another writer created it first; add to theirs */
         }
         if (rc == 0 && result)
-            *result = c.result;
+            *result = res;
     }
     ets__leave(tok);
     return rc;
 }
 
-static int key_out(const ets_rec *r, void *kbuf, size_t kcap, size_t *klen)
+static int key_out(bool found, const ets_obj *o, void *kbuf, size_t kcap, size_t *klen)
 {
-    if (!r)
+    if (!found)
         return -ENOENT;
-    *klen = r->klen;
-    if (kcap < r->klen)
+    *klen = o->klen;
+    if (kcap < o->klen)
         return -ERANGE;
-    memcpy(kbuf, ets_rec_key(r), r->klen);
+    memcpy(kbuf, o->key, o->klen);
     return 0;
 }
 
@@ -332,14 +332,15 @@ static int walk(ot_tab h, enum walk w, const void *k, size_t kl, void *kbuf, siz
     int tok, rc;
     ets_table *t = begin(h, false, &tok, &rc);
     if (t) {
-        const ets_rec *r;
+        ets_obj o;
+        bool found;
         switch (w) {
-        case WALK_FIRST: r = t->m->first(t); break;
-        case WALK_LAST: r = t->m->last(t); break;
-        case WALK_NEXT: r = t->m->next(t, k, kl, ets__hash(k, kl)); break;
-        default: r = t->m->prev(t, k, kl, ets__hash(k, kl)); break;
+        case WALK_FIRST: found = t->m->first(t, &o); break;
+        case WALK_LAST: found = t->m->last(t, &o); break;
+        case WALK_NEXT: found = t->m->next(t, k, kl, ets__hash(k, kl), &o); break;
+        default: found = t->m->prev(t, k, kl, ets__hash(k, kl), &o); break;
         }
-        rc = key_out(r, kbuf, kcap, klen);
+        rc = key_out(found, &o, kbuf, kcap, klen);
     }
     ets__leave(tok);
     return rc;
@@ -370,10 +371,10 @@ struct fold_arg {
     void *acc;
 };
 
-static int fold_cb(const ets_rec *r, void *arg)
+static int fold_cb(const ets_obj *o, void *arg)
 {
     struct fold_arg *a = arg;
-    return a->fn(ets_rec_key(r), r->klen, ets_rec_val(r), r->vlen, a->acc);
+    return a->fn(o->key, o->klen, o->val, o->vlen, a->acc);
 }
 
 OT_API int ot_ets_foldl(ot_tab h,
@@ -397,16 +398,27 @@ struct select_arg {
     ot_ets_match_fn match;
     void *arg;
     ets_vec v;
+    ets_vec tmp; /* copies of inline objects in v, freed after the build */
     size_t deleted;
     int rc;
 };
 
-static int select_cb(const ets_rec *r, void *arg)
+static int select_cb(const ets_obj *o, void *arg)
 {
     struct select_arg *s = arg;
-    if (!s->match(ets_rec_key(r), r->klen, ets_rec_val(r), r->vlen, s->arg))
+    if (!s->match(o->key, o->klen, o->val, o->vlen, s->arg))
         return 0;
-    return ets__vec_add(&s->v, (ets_rec *)(uintptr_t)r) ? -ENOMEM : 0;
+    if (o->rec)
+        return ets__vec_add(&s->v, o->rec) ? -ENOMEM : 0;
+    /* An inline object's view lasts only for this call: keep a copy. */
+    ets_rec *c = ets__rec_new(o->key, o->klen, o->val, o->vlen, o->hash);
+    if (!c)
+        return -ENOMEM;
+    if (ets__vec_add(&s->tmp, c)) {
+        free(c);
+        return -ENOMEM;
+    }
+    return ets__vec_add(&s->v, c) ? -ENOMEM : 0;
 }
 
 OT_API int ot_ets_select(ot_tab h, ot_ets_match_fn match, void *arg, ot_ets_obj **objs, size_t *n)
@@ -420,29 +432,33 @@ OT_API int ot_ets_select(ot_tab h, ot_ets_match_fn match, void *arg, ot_ets_obj 
     if (t) {
         struct select_arg s = {.t = t, .match = match, .arg = arg};
         ets_vec_init(&s.v);
+        ets_vec_init(&s.tmp);
         rc = t->m->fold(t, select_cb, &s);
         if (rc == 0)
             rc = build(&s.v, objs, n);
+        for (size_t i = 0; i < s.tmp.n; i++)
+            free(s.tmp.v[i]); /* never published */
+        ets__vec_fini(&s.tmp);
         ets__vec_fini(&s.v);
     }
     ets__leave(tok);
     return rc;
 }
 
-static int select_delete_cb(const ets_rec *r, void *arg)
+static int select_delete_cb(const ets_obj *o, void *arg)
 {
     struct select_arg *s = arg;
-    if (!s->match(ets_rec_key(r), r->klen, ets_rec_val(r), r->vlen, s->arg))
+    if (!s->match(o->key, o->klen, o->val, o->vlen, s->arg))
         return 0;
     /* The value is compared word by word against a private copy: counters
      * may change in the record meanwhile. */
-    unsigned char small[256], *val = r->vlen <= sizeof small ? small : malloc(r->vlen);
+    unsigned char small[256], *val = o->vlen <= sizeof small ? small : malloc(o->vlen);
     if (!val)
         return -ENOMEM;
-    ets__val_copy(val, r);
+    ets__val_copy(val, o->val, o->vlen);
     ets_vec out;
     ets_vec_init(&out);
-    int cnt = s->t->m->del(s->t, ets_rec_key(r), r->klen, r->hash, val, r->vlen, &out);
+    int cnt = s->t->m->del(s->t, o->key, o->klen, o->hash, val, o->vlen, false, &out);
     s->deleted += (size_t)cnt;
     retire_all(&out);
     if (val != small)

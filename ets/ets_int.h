@@ -2,10 +2,15 @@
  * (registry.c), the reclamation glue (qsbr.c) and the two table kinds
  * (hash.c for set/bag/duplicate_bag, skiplist.c for ordered_set).
  *
- * Invariants: an object is an ets_rec, immutable once published except for
- * counter words that ot_ets_update_counter changes in place with atomic adds
- * (so every copy of a value reads its words with atomic loads). Every ETS
- * call runs between ets__enter and ets__leave, online as a QSBR reader, and
+ * Invariants: an object lives either inline in a set's hash slot (small keys
+ * and values, guarded by the slot's seqlock, see hash.c) or in an ets_rec,
+ * immutable once published except for counter words that
+ * ot_ets_update_counter changes in place with atomic adds (so every copy of a
+ * record's value reads its words with atomic loads). Counters are never
+ * added to inline: update_counter first moves an inline object out to a
+ * record. Methods hand objects to the front end as ets_obj views: a record's
+ * bytes in place, or a private snapshot of an inline object. Every ETS call
+ * runs between ets__enter and ets__leave, online as a QSBR reader, and
  * anything unlinked from a table (records, nodes, arrays, the table itself)
  * is freed only through ets__retire after a grace period. Writers of one key
  * serialise on that key's stripe lock (hash tables) or node locks (skiplist);
@@ -21,6 +26,7 @@
 #include <urcu-qsbr.h>
 
 #define ETS_CACHELINE 64
+#define ETS_STRIPES_MAX 64 /* write_concurrency's lock stripes */
 
 /* ---- records ---------------------------------------------------------------- */
 
@@ -52,11 +58,81 @@ static inline int ets_keycmp(const void *a, size_t al, const void *b, size_t bl)
     return (al > bl) - (al < bl);
 }
 
-uint64_t ets__hash(const void *k, size_t kl); /* never 0 */
+static inline uint64_t ets_fmix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+uint64_t ets__hash_long(const void *k, size_t kl);
+/* Never 0 (0 marks an empty hash slot). An 8-byte key, the common integer
+ * key, costs one finaliser; the top bits pick the slot, the low the stripe. */
+static inline uint64_t ets__hash(const void *k, size_t kl)
+{
+    if (kl == 8) {
+        uint64_t w;
+        memcpy(&w, k, 8);
+        uint64_t h = ets_fmix(w ^ 0x9e3779b97f4a7c15ull);
+        return h ? h : 1;
+    }
+    return ets__hash_long(k, kl);
+}
+
 ets_rec *ets__rec_new(const void *k, size_t kl, const void *v, size_t vl, uint64_t hash);
-/* Copies a value that counters may be changing: word-wise atomic loads. */
-void ets__val_copy(void *dst, const ets_rec *r);
-bool ets__val_equal(const ets_rec *r, const void *v, size_t vl);
+/* Copies vl bytes of a value whose 8-byte aligned words counters may be
+ * changing: word-wise atomic loads. */
+void ets__val_copy(void *dst, const void *src, size_t vl);
+/* Compares the value (src, sl) with (v, vl), reading src as ets__val_copy. */
+bool ets__val_equal(const void *src, size_t sl, const void *v, size_t vl);
+/* ot_ets_update_counter on a record: 0, or -EINVAL when the word at off
+ * does not fit in the value. */
+int ets__rec_add(ets_rec *r, size_t off, int64_t incr, int64_t *result);
+
+/* ---- object views ----------------------------------------------------------- */
+
+/* Inline capacity of a hash slot: key padded to 8 bytes, then value padded. */
+#define ETS_INLINE_WORDS 5
+
+/* One object as a method shows it. rec NULL: an inline object, whose bytes
+ * are the snapshot in snap (key first, value at the next 8-byte boundary);
+ * else key and val point into rec. Never copy the struct with `=` (the
+ * pointers may point into snap): use ets_obj_copy. */
+typedef struct ets_obj {
+    const unsigned char *key, *val;
+    uint32_t klen, vlen;
+    uint64_t hash;
+    ets_rec *rec;
+    uint64_t snap[ETS_INLINE_WORDS];
+} ets_obj;
+
+static inline void ets_obj_of_rec(ets_obj *o, const ets_rec *r)
+{
+    o->rec = (ets_rec *)(uintptr_t)r;
+    o->key = ets_rec_key(r);
+    o->val = ets_rec_val(r);
+    o->klen = r->klen;
+    o->vlen = r->vlen;
+    o->hash = r->hash;
+}
+
+static inline void ets_obj_copy(ets_obj *d, const ets_obj *s)
+{
+    if (s->rec) {
+        ets_obj_of_rec(d, s->rec);
+        return;
+    }
+    memcpy(d->snap, s->snap, sizeof d->snap);
+    d->rec = NULL;
+    d->klen = s->klen;
+    d->vlen = s->vlen;
+    d->hash = s->hash;
+    d->key = (const unsigned char *)d->snap;
+    d->val = d->key + ets_pad8(s->klen);
+}
 
 /* Records taken out of a table by one writer call, retired by the caller of
  * the method after it has copied what it needs (they stay readable until the
@@ -84,32 +160,38 @@ typedef struct ets_stripe {
     pthread_mutex_t mu;  /* the writers of the stripe's keys (hash tables) */
     _Atomic long size;   /* objects; the table's size is the sum */
     _Atomic long bytes;  /* record bytes */
+    _Atomic long claimed; /* hash tables, written under mu: slots its keys claimed */
 } __attribute__((aligned(ETS_CACHELINE))) ets_stripe;
 
 typedef struct ets_table ets_table;
-typedef int (*ets_visit_fn)(const ets_rec *r, void *arg); /* non-zero stops */
+typedef int (*ets_visit_fn)(const ets_obj *o, void *arg); /* non-zero stops */
 
 /* A dispatch table per table kind (erts' DbTableMethod). Readers (get,
- * fold, first, next, prev, last) are lock-free; writers push what they
- * unlink onto `out`. */
+ * counter on a record, fold, first, next, prev, last) are lock-free; writers
+ * push the records they unlink onto `out`. */
 typedef struct ets_methods {
     int (*init)(ets_table *t);
     void (*destroy)(ets_table *t); /* after a grace period: frees everything */
+    /* Visits the key's objects; returns how many were visited. */
     int (*get)(ets_table *t, const void *k, size_t kl, uint64_t h, ets_visit_fn fn, void *arg);
-    /* new_only: -EEXIST when the key has an object. Takes r (freed on error
-     * or when a bag already holds an equal object). */
-    int (*put)(ets_table *t, ets_rec *r, bool new_only, ets_vec *out);
+    /* new_only: -EEXIST when the key has an object. */
+    int (*put)(ets_table *t, const void *k, size_t kl, const void *v, size_t vl, uint64_t h,
+               bool new_only, ets_vec *out);
     /* v NULL: every object of the key; else the objects equal to (k, v).
-     * Returns how many were removed. */
+     * Returns how many were removed. want: the caller needs them (take), so
+     * inline objects are pushed onto out as fresh records too. */
     int (*del)(ets_table *t, const void *k, size_t kl, uint64_t h, const void *v, size_t vl,
-               ets_vec *out);
+               bool want, ets_vec *out);
+    /* update_counter on a set or ordered_set: 0, -ENOENT, -EINVAL, -ENOMEM. */
+    int (*counter)(ets_table *t, const void *k, size_t kl, uint64_t h, size_t off, int64_t incr,
+                   int64_t *result);
     int (*fold)(ets_table *t, ets_visit_fn fn, void *arg);
-    /* Key walk: the record of the first/next/prev/last key, or NULL. k NULL
-     * with first (or last) semantics. */
-    const ets_rec *(*first)(ets_table *t);
-    const ets_rec *(*last)(ets_table *t);
-    const ets_rec *(*next)(ets_table *t, const void *k, size_t kl, uint64_t h);
-    const ets_rec *(*prev)(ets_table *t, const void *k, size_t kl, uint64_t h);
+    /* Key walk: fills *o with the object of the first/next/prev/last key and
+     * returns true, or false at the end. k NULL for first and last. */
+    bool (*first)(ets_table *t, ets_obj *o);
+    bool (*last)(ets_table *t, ets_obj *o);
+    bool (*next)(ets_table *t, const void *k, size_t kl, uint64_t h, ets_obj *o);
+    bool (*prev)(ets_table *t, const void *k, size_t kl, uint64_t h, ets_obj *o);
     size_t (*overhead)(ets_table *t); /* bytes of structure beyond records */
 } ets_methods;
 
@@ -144,6 +226,18 @@ static inline void ets_count(ets_table *t, uint64_t h, long objs, long bytes)
     /* Statistics only: summed with relaxed loads in ets__size; no ordering. */
     atomic_fetch_add_explicit(&s->size, objs, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->bytes, bytes, memory_order_relaxed);
+}
+/* The same, by the only writer of the stripe (hash tables, stripe lock held):
+ * no read-modify-write needed. */
+static inline void ets_count_locked(ets_table *t, uint64_t h, long objs, long bytes)
+{
+    ets_stripe *s = ets_stripe_of(t, h);
+    /* Pairs with the relaxed loads of ets__size: statistics, no ordering. */
+    atomic_store_explicit(&s->size, atomic_load_explicit(&s->size, memory_order_relaxed) + objs,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->bytes,
+                          atomic_load_explicit(&s->bytes, memory_order_relaxed) + bytes,
+                          memory_order_relaxed);
 }
 size_t ets__size(ets_table *t);
 size_t ets__bytes(ets_table *t);

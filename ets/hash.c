@@ -1,31 +1,53 @@
 /* Hash tables (set, bag, duplicate_bag): linear probing over an array of
- * {hash, record} slots, indexed by the top bits of the 64-bit key hash, with
- * no wrap-around (an overflow tail instead).
+ * cache-line slots, indexed by the top bits of the 64-bit key hash, with no
+ * wrap-around (an overflow tail instead). A set's object whose key and value
+ * fit in ETS_INLINE_WORDS words (padded to 8 bytes each) lives in its slot, so
+ * a hit reads one cache line; larger objects, and every bag object, are
+ * ets_recs the slot points to.
  *
  * Invariants. A slot's hash goes from 0 (empty) to the hash of the key that
- * claimed it, by CAS, and never changes again in that array; its record goes
- * from NULL to a live record chain, to TOMB when the key's last object goes,
- * and a later insert of a key with the same hash may reuse it. A key has at
- * most one live slot, placed at the first empty slot at or after its home, so
- * when slot e is empty every key whose home is below e sits below e: this
- * makes (hash, key bytes) a walk order that resizing does not change, which
- * ot_ets_next relies on. Writers hold the stripe lock of the key's hash (low
- * bits) and publish with release stores; readers probe with acquire loads and
- * take no lock. A resize holds every stripe lock, copies the live slots into
- * a new array (the records move, they are not copied), publishes it and
- * retires the old one, which stays frozen for readers still inside it. A
- * bag's objects hang off their slot as an RCU list in insertion order. */
+ * claimed it, by CAS, and never changes again in that array. Its content is
+ * an inline object (meta non-zero: key and value in w), a record chain (rec),
+ * or nothing (rec TOMB: its key is gone, and a later insert of a key with
+ * the same hash may reuse the slot). Content changes only under the stripe
+ * lock of the key's hash (low bits), inside the slot's seqlock: seq is made
+ * odd, the words are stored with release, seq is made even again. Readers
+ * take no lock and write nothing: they copy meta, rec and w with acquire
+ * loads between two reads of seq and retry when seq was odd or moved, so an
+ * inline object is never seen torn; a record they find stays readable (QSBR)
+ * even if it is replaced meanwhile. Inline words never change outside that
+ * lock: update_counter moves an inline object out to a record first and adds
+ * there, so a resize, which copies inline objects, can never lose an add.
+ * A key has at most one live slot, placed at the first empty slot at or
+ * after its home, so when slot e is empty every key whose home is below e
+ * sits below e: this makes (hash, key bytes) a walk order that resizing does
+ * not change, which ot_ets_next relies on. A resize holds every stripe lock,
+ * copies the live slots into a new array (records move, inline objects are
+ * copied), publishes it and retires the old one, which stays frozen for
+ * readers still inside it. A bag's objects hang off their slot as an RCU
+ * list in insertion order. */
 #include "ets_int.h"
 
+#include <sched.h>
 #include <stdlib.h>
 
 #define HASH_MIN_CAP 16
 #define HASH_OVERFLOW 32 /* slots past the last home before a forced resize */
+#define HW ETS_INLINE_WORDS
+
+#define META_INLINE (1u << 31) /* meta: klen | vlen << 8 | META_INLINE */
+static inline uint32_t meta_klen(uint32_t m) { return m & 0xff; }
+static inline uint32_t meta_vlen(uint32_t m) { return (m >> 8) & 0xff; }
 
 typedef struct hslot {
     _Atomic uint64_t hash;
+    _Atomic uint32_t seq;
+    _Atomic uint32_t meta;
     ets_rec *_Atomic rec;
-} hslot;
+    _Atomic uint64_t w[HW];
+} __attribute__((aligned(ETS_CACHELINE))) hslot;
+
+_Static_assert(sizeof(hslot) == ETS_CACHELINE, "a slot is one cache line");
 
 typedef struct harr {
     struct rcu_head rcu;
@@ -36,7 +58,6 @@ typedef struct harr {
 
 typedef struct htab {
     harr *_Atomic arr;
-    _Atomic size_t used; /* claimed slots, live or tomb: the resize trigger */
 } htab;
 
 static ets_rec hash_tomb;
@@ -46,25 +67,119 @@ static inline bool live(const ets_rec *r) { return r && r != TOMB; }
 static inline size_t home(const harr *a, uint64_t h) { return (size_t)(h >> a->shift); }
 static inline htab *H(ets_table *t) { return t->impl; }
 
+static inline bool fits(ets_table *t, size_t kl, size_t vl)
+{
+    return t->type == OT_ETS_SET && ets_pad8(kl) + ets_pad8(vl) <= HW * 8;
+}
+
 static inline bool rec_is(const ets_rec *r, const void *k, size_t kl)
 {
     return r->klen == kl && memcmp(ets_rec_key(r), k, kl) == 0;
 }
 
 /* The walk order: hash, then key bytes. */
-static int order(const ets_rec *r, uint64_t h, const void *k, size_t kl)
+static int order(const ets_obj *o, uint64_t h, const void *k, size_t kl)
 {
-    if (r->hash != h)
-        return r->hash < h ? -1 : 1;
-    return ets_keycmp(ets_rec_key(r), r->klen, k, kl);
+    if (o->hash != h)
+        return o->hash < h ? -1 : 1;
+    return ets_keycmp(o->key, o->klen, k, kl);
+}
+
+/* ---- slots ------------------------------------------------------------------ */
+
+/* A consistent copy of slot s's content (readers). */
+static inline void snap(const hslot *s, uint32_t *meta, ets_rec **rec, uint64_t *w)
+{
+    unsigned spins = 0;
+    for (;;) {
+        /* Pairs with the release store that ends a writer's section. */
+        uint32_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
+        if (s1 & 1) {
+            if (++spins > 256)
+                sched_yield(); /* the writer may be preempted */
+            else
+                __builtin_ia32_pause();
+            continue;
+        }
+        /* Acquire pairs with the writers' release stores of these words: a
+         * word from a section in progress makes its odd seq visible below. */
+        *meta = atomic_load_explicit(&s->meta, memory_order_acquire);
+        *rec = atomic_load_explicit(&s->rec, memory_order_acquire);
+        for (int i = 0; i < HW; i++)
+            w[i] = atomic_load_explicit(&s->w[i], memory_order_acquire);
+        /* Ordered after the loads above by their acquire. */
+        if (atomic_load_explicit(&s->seq, memory_order_relaxed) == s1)
+            return;
+    }
+}
+
+/* Writers, stripe lock held: replaces the slot's content. w NULL: no inline
+ * words (meta 0). */
+static void slot_set(hslot *s, uint32_t meta, ets_rec *rec, const uint64_t *w)
+{
+    uint32_t q = atomic_load_explicit(&s->seq, memory_order_relaxed); /* ours: locked */
+    /* Made visible to a reader by any of the release stores below that it
+     * reads (see snap). */
+    atomic_store_explicit(&s->seq, q + 1, memory_order_relaxed);
+    if (w)
+        for (int i = 0; i < HW; i++)
+            atomic_store_explicit(&s->w[i], w[i], memory_order_release);
+    /* Release pairs with the readers' acquire loads: a record is complete. */
+    atomic_store_explicit(&s->rec, rec, memory_order_release);
+    atomic_store_explicit(&s->meta, meta, memory_order_release);
+    atomic_store_explicit(&s->seq, q + 2, memory_order_release); /* pairs with snap's first load */
+}
+
+/* Packs (k, v) into inline words; returns the meta. */
+static uint32_t pack(uint64_t *w, const void *k, size_t kl, const void *v, size_t vl)
+{
+    memset(w, 0, HW * 8);
+    memcpy(w, k, kl);
+    if (vl)
+        memcpy((unsigned char *)w + ets_pad8(kl), v, vl);
+    return META_INLINE | (uint32_t)kl | (uint32_t)vl << 8;
+}
+
+/* The view of inline words (a private copy). */
+static inline void view_inline(ets_obj *o, uint32_t meta, uint64_t h)
+{
+    o->rec = NULL;
+    o->hash = h;
+    o->klen = meta_klen(meta);
+    o->vlen = meta_vlen(meta);
+    o->key = (const unsigned char *)o->snap;
+    o->val = o->key + ets_pad8(o->klen);
+}
+
+/* The caller's key padded with zeros to whole words, as slots store it. */
+static inline void key_words(uint64_t *kw, const void *k, size_t kl)
+{
+    if (kl == 8) {
+        memcpy(kw, k, 8);
+        return;
+    }
+    memset(kw, 0, HW * 8);
+    memcpy(kw, k, kl <= HW * 8 ? kl : 0);
+}
+
+static inline bool inline_is(uint32_t meta, const uint64_t *w, const uint64_t *kw, size_t kl)
+{
+    if (meta_klen(meta) != kl)
+        return false;
+    for (size_t i = 0; i < (kl + 7) / 8; i++)
+        if (w[i] != kw[i])
+            return false;
+    return true;
 }
 
 static harr *harr_new(size_t cap)
 {
     size_t nslots = cap + HASH_OVERFLOW;
-    harr *a = calloc(1, sizeof(harr) + nslots * sizeof(hslot));
+    size_t size = sizeof(harr) + nslots * sizeof(hslot);
+    harr *a = aligned_alloc(ETS_CACHELINE, (size + ETS_CACHELINE - 1) & ~(size_t)(ETS_CACHELINE - 1));
     if (!a)
         return NULL;
+    memset(a, 0, size); /* zero slots: empty; atomics of all-zero bits are valid */
     a->cap = cap;
     a->nslots = nslots;
     a->shift = 64 - (unsigned)__builtin_ctzll(cap);
@@ -87,7 +202,6 @@ static int hash_init(ets_table *t)
         return -ENOMEM;
     }
     atomic_init(&ht->arr, a);
-    atomic_init(&ht->used, 0);
     t->impl = ht;
     return 0;
 }
@@ -108,58 +222,93 @@ static void hash_destroy(ets_table *t)
     free(ht);
 }
 
-/* Readers: the first record of the key in a, or NULL. */
-static ets_rec *find(const harr *a, uint64_t h, const void *k, size_t kl)
+/* ---- readers ---------------------------------------------------------------- */
+
+/* The key's slot content in a (lock-free): true with *o filled (inline
+ * snapshot, or the chain's first record), false when the key is absent. */
+static bool find(const harr *a, uint64_t h, const void *k, size_t kl, ets_obj *o)
 {
+    uint64_t kw[HW];
+    key_words(kw, k, kl);
     for (size_t i = home(a, h); i < a->nslots; i++) {
         /* Pairs with the claiming CAS: a non-zero hash is final. */
         uint64_t sh = atomic_load_explicit(&a->s[i].hash, memory_order_acquire);
         if (sh == 0)
-            return NULL;
+            return false;
         if (sh != h)
             continue;
-        /* Pairs with the writers' release stores of the slot's record. */
-        ets_rec *r = atomic_load_explicit(&a->s[i].rec, memory_order_acquire);
-        if (live(r) && rec_is(r, k, kl))
-            return r;
+        uint32_t meta;
+        ets_rec *r;
+        snap(&a->s[i], &meta, &r, o->snap);
+        if (meta) {
+            if (inline_is(meta, o->snap, kw, kl)) {
+                view_inline(o, meta, h);
+                return true;
+            }
+        } else if (live(r) && rec_is(r, k, kl)) {
+            ets_obj_of_rec(o, r);
+            return true;
+        }
     }
-    return NULL;
+    return false;
 }
 
 static int hash_get(ets_table *t, const void *k, size_t kl, uint64_t h, ets_visit_fn fn, void *arg)
 {
     /* Pairs with the release store that publishes a resized array. */
     harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire);
-    int n = 0;
+    ets_obj o;
+    if (!find(a, h, k, kl, &o))
+        return 0;
+    if (!o.rec) {
+        fn(&o, arg);
+        return 1;
+    }
     /* The chain as it stood when find read its head (the slot itself may
      * since hold another key with the same hash). */
-    for (ets_rec *r = find(a, h, k, kl); r;
-         r = atomic_load_explicit(&r->next, memory_order_acquire)) {
+    int n = 0;
+    for (ets_rec *r = o.rec; r; r = atomic_load_explicit(&r->next, memory_order_acquire)) {
         n++;
-        if (fn(r, arg))
+        ets_obj_of_rec(&o, r);
+        if (fn(&o, arg))
             break;
     }
     return n;
 }
 
+/* ---- writers ---------------------------------------------------------------- */
+
 /* Writers, under the stripe lock: the key's live slot (or -1), the first
  * tombstone with the key's hash (reusable) and the first empty slot. */
 static long wfind(const harr *a, uint64_t h, const void *k, size_t kl, long *reuse, size_t *end)
 {
+    uint64_t kw[HW], w[HW];
+    key_words(kw, k, kl);
     *reuse = -1;
     size_t i = home(a, h);
     for (; i < a->nslots; i++) {
-        uint64_t sh = atomic_load_explicit(&a->s[i].hash, memory_order_acquire);
+        const hslot *s = &a->s[i];
+        uint64_t sh = atomic_load_explicit(&s->hash, memory_order_acquire);
         if (sh == 0)
             break;
         if (sh != h)
             continue;
-        ets_rec *r = atomic_load_explicit(&a->s[i].rec, memory_order_relaxed); /* ours: locked */
-        if (live(r) && rec_is(r, k, kl)) {
+        /* Content of our stripe's keys: stable under our lock. */
+        uint32_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
+        ets_rec *r = atomic_load_explicit(&s->rec, memory_order_relaxed);
+        bool is;
+        if (meta) {
+            for (int j = 0; j < HW; j++)
+                w[j] = atomic_load_explicit(&s->w[j], memory_order_relaxed);
+            is = inline_is(meta, w, kw, kl);
+        } else {
+            is = live(r) && rec_is(r, k, kl);
+        }
+        if (is) {
             *end = i;
             return (long)i;
         }
-        if (r == TOMB && *reuse < 0)
+        if (!meta && r == TOMB && *reuse < 0)
             *reuse = (long)i;
     }
     *end = i;
@@ -178,18 +327,26 @@ static void unlock_all(ets_table *t)
         pthread_mutex_unlock(&t->stripes[i].mu);
 }
 
+static inline bool slot_live(const hslot *s)
+{
+    return atomic_load_explicit(&s->meta, memory_order_relaxed) ||
+           live(atomic_load_explicit(&s->rec, memory_order_relaxed));
+}
+
 /* Copies the live slots of a into a new array of cap slots; NULL when one
- * cluster runs off the end (the caller doubles cap) or memory is short. */
-static harr *rehash(const harr *a, size_t cap)
+ * cluster runs off the end (the caller doubles cap) or memory is short. All
+ * stripe locks are held: nothing changes in a. */
+static harr *rehash(ets_table *t, const harr *a, size_t cap)
 {
     harr *b = harr_new(cap);
     if (!b)
         return NULL;
+    long claimed[ETS_STRIPES_MAX] = {0};
     for (size_t i = 0; i < a->nslots; i++) {
-        ets_rec *r = atomic_load_explicit(&a->s[i].rec, memory_order_relaxed);
-        if (!live(r))
+        const hslot *s = &a->s[i];
+        if (!slot_live(s))
             continue;
-        uint64_t h = atomic_load_explicit(&a->s[i].hash, memory_order_relaxed);
+        uint64_t h = atomic_load_explicit(&s->hash, memory_order_relaxed);
         size_t j = home(b, h);
         while (j < b->nslots && atomic_load_explicit(&b->s[j].hash, memory_order_relaxed))
             j++;
@@ -197,9 +354,21 @@ static harr *rehash(const harr *a, size_t cap)
             free(b);
             return NULL;
         }
-        atomic_store_explicit(&b->s[j].hash, h, memory_order_relaxed); /* published below */
-        atomic_store_explicit(&b->s[j].rec, r, memory_order_relaxed);
+        hslot *d = &b->s[j];
+        /* Relaxed: b is published by the release store of arr. */
+        atomic_store_explicit(&d->hash, h, memory_order_relaxed);
+        atomic_store_explicit(&d->meta, atomic_load_explicit(&s->meta, memory_order_relaxed),
+                              memory_order_relaxed);
+        atomic_store_explicit(&d->rec, atomic_load_explicit(&s->rec, memory_order_relaxed),
+                              memory_order_relaxed);
+        for (int k = 0; k < HW; k++)
+            atomic_store_explicit(&d->w[k], atomic_load_explicit(&s->w[k], memory_order_relaxed),
+                                  memory_order_relaxed);
+        claimed[h & t->stripe_mask]++;
     }
+    /* Relaxed: read under the stripe locks, or as an estimate (want_grow). */
+    for (unsigned i = 0; i <= t->stripe_mask; i++)
+        atomic_store_explicit(&t->stripes[i].claimed, claimed[i], memory_order_relaxed);
     return b;
 }
 
@@ -216,21 +385,22 @@ static int resize(ets_table *t, harr *seen, bool force)
     }
     size_t nlive = 0;
     for (size_t i = 0; i < a->nslots; i++)
-        nlive += live(atomic_load_explicit(&a->s[i].rec, memory_order_relaxed));
+        nlive += slot_live(&a->s[i]);
+    /* Load at most a half after a resize, so probes stay short while slots
+     * are whole cache lines. */
     size_t cap = HASH_MIN_CAP;
-    while (cap < nlive * 4)
+    while (cap < (nlive + 1) * 2)
         cap *= 2;
     if (force && cap <= a->cap)
         cap = a->cap * 2;
     harr *b;
-    while (!(b = rehash(a, cap))) {
+    while (!(b = rehash(t, a, cap))) {
         if (cap > ((size_t)1 << 40)) {
             unlock_all(t);
             return -ENOMEM;
         }
         cap *= 2;
     }
-    atomic_store_explicit(&ht->used, nlive, memory_order_relaxed);
     /* Pairs with the readers' acquire load of arr: the slots are visible. */
     atomic_store_explicit(&ht->arr, b, memory_order_release);
     unlock_all(t);
@@ -238,69 +408,96 @@ static int resize(ets_table *t, harr *seen, bool force)
     return 0;
 }
 
-/* A key already in slot i: replace (set) or add (bags). */
-static int put_existing(ets_table *t, harr *a, long i, ets_rec *r, ets_vec *out)
+/* Stripe lock held, after claiming a slot: true when the array should grow
+ * (more than half its slots claimed). Each stripe checks its own share and
+ * sums all stripes only when that share says so, so inserts write no shared
+ * counter. */
+static bool want_grow(ets_table *t, const harr *a, ets_stripe *st)
 {
-    ets_rec *head = atomic_load_explicit(&a->s[i].rec, memory_order_relaxed);
-    if (t->type == OT_ETS_SET) {
-        atomic_store_explicit(&r->next, NULL, memory_order_relaxed);
-        /* Pairs with the readers' acquire loads of the slot. */
-        atomic_store_explicit(&a->s[i].rec, r, memory_order_release);
-        ets_count(t, r->hash, 0,
-                  (long)ets_rec_size(r->klen, r->vlen) - (long)ets_rec_size(head->klen, head->vlen));
-        ets__vec_push(out, head);
-        return 0;
-    }
+    size_t stripes = t->stripe_mask + 1;
+    /* Ours: only the holder of st's lock writes it; relaxed for the readers
+     * of the sum below, which is an estimate. */
+    long mine = atomic_load_explicit(&st->claimed, memory_order_relaxed) + 1;
+    atomic_store_explicit(&st->claimed, mine, memory_order_relaxed);
+    if ((size_t)mine * stripes * 2 <= a->cap)
+        return false;
+    size_t used = 0;
+    for (unsigned i = 0; i < stripes; i++)
+        used += (size_t)atomic_load_explicit(&t->stripes[i].claimed, memory_order_relaxed);
+    return used * 2 > a->cap;
+}
+
+static inline long obj_bytes(const ets_rec *r) { return (long)ets_rec_size(r->klen, r->vlen); }
+
+/* A bag key already in slot i: add r unless (bag) an equal object is there. */
+static void bag_add(ets_table *t, hslot *s, ets_rec *r)
+{
+    ets_rec *head = atomic_load_explicit(&s->rec, memory_order_relaxed); /* locked */
     ets_rec *tail = head;
     for (ets_rec *c = head; c; c = atomic_load_explicit(&c->next, memory_order_relaxed)) {
-        if (t->type == OT_ETS_BAG && ets__val_equal(c, ets_rec_val(r), r->vlen)) {
+        if (t->type == OT_ETS_BAG && ets__val_equal(ets_rec_val(c), c->vlen, ets_rec_val(r), r->vlen)) {
             free(r); /* never published */
-            return 0;
+            return;
         }
         tail = c;
     }
     /* Pairs with the readers' acquire loads of next: r is complete. */
     atomic_store_explicit(&tail->next, r, memory_order_release);
-    ets_count(t, r->hash, 1, (long)ets_rec_size(r->klen, r->vlen));
-    return 0;
+    ets_count_locked(t, r->hash, 1, obj_bytes(r));
 }
 
-/* Claims the first empty slot from `from` on; -1 when none is left. */
-static long claim(harr *a, size_t from, uint64_t h)
-{
-    for (size_t i = from; i < a->nslots; i++) {
-        uint64_t zero = 0;
-        /* Pairs with the readers' acquire loads of the hash; writers of other
-         * stripes race for the same empty slot, the loser moves on. */
-        if (atomic_compare_exchange_strong_explicit(&a->s[i].hash, &zero, h, memory_order_acq_rel,
-                                                    memory_order_acquire))
-            return (long)i;
-    }
-    return -1;
-}
-
-static int hash_put(ets_table *t, ets_rec *r, bool new_only, ets_vec *out)
+static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_t vl, uint64_t h,
+                    bool new_only, ets_vec *out)
 {
     htab *ht = H(t);
-    const void *k = ets_rec_key(r);
+    uint64_t w[HW];
+    uint32_t meta = 0;
+    ets_rec *r = NULL;
+    if (fits(t, kl, vl)) {
+        meta = pack(w, k, kl, v, vl);
+    } else if (!(r = ets__rec_new(k, kl, v, vl, h))) {
+        return -ENOMEM;
+    }
+    long bytes = r ? obj_bytes(r) : 0;
+    ets_stripe *st = ets_stripe_of(t, h);
     for (;;) {
-        ets_stripe *st = ets_stripe_of(t, r->hash);
         pthread_mutex_lock(&st->mu);
         harr *a = atomic_load_explicit(&ht->arr, memory_order_acquire);
         long reuse;
         size_t end;
-        long i = wfind(a, r->hash, k, r->klen, &reuse, &end);
+        long i = wfind(a, h, k, kl, &reuse, &end);
         if (i >= 0) {
-            int rc = new_only ? -EEXIST : put_existing(t, a, i, r, out);
-            pthread_mutex_unlock(&st->mu);
-            if (rc)
+            int rc = 0;
+            hslot *s = &a->s[i];
+            if (new_only) {
+                rc = -EEXIST;
                 free(r);
+            } else if (t->type == OT_ETS_SET) {
+                ets_rec *old = atomic_load_explicit(&s->rec, memory_order_relaxed); /* locked */
+                slot_set(s, meta, r, meta ? w : NULL);
+                ets_count_locked(t, h, 0, bytes - (live(old) ? obj_bytes(old) : 0));
+                if (live(old))
+                    ets__vec_push(out, old);
+            } else {
+                bag_add(t, s, r);
+            }
+            pthread_mutex_unlock(&st->mu);
             return rc;
         }
         bool grow = false;
         if (reuse < 0) {
-            reuse = claim(a, end, r->hash);
-            if (reuse < 0) {
+            long c = -1;
+            for (size_t j = end; j < a->nslots && c < 0; j++) {
+                uint64_t zero = 0;
+                /* Pairs with the readers' acquire loads of the hash; writers of
+                 * other stripes race for the same empty slot, the loser moves
+                 * on. */
+                if (atomic_compare_exchange_strong_explicit(&a->s[j].hash, &zero, h,
+                                                            memory_order_acq_rel,
+                                                            memory_order_acquire))
+                    c = (long)j;
+            }
+            if (c < 0) {
                 pthread_mutex_unlock(&st->mu);
                 int rc = resize(t, a, true);
                 if (rc) {
@@ -309,14 +506,13 @@ static int hash_put(ets_table *t, ets_rec *r, bool new_only, ets_vec *out)
                 }
                 continue;
             }
-            /* Only a trigger: the exact count is rebuilt by resize. */
-            size_t used = atomic_fetch_add_explicit(&ht->used, 1, memory_order_relaxed) + 1;
-            grow = used * 2 > a->cap;
+            reuse = c;
+            grow = want_grow(t, a, st);
         }
-        atomic_store_explicit(&r->next, NULL, memory_order_relaxed);
-        /* Pairs with the readers' acquire loads of the slot. */
-        atomic_store_explicit(&a->s[reuse].rec, r, memory_order_release);
-        ets_count(t, r->hash, 1, (long)ets_rec_size(r->klen, r->vlen));
+        if (r)
+            atomic_store_explicit(&r->next, NULL, memory_order_relaxed); /* published below */
+        slot_set(&a->s[reuse], meta, r, meta ? w : NULL);
+        ets_count_locked(t, h, 1, bytes);
         pthread_mutex_unlock(&st->mu);
         if (grow)
             resize(t, a, false); /* the insert is done; a failed grow retries later */
@@ -325,7 +521,7 @@ static int hash_put(ets_table *t, ets_rec *r, bool new_only, ets_vec *out)
 }
 
 static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const void *v, size_t vl,
-                    ets_vec *out)
+                    bool want, ets_vec *out)
 {
     ets_stripe *st = ets_stripe_of(t, h);
     pthread_mutex_lock(&st->mu);
@@ -336,39 +532,134 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
     int n = 0;
     long bytes = 0;
     if (i >= 0) {
-        ets_rec *prev = NULL;
-        ets_rec *c = atomic_load_explicit(&a->s[i].rec, memory_order_relaxed);
-        while (c) {
-            ets_rec *nx = atomic_load_explicit(&c->next, memory_order_relaxed);
-            if (v && !ets__val_equal(c, v, vl)) {
-                prev = c;
-                c = nx;
-                continue;
+        hslot *s = &a->s[i];
+        uint32_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed); /* locked */
+        if (meta) {
+            uint64_t w[HW];
+            for (int j = 0; j < HW; j++)
+                w[j] = atomic_load_explicit(&s->w[j], memory_order_relaxed);
+            const unsigned char *val = (const unsigned char *)w + ets_pad8(kl);
+            if (!v || (meta_vlen(meta) == vl && memcmp(val, v, vl) == 0)) {
+                if (want) {
+                    ets_rec *c = ets__rec_new(k, kl, val, meta_vlen(meta), h);
+                    if (c)
+                        ets__vec_push(out, c);
+                }
+                slot_set(s, 0, TOMB, NULL);
+                n = 1;
             }
-            /* Unlinked, c keeps its next: readers standing on it go on. The
-             * release stores pair with the readers' acquire loads. */
-            if (prev)
-                atomic_store_explicit(&prev->next, nx, memory_order_release);
-            else
-                atomic_store_explicit(&a->s[i].rec, nx ? nx : TOMB, memory_order_release);
-            n++;
-            bytes += (long)ets_rec_size(c->klen, c->vlen);
-            ets__vec_push(out, c);
-            c = nx;
+        } else {
+            ets_rec *prev = NULL;
+            ets_rec *c = atomic_load_explicit(&s->rec, memory_order_relaxed);
+            while (c) {
+                ets_rec *nx = atomic_load_explicit(&c->next, memory_order_relaxed);
+                if (v && !ets__val_equal(ets_rec_val(c), c->vlen, v, vl)) {
+                    prev = c;
+                    c = nx;
+                    continue;
+                }
+                /* Unlinked, c keeps its next: readers standing on it go on. The
+                 * release stores pair with the readers' acquire loads. */
+                if (prev)
+                    atomic_store_explicit(&prev->next, nx, memory_order_release);
+                else
+                    slot_set(s, 0, nx ? nx : TOMB, NULL);
+                n++;
+                bytes += obj_bytes(c);
+                ets__vec_push(out, c);
+                c = nx;
+            }
         }
-        ets_count(t, h, -n, -bytes);
+        ets_count_locked(t, h, -n, -bytes);
     }
     pthread_mutex_unlock(&st->mu);
     return n;
+}
+
+/* Moves the key's inline object out to a record, so that counters are added
+ * where a resize cannot lose them (see the opening paragraph). */
+static int promote(ets_table *t, const void *k, size_t kl, uint64_t h)
+{
+    ets_stripe *st = ets_stripe_of(t, h);
+    pthread_mutex_lock(&st->mu);
+    harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire);
+    long reuse;
+    size_t end;
+    long i = wfind(a, h, k, kl, &reuse, &end);
+    int rc = 0;
+    if (i >= 0) {
+        hslot *s = &a->s[i];
+        uint32_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed); /* locked */
+        if (meta) {
+            uint64_t w[HW];
+            for (int j = 0; j < HW; j++)
+                w[j] = atomic_load_explicit(&s->w[j], memory_order_relaxed);
+            ets_rec *r = ets__rec_new(k, kl, (unsigned char *)w + ets_pad8(kl), meta_vlen(meta), h);
+            if (r) {
+                slot_set(s, 0, r, NULL);
+                ets_count_locked(t, h, 0, obj_bytes(r));
+            } else {
+                rc = -ENOMEM;
+            }
+        }
+    }
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+static int hash_counter(ets_table *t, const void *k, size_t kl, uint64_t h, size_t off,
+                        int64_t incr, int64_t *result)
+{
+    for (;;) {
+        harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire); /* as in hash_get */
+        ets_obj o;
+        if (!find(a, h, k, kl, &o))
+            return -ENOENT;
+        if (o.rec)
+            return ets__rec_add(o.rec, off, incr, result);
+        if (o.vlen < off + 8)
+            return -EINVAL;
+        int rc = promote(t, k, kl, h);
+        if (rc)
+            return rc;
+    }
+}
+
+/* ---- walks ------------------------------------------------------------------ */
+
+/* The view of slot s, or false when it holds nothing live. */
+static bool slot_view(const hslot *s, uint64_t h, ets_obj *o)
+{
+    uint32_t meta;
+    ets_rec *r;
+    snap(s, &meta, &r, o->snap);
+    if (meta) {
+        view_inline(o, meta, h);
+        return true;
+    }
+    if (!live(r))
+        return false;
+    ets_obj_of_rec(o, r);
+    return true;
 }
 
 static int hash_fold(ets_table *t, ets_visit_fn fn, void *arg)
 {
     harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire); /* as in hash_get */
     for (size_t i = 0; i < a->nslots; i++) {
-        ets_rec *r = atomic_load_explicit(&a->s[i].rec, memory_order_acquire);
-        for (; live(r); r = atomic_load_explicit(&r->next, memory_order_acquire)) {
-            int rc = fn(r, arg);
+        uint64_t h = atomic_load_explicit(&a->s[i].hash, memory_order_acquire);
+        ets_obj o;
+        if (!h || !slot_view(&a->s[i], h, &o))
+            continue;
+        if (!o.rec) {
+            int rc = fn(&o, arg);
+            if (rc)
+                return rc;
+            continue;
+        }
+        for (ets_rec *r = o.rec; r; r = atomic_load_explicit(&r->next, memory_order_acquire)) {
+            ets_obj_of_rec(&o, r);
+            int rc = fn(&o, arg);
             if (rc)
                 return rc;
         }
@@ -377,38 +668,41 @@ static int hash_fold(ets_table *t, ets_visit_fn fn, void *arg)
 }
 
 /* The least key above (h, k) in walk order (the least of all when k is
- * NULL). Keys above (h, k) live at or after home(h). Scanning cluster by
- * cluster (a cluster ends at an empty slot) is enough: a key past an empty
- * slot e has its home past e, so it sorts after every key of the clusters
- * before e. */
-static const ets_rec *walk_from(ets_table *t, const void *k, size_t kl, uint64_t h)
+ * NULL), into *best. Keys above (h, k) live at or after home(h). Scanning
+ * cluster by cluster (a cluster ends at an empty slot) is enough: a key past
+ * an empty slot e has its home past e, so it sorts after every key of the
+ * clusters before e. */
+static bool walk_from(ets_table *t, const void *k, size_t kl, uint64_t h, ets_obj *best)
 {
     harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire); /* as in hash_get */
     size_t i = k ? home(a, h) : 0;
-    const ets_rec *best = NULL;
+    bool found = false;
     while (i < a->nslots) {
         for (; i < a->nslots; i++) {
-            if (atomic_load_explicit(&a->s[i].hash, memory_order_acquire) == 0)
+            uint64_t sh = atomic_load_explicit(&a->s[i].hash, memory_order_acquire);
+            if (sh == 0)
                 break;
-            ets_rec *r = atomic_load_explicit(&a->s[i].rec, memory_order_acquire);
-            if (!live(r) || (k && order(r, h, k, kl) <= 0))
+            ets_obj o;
+            if (!slot_view(&a->s[i], sh, &o) || (k && order(&o, h, k, kl) <= 0))
                 continue;
-            if (!best || order(r, best->hash, ets_rec_key(best), best->klen) < 0)
-                best = r;
+            if (!found || order(&o, best->hash, best->key, best->klen) < 0) {
+                ets_obj_copy(best, &o);
+                found = true;
+            }
         }
-        if (best)
-            return best;
+        if (found)
+            return true;
         while (i < a->nslots && atomic_load_explicit(&a->s[i].hash, memory_order_acquire) == 0)
             i++;
     }
-    return NULL;
+    return false;
 }
 
-static const ets_rec *hash_first(ets_table *t) { return walk_from(t, NULL, 0, 0); }
+static bool hash_first(ets_table *t, ets_obj *o) { return walk_from(t, NULL, 0, 0, o); }
 
-static const ets_rec *hash_next(ets_table *t, const void *k, size_t kl, uint64_t h)
+static bool hash_next(ets_table *t, const void *k, size_t kl, uint64_t h, ets_obj *o)
 {
-    return walk_from(t, k, kl, h);
+    return walk_from(t, k, kl, h, o);
 }
 
 static size_t hash_overhead(ets_table *t)
@@ -423,6 +717,7 @@ const ets_methods ets__hash_methods = {
     .get = hash_get,
     .put = hash_put,
     .del = hash_del,
+    .counter = hash_counter,
     .fold = hash_fold,
     .first = hash_first,
     .last = hash_first,

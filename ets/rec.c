@@ -1,7 +1,8 @@
-/* ETS objects: allocation, hashing, value copies and the small vector that
- * carries records a writer unlinked back to the front end. A record's value
- * sits first, 8-byte aligned and padded, so that counters inside it can be
- * updated with atomic adds and every copy reads whole words atomically. */
+/* ETS records: allocation, hashing, value copies, counter adds and the small
+ * vector that carries records a writer unlinked back to the front end. A
+ * record's value sits first, 8-byte aligned and padded, so that counters
+ * inside it can be updated with atomic adds and every copy reads whole words
+ * atomically. */
 #include "ets_int.h"
 
 #include <stdlib.h>
@@ -16,7 +17,8 @@ static inline uint64_t ets_mix(uint64_t x)
     return x;
 }
 
-uint64_t ets__hash(const void *k, size_t kl)
+/* Keys other than 8 bytes long (ets__hash handles those inline). */
+uint64_t ets__hash_long(const void *k, size_t kl)
 {
     const unsigned char *p = k;
     uint64_t h = (uint64_t)kl * 0x9e3779b97f4a7c15ull;
@@ -53,14 +55,14 @@ ets_rec *ets__rec_new(const void *k, size_t kl, const void *v, size_t vl, uint64
     return r;
 }
 
-void ets__val_copy(void *dst, const ets_rec *r)
+void ets__val_copy(void *dst, const void *src, size_t vl)
 {
     unsigned char *d = dst;
-    const unsigned char *s = ets_rec_val(r);
-    size_t left = r->vlen;
+    const unsigned char *s = src;
+    size_t left = vl;
     while (left) {
-        /* Pairs with the fetch_add of ot_ets_update_counter: a counter word
-         * is read whole, never torn. */
+        /* Pairs with the fetch_add of ets__rec_add: a counter word is read
+         * whole, never torn. */
         uint64_t w = atomic_load_explicit((_Atomic uint64_t *)(uintptr_t)s, memory_order_relaxed);
         size_t n = left < 8 ? left : 8;
         memcpy(d, &w, n);
@@ -70,11 +72,11 @@ void ets__val_copy(void *dst, const ets_rec *r)
     }
 }
 
-bool ets__val_equal(const ets_rec *r, const void *v, size_t vl)
+bool ets__val_equal(const void *src, size_t sl, const void *v, size_t vl)
 {
-    if (r->vlen != vl)
+    if (sl != vl)
         return false;
-    const unsigned char *s = ets_rec_val(r), *p = v;
+    const unsigned char *s = src, *p = v;
     size_t left = vl;
     while (left) {
         /* As in ets__val_copy: counter words change under us, atomically. */
@@ -87,6 +89,19 @@ bool ets__val_equal(const ets_rec *r, const void *v, size_t vl)
         left -= n;
     }
     return true;
+}
+
+int ets__rec_add(ets_rec *r, size_t off, int64_t incr, int64_t *result)
+{
+    if (r->vlen < off + 8)
+        return -EINVAL;
+    /* Pairs with the atomic word loads of every value copy (ets__val_copy):
+     * counters change in place, never torn. Relaxed: the add is the whole
+     * effect, nothing else is published with it. Wraps like OTP never does,
+     * but never traps. */
+    _Atomic int64_t *w = (_Atomic int64_t *)(uintptr_t)(ets_rec_val(r) + off);
+    *result = atomic_fetch_add_explicit(w, incr, memory_order_relaxed) + incr;
+    return 0;
 }
 
 int ets__vec_add(ets_vec *a, ets_rec *r)

@@ -141,7 +141,7 @@ static ets_table *table_alloc(const char *name, const ot_ets_opts *o)
     if (name)
         strcpy(t->name, name);
     atomic_init(&t->heir, o->heir.v);
-    unsigned nstripes = o->write_concurrency ? 64 : 4;
+    unsigned nstripes = o->write_concurrency ? ETS_STRIPES_MAX : 4;
     t->stripe_mask = nstripes - 1;
     t->stripes = aligned_alloc(ETS_CACHELINE, nstripes * sizeof(ets_stripe));
     if (t->stripes) {
@@ -149,6 +149,7 @@ static ets_table *table_alloc(const char *name, const ot_ets_opts *o)
             pthread_mutex_init(&t->stripes[i].mu, NULL);
             atomic_init(&t->stripes[i].size, 0);
             atomic_init(&t->stripes[i].bytes, 0);
+            atomic_init(&t->stripes[i].claimed, 0);
         }
     }
     if (o->heir_data_len && (t->heir_data = malloc(o->heir_data_len)))

@@ -178,8 +178,10 @@ static int sl_get(ets_table *t, const void *k, size_t kl, uint64_t h, ets_visit_
     sl_node *n = search(HEAD(t), k, kl);
     if (!n || !visible(n))
         return 0;
+    ets_obj o;
     /* Pairs with the release store of a replaced record. */
-    fn(atomic_load_explicit(&n->rec, memory_order_acquire), arg);
+    ets_obj_of_rec(&o, atomic_load_explicit(&n->rec, memory_order_acquire));
+    fn(&o, arg);
     return 1;
 }
 
@@ -230,10 +232,13 @@ static int replace(ets_table *t, sl_node *n, ets_rec *r, ets_vec *out, bool *ret
     return 0;
 }
 
-static int sl_put(ets_table *t, ets_rec *r, bool new_only, ets_vec *out)
+static int sl_put(ets_table *t, const void *k, size_t kl, const void *v, size_t vl, uint64_t h,
+                  bool new_only, ets_vec *out)
 {
     sl_node *preds[SL_LEVELS], *succs[SL_LEVELS];
-    const void *k = ets_rec_key(r);
+    ets_rec *r = ets__rec_new(k, kl, v, vl, h);
+    if (!r)
+        return -ENOMEM;
     int top = random_top();
     sl_node *n = node_new(top, k, r->klen);
     if (!n) {
@@ -277,7 +282,7 @@ static int sl_put(ets_table *t, ets_rec *r, bool new_only, ets_vec *out)
 }
 
 static int sl_del(ets_table *t, const void *k, size_t kl, uint64_t h, const void *v, size_t vl,
-                  ets_vec *out)
+                  bool want, ets_vec *out)
 {
     sl_node *preds[SL_LEVELS], *succs[SL_LEVELS];
     sl_node *victim = NULL;
@@ -295,7 +300,8 @@ static int sl_del(ets_table *t, const void *k, size_t kl, uint64_t h, const void
                 nunlock(c);
                 return 0;
             }
-            if (v && !ets__val_equal(atomic_load_explicit(&c->rec, memory_order_relaxed), v, vl)) {
+            ets_rec *cr = atomic_load_explicit(&c->rec, memory_order_relaxed); /* c locked */
+            if (v && !ets__val_equal(ets_rec_val(cr), cr->vlen, v, vl)) {
                 nunlock(c);
                 return 0;
             }
@@ -329,21 +335,34 @@ static int sl_fold(ets_table *t, ets_visit_fn fn, void *arg)
     for (sl_node *n = nxt(HEAD(t), 0); n; n = nxt(n, 0)) {
         if (!visible(n))
             continue;
+        ets_obj o;
         /* As in sl_get. */
-        int rc = fn(atomic_load_explicit(&n->rec, memory_order_acquire), arg);
+        ets_obj_of_rec(&o, atomic_load_explicit(&n->rec, memory_order_acquire));
+        int rc = fn(&o, arg);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-static const ets_rec *rec_of(sl_node *n)
+static bool view_of(sl_node *n, ets_obj *o)
 {
-    return atomic_load_explicit(&n->rec, memory_order_acquire); /* as in sl_get */
+    ets_obj_of_rec(o, atomic_load_explicit(&n->rec, memory_order_acquire)); /* as in sl_get */
+    return true;
+}
+
+static int sl_counter(ets_table *t, const void *k, size_t kl, uint64_t h, size_t off, int64_t incr,
+                      int64_t *result)
+{
+    sl_node *n = search(HEAD(t), k, kl);
+    if (!n || !visible(n))
+        return -ENOENT;
+    /* As in sl_get: records are immutable but for their counter words. */
+    return ets__rec_add(atomic_load_explicit(&n->rec, memory_order_acquire), off, incr, result);
 }
 
 /* The first visible node with a key above k (k NULL: above nothing). */
-static const ets_rec *sl_next(ets_table *t, const void *k, size_t kl, uint64_t h)
+static bool sl_next(ets_table *t, const void *k, size_t kl, uint64_t h, ets_obj *o)
 {
     sl_node *pred = HEAD(t), *cur = NULL;
     if (k) {
@@ -359,14 +378,14 @@ static const ets_rec *sl_next(ets_table *t, const void *k, size_t kl, uint64_t h
     }
     while (cur && !visible(cur))
         cur = nxt(cur, 0);
-    return cur ? rec_of(cur) : NULL;
+    return cur ? view_of(cur, o) : false;
 }
 
-static const ets_rec *sl_first(ets_table *t) { return sl_next(t, NULL, 0, 0); }
+static bool sl_first(ets_table *t, ets_obj *o) { return sl_next(t, NULL, 0, 0, o); }
 
 /* The last visible node with a key below k (k NULL: below nothing, i.e. the
  * last). A node found invisible is being removed or inserted: look below it. */
-static const ets_rec *sl_prev(ets_table *t, const void *k, size_t kl, uint64_t h)
+static bool sl_prev(ets_table *t, const void *k, size_t kl, uint64_t h, ets_obj *o)
 {
     sl_node *head = HEAD(t);
     for (;;) {
@@ -379,15 +398,15 @@ static const ets_rec *sl_prev(ets_table *t, const void *k, size_t kl, uint64_t h
             }
         }
         if (pred == head)
-            return NULL;
+            return false;
         if (visible(pred))
-            return rec_of(pred);
+            return view_of(pred, o);
         k = pred->key;
         kl = pred->klen;
     }
 }
 
-static const ets_rec *sl_last(ets_table *t) { return sl_prev(t, NULL, 0, 0); }
+static bool sl_last(ets_table *t, ets_obj *o) { return sl_prev(t, NULL, 0, 0, o); }
 
 static size_t sl_overhead(ets_table *t) { return node_size(SL_LEVELS - 1, 0); }
 
@@ -397,6 +416,7 @@ const ets_methods ets__skiplist_methods = {
     .get = sl_get,
     .put = sl_put,
     .del = sl_del,
+    .counter = sl_counter,
     .fold = sl_fold,
     .first = sl_first,
     .last = sl_last,

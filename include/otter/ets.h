@@ -111,10 +111,11 @@ OT_API int ot_ets_insert_new(ot_tab t, const void *k, size_t kl, const void *v, 
 /* ets:lookup/2: the key's objects, copied to one block in the caller's heap
  * (*objs NULL and *n 0 when there is none), in insertion order for bags. */
 OT_API int ot_ets_lookup(ot_tab t, const void *k, size_t kl, ot_ets_obj **objs, size_t *n);
-/* The zero-copy look-up: fn sees each object's value in place. Returns the
- * number of objects passed to fn (0 when the key is absent) or -errno. A value
- * that ot_ets_update_counter changes is updated in place: read its counter
- * words with relaxed atomic loads. */
+/* The zero-copy look-up: fn sees each object's value where it lies (a small
+ * set object is shown from a consistent snapshot on the reader's stack, a
+ * larger one in place). Returns the number of objects passed to fn (0 when
+ * the key is absent) or -errno. A value that ot_ets_update_counter changes is
+ * updated in place: read its counter words with relaxed atomic loads. */
 OT_API int ot_ets_read(ot_tab t, const void *k, size_t kl,
                        void (*fn)(const void *v, size_t vl, void *arg), void *arg);
 /* ets:member/2: false also for a bad handle or access (errno says which). */
