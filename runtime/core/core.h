@@ -113,7 +113,7 @@ struct ot_proc {
     _Atomic(struct ot_sched *) sched; /* the scheduler it runs or is queued on */
     _Atomic uint64_t timeout_seq; /* set by a firing receive-timeout timer */
     _Atomic(struct ot_proc *) rq_next; /* inbox / overflow list link */
-    uint64_t enq_ns;        /* when it was queued (steal only what waited) */
+    _Atomic uint64_t enq_ns; /* when it was queued: thieves read it (relaxed) */
 
     /* owner (the process, or its scheduler while it is not running) */
     struct env *mq_head;    /* MPSC consumer end */
@@ -139,7 +139,7 @@ struct ot_proc {
     struct ot_timer *tmo;   /* the armed receive timeout, if any */
     uint64_t tmo_gen;
     struct ot_sched *tmo_owner;
-    uint64_t reductions;
+    _Atomic uint64_t reductions; /* owner adds (relaxed); process_info reads */
     int32_t budget;
     uint32_t stack_req;     /* requested stack size (KiB), 0 = default */
     struct ot__io_op *io_op; /* the op it is parked on, if any */
@@ -188,7 +188,7 @@ enum { TK_SEND = 1, TK_WAKE };
 struct ot_timer {
     struct ot_timer *next, *prev; /* wheel bucket, or free list (next) */
     _Atomic uint64_t genstate;    /* gen << 8 | state: CAS'd by cancellers */
-    uint64_t expire;              /* tick (ms) */
+    _Atomic uint64_t expire;      /* tick (ms): cancellers read it (relaxed) before their CAS */
     uint32_t idx;                 /* index in its scheduler's timer table */
     uint8_t kind;
     uint8_t level, slot;

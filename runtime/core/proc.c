@@ -52,7 +52,7 @@ static void reset_record(struct ot_proc *p) {
     p->hfn = NULL;
     p->arg = NULL;
     p->tmo = NULL;
-    p->reductions = 0;
+    atomic_store_explicit(&p->reductions, 0, memory_order_relaxed);
     p->budget = 0;
     p->stack_req = 0;
     p->io_op = NULL;
@@ -201,7 +201,9 @@ void ot__run_handler_body(void *arg) {
         e->prev = sent;
         first->prev = e;
         atomic_store_explicit(&p->taken.next, e, memory_order_relaxed);
-        p->reductions++;
+        atomic_store_explicit(&p->reductions,
+                              atomic_load_explicit(&p->reductions, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         int rc = p->hfn(p->arg, &e->msg);
         ot_msg_free(&e->msg);
         if (rc < 0)
@@ -410,9 +412,11 @@ int ot_process_info(ot_pid pid, struct ot_process_info *out) {
     if (self)
         ot__mq_drain(p);
     out->message_queue_len = p->q_len;
-    out->reductions = p->reductions;
+    out->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
     out->heap_bytes = ot__heap_bytes(&p->heap);
-    out->stack_bytes = p->stack ? p->stack->size : 0;
+    /* the stack pointer is the process's own: read only by itself or while parked */
+    if (self || st == PS_WAITING)
+        out->stack_bytes = p->stack ? p->stack->size : 0;
     if (self || st == PS_WAITING) {
         out->n_links = p->links.len;
         uint32_t i = 0;

@@ -116,7 +116,7 @@ static struct ot_proc *ovf_pop(struct ot_sched *s) {
 }
 
 static void rq_push(struct ot_sched *s, struct ot_proc *p) {
-    p->enq_ns = s->now_ns;
+    atomic_store_explicit(&p->enq_ns, s->now_ns, memory_order_relaxed);
     if (unlikely((p->flags & PF_BOUND) ||
                  (atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_IOWAIT))) {
         ovf_push(s, p);
@@ -158,7 +158,9 @@ static struct ot_proc *steal_from(struct ot_sched *s, struct ot_sched *v) {
         if ((int32_t)n <= 0 || n > RQ_SIZE)
             return NULL;
         struct ot_proc *first = atomic_load_explicit(&v->rq[h % RQ_SIZE], memory_order_relaxed);
-        if (s->now_ns - first->enq_ns < STEAL_AGE_NS && first->enq_ns <= s->now_ns)
+        /* relaxed: a stale stamp only delays or hastens one steal */
+        uint64_t enq = atomic_load_explicit(&first->enq_ns, memory_order_relaxed);
+        if (s->now_ns - enq < STEAL_AGE_NS && enq <= s->now_ns)
             return NULL;
         uint32_t k = n - n / 2;
         struct ot_proc *got[RQ_SIZE];
@@ -237,7 +239,7 @@ void ot__make_runnable(struct ot_proc *p, bool from_local) {
     if (me && from_local && !bound) {
         /* a process woken by a send runs on the sender's scheduler */
         atomic_store_explicit(&p->sched, me, memory_order_relaxed);
-        p->enq_ns = me->now_ns;
+        atomic_store_explicit(&p->enq_ns, me->now_ns, memory_order_relaxed);
         if (me->in_process) {
             if (me->runnext)
                 rq_push(me, me->runnext);
@@ -325,7 +327,10 @@ _Noreturn void ot__switch_exit(void) {
 }
 
 void ot__spend(struct ot_proc *p, int n) {
-    p->reductions += (uint64_t)n;
+    /* single writer: a relaxed load and store, not an RMW (process_info reads it) */
+    atomic_store_explicit(&p->reductions,
+                          atomic_load_explicit(&p->reductions, memory_order_relaxed) + (uint64_t)n,
+                          memory_order_relaxed);
     if (unlikely((p->budget -= n) <= 0)) {
         p->budget = BUDGET;
         ot__yield_now();
@@ -481,6 +486,7 @@ static void run_proc(struct ot_sched *s, struct ot_proc *p) {
         break;
     case SW_EXIT:
         ot__proc_finish_exit(s, p);
+        s->run_start_ns = coarse_ms(); /* nor is an exit's clean-up */
         break;
     case SW_HANDLER_DONE: {
         struct stack *st = p->stack;
@@ -588,6 +594,7 @@ static void *sched_main(void *arg) {
         rcu_quiescent_state();
         advance_time(s);
         drain_inbox(s);
+        s->run_start_ns = coarse_ms(); /* timers and the inbox are not a process's time */
         /* run a batch, then give the ring one submit/reap */
         for (int i = 0; i < 64; i++) {
             struct ot_proc *p = next_proc(s);

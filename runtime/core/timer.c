@@ -151,7 +151,7 @@ static void slot_unlink(struct ot_wheel *w, struct ot_timer *t) {
  * level l >= 1 is then at least two level-l slots away (else level l-1 would
  * hold it), so it never lands in the slot that is being migrated. */
 static void file_timer(struct ot_wheel *w, struct ot_timer *t) {
-    uint64_t e = t->expire;
+    uint64_t e = atomic_load_explicit(&t->expire, memory_order_relaxed);
     if (e <= w->now) {
         t->level = 0xff;
         t->prev = NULL;
@@ -349,7 +349,7 @@ static struct ot_timer *arm(struct ot_sched *s, uint64_t expire, uint8_t kind) {
     struct ot_timer *t = tmr_alloc(&s->wheel);
     if (!t)
         return NULL;
-    t->expire = expire;
+    atomic_store_explicit(&t->expire, expire, memory_order_relaxed);
     t->kind = kind;
     t->size = 0;
     t->env = NULL;
@@ -374,12 +374,20 @@ struct ot_timer *ot__timer_arm_wake(struct ot_sched *s, struct ot_proc *p, uint6
 
 static int64_t cancel(struct ot_timer *t, uint32_t gen, struct ot_sched *owner) {
     uint64_t want = gs(gen, TMR_ARMED);
-    /* acquire pairs with the release store in arm; acq_rel against fire */
+    /* read before the CAS: once it succeeds the owner may free and re-arm
+     * this timer. If it was re-armed before we read, the generation differs
+     * and the CAS fails, so a successful CAS means this expire was ours. */
+    /* acquire pairs with the release store of ARMED in arm: the expire read
+     * next belongs to this generation or a later one */
+    if (atomic_load_explicit(&t->genstate, memory_order_acquire) != want)
+        return -1;
+    uint64_t expire = atomic_load_explicit(&t->expire, memory_order_relaxed);
+    /* acq_rel against fire and other cancellers */
     if (!atomic_compare_exchange_strong_explicit(&t->genstate, &want, gs(gen, TMR_CANCELLED),
                                                  memory_order_acq_rel, memory_order_acquire))
         return -1;
     uint64_t now = ot__clock_ns() / 1000000u;
-    int64_t left = t->expire > now ? (int64_t)(t->expire - now) : 0;
+    int64_t left = expire > now ? (int64_t)(expire - now) : 0;
     struct ot_sched *me = ot__sched_get();
     if (me == owner) {
         slot_unlink(&owner->wheel, t);
@@ -473,7 +481,7 @@ int64_t ot_read_timer(ot_ref r) {
     /* acquire pairs with the release store in arm */
     if (atomic_load_explicit(&t->genstate, memory_order_acquire) != gs(gen, TMR_ARMED))
         return -1;
-    uint64_t expire = t->expire;
+    uint64_t expire = atomic_load_explicit(&t->expire, memory_order_relaxed);
     if (atomic_load_explicit(&t->genstate, memory_order_acquire) != gs(gen, TMR_ARMED))
         return -1;
     uint64_t now = ot__clock_ns() / 1000000u;

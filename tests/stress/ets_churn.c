@@ -86,8 +86,16 @@ static void run_churn(int type, uint64_t cycles)
                 type, (unsigned long long)cycles, size, info.memory >> 10, rss0 >> 10, warm >> 10,
                 end >> 10);
     cr_assert_leq(size, KEYS);
+#if defined(OT_SANITIZE)
+    /* The sanitizers' allocators keep freed memory (quarantines, TSan's
+     * per-thread caches) and add shadow memory as the heap moves, so RSS says
+     * nothing about reclamation there: the bound is checked in the normal
+     * build, and here the churn still runs for use-after-free and races. */
+    (void)warm;
+#else
     cr_assert_leq(end, warm + warm / 4 + ((size_t)32 << 20),
                   "RSS grew from %zu KiB (warm) to %zu KiB", warm >> 10, end >> 10);
+#endif
     cr_assert_eq(ot_ets_delete_table(t), 0);
 }
 
