@@ -27,7 +27,7 @@ size_t ets__bytes(ets_table *t)
     return n > 0 ? (size_t)n : 0;
 }
 
-static int check_access(ets_table *t, bool write)
+static inline int check_access(ets_table *t, bool write)
 {
     if (t->access == OT_ETS_PUBLIC || (!write && t->access == OT_ETS_PROTECTED))
         return 0;
@@ -37,12 +37,13 @@ static int check_access(ets_table *t, bool write)
     return ot_self().v == owner ? 0 : -EACCES;
 }
 
-static bool bad_key(const void *k, size_t kl) { return !k || kl == 0 || kl > UINT32_MAX; }
+static inline bool bad_key(const void *k, size_t kl) { return !k || kl == 0 || kl > UINT32_MAX; }
 static bool bad_val(const void *v, size_t vl) { return (!v && vl) || vl > UINT32_MAX; }
 
 /* Enters QSBR and finds the table; on error *rc is set and NULL returned,
  * still inside (call ets__leave(tok) either way). */
-static ets_table *begin(ot_tab h, bool write, int *tok, int *rc)
+static inline __attribute__((always_inline)) ets_table *begin(ot_tab h, bool write, int *tok,
+                                                              int *rc)
 {
     *tok = ets__enter();
     ets_table *t = ets__lookup(h);
@@ -158,7 +159,16 @@ OT_API int ot_ets_lookup(ot_tab h, const void *k, size_t kl, ot_ets_obj **objs, 
     *n = 0;
     int tok, rc;
     ets_table *t = begin(h, false, &tok, &rc);
-    if (t && t->type != OT_ETS_BAG && t->type != OT_ETS_DUPLICATE_BAG) {
+    if (t && t->type == OT_ETS_SET) {
+        ets_obj o;
+        struct one_arg a = {NULL};
+        if (ets__hash_find(t, k, kl, ets__hash(k, kl), &o)) {
+            one_cb(&o, &a);
+            rc = a.o ? 0 : -ENOMEM;
+            *objs = a.o;
+            *n = a.o != NULL;
+        }
+    } else if (t && t->type == OT_ETS_ORDERED_SET) {
         struct one_arg a = {NULL};
         int cnt = t->m->get(t, k, kl, ets__hash(k, kl), one_cb, &a);
         rc = cnt && !a.o ? -ENOMEM : 0;
@@ -195,7 +205,12 @@ OT_API int ot_ets_read(ot_tab h, const void *k, size_t kl,
         return -EINVAL;
     int tok, rc;
     ets_table *t = begin(h, false, &tok, &rc);
-    if (t) {
+    if (t && t->type == OT_ETS_SET) {
+        ets_obj o;
+        rc = ets__hash_find(t, k, kl, ets__hash(k, kl), &o);
+        if (rc)
+            fn(o.val, o.vlen, arg);
+    } else if (t) {
         struct read_arg a = {fn, arg};
         rc = t->m->get(t, k, kl, ets__hash(k, kl), read_cb, &a);
     }
@@ -213,8 +228,12 @@ OT_API bool ot_ets_member(ot_tab h, const void *k, size_t kl)
     }
     int tok, rc;
     ets_table *t = begin(h, false, &tok, &rc);
-    if (t)
+    if (t && t->type == OT_ETS_SET) {
+        ets_obj o;
+        rc = ets__hash_find(t, k, kl, ets__hash(k, kl), &o);
+    } else if (t) {
         rc = t->m->get(t, k, kl, ets__hash(k, kl), stop_cb, NULL);
+    }
     ets__leave(tok);
     if (rc < 0)
         errno = -rc;

@@ -23,6 +23,11 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#ifndef OT_TSAN
+/* urcu's inline fast paths (rcu_read_ongoing for ets__enter). Not under
+ * TSan: compiled here they race by design on urcu's own words. */
+#define _LGPL_SOURCE
+#endif
 #include <urcu-qsbr.h>
 
 #define ETS_CACHELINE 64
@@ -69,17 +74,30 @@ static inline uint64_t ets_fmix(uint64_t x)
 }
 
 uint64_t ets__hash_long(const void *k, size_t kl);
-/* Never 0 (0 marks an empty hash slot). An 8-byte key, the common integer
- * key, costs one finaliser; the top bits pick the slot, the low the stripe. */
+/* Never 0 (0 marks an empty hash slot). A key of 8 bytes or fewer (integer
+ * keys, short names) costs one finaliser over a word that holds all its
+ * bytes and its length; the top bits pick the slot, the low the stripe. */
 static inline uint64_t ets__hash(const void *k, size_t kl)
 {
+    const unsigned char *p = k;
+    uint64_t w;
     if (kl == 8) {
-        uint64_t w;
-        memcpy(&w, k, 8);
-        uint64_t h = ets_fmix(w ^ 0x9e3779b97f4a7c15ull);
-        return h ? h : 1;
+        memcpy(&w, p, 8);
+        w ^= 0x9e3779b97f4a7c15ull;
+    } else if (kl >= 4 && kl < 8) {
+        uint32_t lo, hi; /* overlapping: together they cover every byte */
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + kl - 4, 4);
+        w = ((uint64_t)hi << 32 | lo) ^ (uint64_t)kl * 0x2545f4914f6cdd1dull;
+    } else if (kl > 0 && kl < 4) {
+        w = (uint64_t)p[0] | (uint64_t)p[kl / 2] << 8 | (uint64_t)p[kl - 1] << 16 |
+            (uint64_t)kl << 24;
+        w ^= 0x5bd1e9955bd1e995ull;
+    } else {
+        return ets__hash_long(k, kl);
     }
-    return ets__hash_long(k, kl);
+    uint64_t h = ets_fmix(w);
+    return h ? h : 1;
 }
 
 ets_rec *ets__rec_new(const void *k, size_t kl, const void *v, size_t vl, uint64_t hash);
@@ -196,6 +214,9 @@ typedef struct ets_methods {
 } ets_methods;
 
 extern const ets_methods ets__hash_methods;
+/* A set's object straight from its hash table (no callback): the front
+ * end's fast path for look-ups. */
+bool ets__hash_find(ets_table *t, const void *k, size_t kl, uint64_t h, ets_obj *o);
 extern const ets_methods ets__skiplist_methods;
 
 struct ets_table {
@@ -244,17 +265,57 @@ size_t ets__bytes(ets_table *t);
 
 /* ---- registry (registry.c) -------------------------------------------------- */
 
-/* The live table of a handle, or NULL: only between ets__enter/leave. */
-ets_table *ets__lookup(ot_tab h);
+#define ETS_MAX_TABLES (1u << 16)
+
+typedef struct ets_regslot {
+    ets_table *_Atomic tab;
+    uint32_t gen;       /* registry lock */
+    uint32_t next_free; /* registry lock */
+} ets_regslot;
+extern ets_regslot ets__reg[ETS_MAX_TABLES];
+
+/* The live table of a handle, or NULL: only between ets__enter/leave. A
+ * handle is gen << 32 | index + 1 and the table holds its own, so a stale
+ * handle finds NULL or a table with another id. */
+static inline ets_table *ets__lookup(ot_tab h)
+{
+    uint32_t idx = (uint32_t)h.v - 1;
+    if (idx >= ETS_MAX_TABLES)
+        return NULL;
+    /* Pairs with the release store that publishes a table (registry.c). */
+    ets_table *t = atomic_load_explicit(&ets__reg[idx].tab, memory_order_acquire);
+    return t && t->id == h.v ? t : NULL;
+}
 void ets__registry_lock(void);
 void ets__registry_unlock(void);
 
 /* ---- QSBR (qsbr.c) ---------------------------------------------------------- */
 
+enum { ETS_TOKEN_NONE = 0, ETS_TOKEN_OFFLINE = 1 };
+int ets__enter_slow(void);
+void ets__leave_slow(int token);
+
 /* Puts the calling thread online if it is not (registering a foreign thread
- * on first use); returns what ets__leave needs to undo. */
-int ets__enter(void);
-void ets__leave(int token);
+ * on first use); returns what ets__leave needs to undo. A scheduler thread
+ * is always online (the core keeps it so), which the inline check sees in
+ * one thread-local load. */
+static inline int ets__enter(void)
+{
+#ifdef _LGPL_SOURCE
+    if (rcu_read_ongoing())
+        return ETS_TOKEN_NONE;
+#endif
+    return ets__enter_slow();
+}
+
+static inline void ets__leave(int token)
+{
+#ifndef OT_TSAN
+    if (token == ETS_TOKEN_NONE)
+        return;
+#endif
+    ets__leave_slow(token); /* under TSan: also the release for reclamation */
+}
 /* Frees after a grace period; the caller must be online (inside an ETS call). */
 void ets__retire_rec(ets_rec *r);
 void ets__retire(struct rcu_head *h, void (*fn)(struct rcu_head *));

@@ -51,6 +51,7 @@ _Static_assert(sizeof(hslot) == ETS_CACHELINE, "a slot is one cache line");
 
 typedef struct harr {
     struct rcu_head rcu;
+    void *base; /* what calloc returned */
     unsigned shift; /* home = hash >> shift */
     size_t cap, nslots;
     hslot s[];
@@ -175,21 +176,30 @@ static inline bool inline_is(uint32_t meta, const uint64_t *w, const uint64_t *k
 static harr *harr_new(size_t cap)
 {
     size_t nslots = cap + HASH_OVERFLOW;
-    size_t size = sizeof(harr) + nslots * sizeof(hslot);
-    harr *a = aligned_alloc(ETS_CACHELINE, (size + ETS_CACHELINE - 1) & ~(size_t)(ETS_CACHELINE - 1));
-    if (!a)
+    /* calloc, not aligned_alloc and memset: big blocks come from fresh zero
+     * pages, which halves the cost of growing a big table. Zero slots are
+     * empty. */
+    void *base = calloc(1, sizeof(harr) + nslots * sizeof(hslot) + ETS_CACHELINE);
+    if (!base)
         return NULL;
-    memset(a, 0, size); /* zero slots: empty; atomics of all-zero bits are valid */
+    harr *a = (harr *)(((uintptr_t)base + ETS_CACHELINE - 1) & ~(uintptr_t)(ETS_CACHELINE - 1));
+    a->base = base;
     a->cap = cap;
     a->nslots = nslots;
     a->shift = 64 - (unsigned)__builtin_ctzll(cap);
     return a;
 }
 
+static void harr_free(harr *a)
+{
+    if (a)
+        free(a->base);
+}
+
 static void harr_free_cb(struct rcu_head *h)
 {
     ets__reclaim_acquire();
-    free(caa_container_of(h, harr, rcu));
+    harr_free(caa_container_of(h, harr, rcu));
 }
 
 static int hash_init(ets_table *t)
@@ -198,7 +208,7 @@ static int hash_init(ets_table *t)
     harr *a = harr_new(HASH_MIN_CAP);
     if (!ht || !a) {
         free(ht);
-        free(a);
+        harr_free(a);
         return -ENOMEM;
     }
     atomic_init(&ht->arr, a);
@@ -218,7 +228,7 @@ static void hash_destroy(ets_table *t)
             r = n;
         }
     }
-    free(a);
+    harr_free(a);
     free(ht);
 }
 
@@ -226,7 +236,7 @@ static void hash_destroy(ets_table *t)
 
 /* The key's slot content in a (lock-free): true with *o filled (inline
  * snapshot, or the chain's first record), false when the key is absent. */
-static bool find(const harr *a, uint64_t h, const void *k, size_t kl, ets_obj *o)
+static inline bool find(const harr *a, uint64_t h, const void *k, size_t kl, ets_obj *o)
 {
     uint64_t kw[HW];
     key_words(kw, k, kl);
@@ -251,6 +261,12 @@ static bool find(const harr *a, uint64_t h, const void *k, size_t kl, ets_obj *o
         }
     }
     return false;
+}
+
+bool ets__hash_find(ets_table *t, const void *k, size_t kl, uint64_t h, ets_obj *o)
+{
+    /* Pairs with the release store that publishes a resized array. */
+    return find(atomic_load_explicit(&H(t)->arr, memory_order_acquire), h, k, kl, o);
 }
 
 static int hash_get(ets_table *t, const void *k, size_t kl, uint64_t h, ets_visit_fn fn, void *arg)
@@ -351,7 +367,7 @@ static harr *rehash(ets_table *t, const harr *a, size_t cap)
         while (j < b->nslots && atomic_load_explicit(&b->s[j].hash, memory_order_relaxed))
             j++;
         if (j == b->nslots) {
-            free(b);
+            harr_free(b);
             return NULL;
         }
         hslot *d = &b->s[j];

@@ -9,12 +9,7 @@
  * TSan cannot see urcu's barriers, so under OT_TSAN every ETS call ends with a
  * release on one token that every reclamation callback acquires before it
  * frees: the grace period has already ordered those reads before the free. */
-#ifndef OT_TSAN
-/* urcu's inline fast paths, and its reader state for thread_registered().
- * Not under TSan: compiled here they race by design on urcu's own words. */
-#define _LGPL_SOURCE
-#endif
-#include "ets_int.h"
+#include "ets_int.h" /* _LGPL_SOURCE there: urcu's reader state for thread_registered() */
 
 #include <stdlib.h>
 
@@ -23,7 +18,6 @@
 static char ets_tsan_token;
 #endif
 
-enum { ETS_TOKEN_NONE = 0, ETS_TOKEN_OFFLINE = 1 };
 
 static pthread_key_t ets_thread_key;
 static pthread_once_t ets_thread_once = PTHREAD_ONCE_INIT;
@@ -53,7 +47,7 @@ static bool thread_registered(void)
 #endif
 }
 
-int ets__enter(void)
+int ets__enter_slow(void)
 {
     if (rcu_read_ongoing())
         return ETS_TOKEN_NONE; /* a scheduler thread, or a nested call */
@@ -69,7 +63,7 @@ int ets__enter(void)
     return ETS_TOKEN_OFFLINE;
 }
 
-void ets__leave(int token)
+void ets__leave_slow(int token)
 {
 #ifdef OT_TSAN
     __tsan_release(&ets_tsan_token);

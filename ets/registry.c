@@ -19,16 +19,10 @@
 
 #include <stdlib.h>
 
-#define ETS_MAX_TABLES (1u << 16)
 #define ETS_BUCKETS 256
 
-typedef struct regslot {
-    ets_table *_Atomic tab;
-    uint32_t gen;       /* registry lock */
-    uint32_t next_free; /* registry lock */
-} regslot;
-
-static regslot reg[ETS_MAX_TABLES];
+ets_regslot ets__reg[ETS_MAX_TABLES];
+#define reg ets__reg
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t free_head = UINT32_MAX, never_used;
 static ets_table *names[ETS_BUCKETS];
@@ -36,16 +30,6 @@ static ets_table *owners[ETS_BUCKETS];
 
 void ets__registry_lock(void) { pthread_mutex_lock(&reg_mu); }
 void ets__registry_unlock(void) { pthread_mutex_unlock(&reg_mu); }
-
-ets_table *ets__lookup(ot_tab h)
-{
-    uint32_t idx = (uint32_t)h.v - 1;
-    if (idx >= ETS_MAX_TABLES)
-        return NULL;
-    /* Pairs with the release store that publishes a table. */
-    ets_table *t = atomic_load_explicit(&reg[idx].tab, memory_order_acquire);
-    return t && t->id == h.v ? t : NULL;
-}
 
 static unsigned name_bucket(const char *name)
 {
