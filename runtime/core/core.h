@@ -32,6 +32,8 @@
 #define OT_CACHELINE 64
 #define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
 
+struct ot_sched;
+
 /* ---- message envelopes -------------------------------------------------- */
 
 enum env_kind {
@@ -51,7 +53,8 @@ struct env {
     struct env *prev;           /* private queue / taken list */
     ot_pid to;
     uint8_t kind;
-    uint8_t pad[7];
+    uint8_t small;  /* from a scheduler's envelope cache (ENV_SMALL bytes) */
+    uint8_t pad[6];
     ot_msg msg;
     /* payload follows */
 };
@@ -62,6 +65,7 @@ static inline struct env *env_of(const ot_msg *m) {
 OT_HIDDEN struct env *ot__env_new(ot_pid to, uint32_t tag, ot_pid from, ot_ref ref,
                                   const void *data, size_t size);
 OT_HIDDEN void ot__env_free(struct env *e);
+OT_HIDDEN void ot__env_cache_fini(struct ot_sched *s);
 
 /* ---- stacks --------------------------------------------------------------- */
 
@@ -278,6 +282,8 @@ struct ot_sched {
     int switch_reason;          /* why the current process switched out */
     struct ot_proc *exit_queue; /* processes whose exit is to be completed */
     uint64_t nwakes_sent;
+    struct env *env_cache;      /* free small envelopes, linked through prev */
+    size_t env_cache_len;
 };
 
 enum { SW_YIELD = 1, SW_PARK, SW_EXIT, SW_HANDLER_DONE, SW_FAULT };

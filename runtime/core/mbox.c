@@ -5,16 +5,61 @@
  * Signals (exit, link, monitor...) travel in the same queue so that they stay
  * ordered with messages from the same sender, and are acted on while
  * draining. Received messages sit on a "taken" list until ot_msg_free or the
- * process's exit. Envelopes come from jemalloc's thread cache on the sending
- * thread and are freed by the receiver. */
+ * process's exit. Envelopes with small payloads come from a free list of the
+ * scheduler thread that makes them (bounded, and refilled by the envelopes its
+ * processes free), so a local send+receive touches no allocator; others come
+ * from jemalloc's thread cache on the sending thread and are freed by the
+ * receiver. The size class is kept in the envelope itself. */
 #include "runtime/core/core.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#define ENV_SMALL 128 /* bytes with the header: payloads up to 80 bytes */
+#define ENV_CACHE_MAX 4096
+
+static inline struct env *env_alloc(size_t size) {
+    struct ot_sched *s = ot__sched_get();
+    if (likely(s && sizeof(struct env) + size <= ENV_SMALL)) {
+        struct env *e = s->env_cache;
+        if (e) {
+            s->env_cache = e->prev;
+            s->env_cache_len--;
+        } else if (!(e = malloc(ENV_SMALL))) {
+            return NULL;
+        }
+        e->small = 1;
+        return e;
+    }
+    struct env *e = malloc(sizeof(*e) + size);
+    if (e)
+        e->small = 0;
+    return e;
+}
+
+void ot__env_free(struct env *e) {
+    struct ot_sched *s;
+    if (e->small && (s = ot__sched_get()) && s->env_cache_len < ENV_CACHE_MAX) {
+        e->prev = s->env_cache;
+        s->env_cache = e;
+        s->env_cache_len++;
+        return;
+    }
+    free(e);
+}
+
+void ot__env_cache_fini(struct ot_sched *s) {
+    while (s->env_cache) {
+        struct env *e = s->env_cache;
+        s->env_cache = e->prev;
+        free(e);
+    }
+    s->env_cache_len = 0;
+}
+
 struct env *ot__env_new(ot_pid to, uint32_t tag, ot_pid from, ot_ref ref, const void *data,
                         size_t size) {
-    struct env *e = malloc(sizeof(*e) + size);
+    struct env *e = env_alloc(size);
     if (unlikely(!e))
         return NULL;
     atomic_store_explicit(&e->next, NULL, memory_order_relaxed);
@@ -30,7 +75,6 @@ struct env *ot__env_new(ot_pid to, uint32_t tag, ot_pid from, ot_ref ref, const 
     return e;
 }
 
-void ot__env_free(struct env *e) { free(e); }
 
 void ot__mq_push(struct ot_proc *p, struct env *e) {
     atomic_store_explicit(&e->next, NULL, memory_order_relaxed);

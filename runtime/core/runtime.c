@@ -60,6 +60,7 @@ static void teardown(void) {
             if (!s)
                 continue;
             ot__wheel_fini(&s->wheel);
+            ot__env_cache_fini(s);
             ot__stack_release_reserve(s);
             ot__ring_fini(s);
             free(s);
