@@ -2,8 +2,9 @@
 # Installs the Debian packages Otter needs that are missing. With "bench" it
 # also installs the peers the benchmark runner compares against.
 # Everything comes from Debian by package name; nothing else is downloaded.
+# redis-tools is for the kv suite's round trip through the real redis-cli.
 set -e
-pkgs="build-essential liburing-dev libjemalloc-dev libcriterion-dev liburcu-dev pkg-config python3"
+pkgs="build-essential liburing-dev libjemalloc-dev libcriterion-dev liburcu-dev pkg-config python3 redis-tools"
 [ "$1" = "bench" ] && pkgs="$pkgs erlang-base elixir redis-server redis-tools"
 [ "$1" = "asan" ] && pkgs="$pkgs libclang-rt-14-dev"
 missing=""
