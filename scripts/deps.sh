@@ -6,7 +6,6 @@
 set -e
 pkgs="build-essential liburing-dev libjemalloc-dev libcriterion-dev liburcu-dev pkg-config python3 redis-tools"
 [ "$1" = "bench" ] && pkgs="$pkgs erlang-base elixir redis-server redis-tools"
-[ "$1" = "asan" ] && pkgs="$pkgs libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
