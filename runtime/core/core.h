@@ -129,6 +129,7 @@ struct ot_proc {
     bool dying;             /* a signal decided its death: reason is set */
     ot_ref mark_ref;        /* receive-mark: messages before mark_env are older */
     struct env *mark_env;
+    uint64_t scans;         /* messages inspected by receives (hot: kept near the queue) */
     bool mark_valid;
     uint8_t exit_by_signal; /* the exit came from outside: no crash report */
     uint16_t pad1;
@@ -154,7 +155,6 @@ struct ot_proc {
     struct ot__u64map monitored; /* ref -> pid: monitors held on this process */
     char *name;             /* registered name */
     const char *behaviour;
-    uint64_t scans;         /* messages inspected by receives */
     ot_reason reason;       /* exit reason, valid in PS_EXITING */
 };
 
