@@ -113,7 +113,7 @@ int ets__rec_add(ets_rec *r, size_t off, int64_t incr, int64_t *result);
 /* ---- object views ----------------------------------------------------------- */
 
 /* Inline capacity of a hash slot: key padded to 8 bytes, then value padded. */
-#define ETS_INLINE_WORDS 5
+#define ETS_INLINE_WORDS 2
 
 /* One object as a method shows it. rec NULL: an inline object, whose bytes
  * are the snapshot in snap (key first, value at the next 8-byte boundary);

@@ -1,18 +1,21 @@
 /* Hash tables (set, bag, duplicate_bag): linear probing over an array of
- * cache-line slots, indexed by the top bits of the 64-bit key hash, with no
- * wrap-around (an overflow tail instead). A set's object whose key and value
- * fit in ETS_INLINE_WORDS words (padded to 8 bytes each) lives in its slot, so
- * a hit reads one cache line; larger objects, and every bag object, are
- * ets_recs the slot points to.
+ * 32-byte slots (two to a cache line), indexed by the top bits of the 64-bit
+ * key hash, with no wrap-around (an overflow tail instead). A set's object
+ * whose key and value fit in ETS_INLINE_WORDS words (padded to 8 bytes each:
+ * an 8-byte key and an 8-byte value, or a key of up to 16 bytes alone) lives
+ * in its slot, so a hit reads one cache line; larger objects, and every bag
+ * object, are ets_recs the slot points to. Slots are small because a big
+ * table's cost is its memory: look-ups miss in cache on it and inserts pay
+ * for its fresh pages.
  *
  * Invariants. A slot's hash goes from 0 (empty) to the hash of the key that
  * claimed it, by CAS, and never changes again in that array. Its content is
- * an inline object (meta non-zero: key and value in w), a record chain (rec),
- * or nothing (rec TOMB: its key is gone, and a later insert of a key with
- * the same hash may reuse the slot). Content changes only under the stripe
+ * an inline object (meta non-zero: key and value in w), a record chain (meta
+ * 0, the record's address in w[0]), or nothing (w[0] TOMB: its key is gone,
+ * and a later insert of a key with the same hash may reuse the slot). Content changes only under the stripe
  * lock of the key's hash (low bits), inside the slot's seqlock: seq is made
  * odd, the words are stored with release, seq is made even again. Readers
- * take no lock and write nothing: they copy meta, rec and w with acquire
+ * take no lock and write nothing: they copy meta and w with acquire
  * loads between two reads of seq and retry when seq was odd or moved, so an
  * inline object is never seen torn; a record they find stays readable (QSBR)
  * even if it is replaced meanwhile. Inline words never change outside that
@@ -43,11 +46,22 @@ typedef struct hslot {
     _Atomic uint64_t hash;
     _Atomic uint32_t seq;
     _Atomic uint32_t meta;
-    ets_rec *_Atomic rec;
-    _Atomic uint64_t w[HW];
-} __attribute__((aligned(ETS_CACHELINE))) hslot;
+    _Atomic uint64_t w[HW]; /* meta 0: w[0] is the record chain (or NULL, TOMB) */
+} __attribute__((aligned(32))) hslot;
 
-_Static_assert(sizeof(hslot) == ETS_CACHELINE, "a slot is one cache line");
+_Static_assert(sizeof(hslot) == 32 && ETS_CACHELINE % sizeof(hslot) == 0,
+               "a slot never straddles cache lines");
+
+static inline ets_rec *as_rec(uint64_t w) { return (ets_rec *)(uintptr_t)w; }
+static inline uint64_t rec_word(const ets_rec *r) { return (uint64_t)(uintptr_t)r; }
+
+/* Writers and frozen arrays: the record chain of a slot (NULL when inline). */
+static inline ets_rec *slot_rec(const hslot *s)
+{
+    if (atomic_load_explicit(&s->meta, memory_order_relaxed))
+        return NULL;
+    return as_rec(atomic_load_explicit(&s->w[0], memory_order_relaxed));
+}
 
 typedef struct harr {
     struct rcu_head rcu;
@@ -105,12 +119,13 @@ static inline void snap(const hslot *s, uint32_t *meta, ets_rec **rec, uint64_t 
         /* Acquire pairs with the writers' release stores of these words: a
          * word from a section in progress makes its odd seq visible below. */
         *meta = atomic_load_explicit(&s->meta, memory_order_acquire);
-        *rec = atomic_load_explicit(&s->rec, memory_order_acquire);
-        for (int i = 0; i < HW; i++)
-            w[i] = atomic_load_explicit(&s->w[i], memory_order_acquire);
+        w[0] = atomic_load_explicit(&s->w[0], memory_order_acquire);
+        w[1] = atomic_load_explicit(&s->w[1], memory_order_acquire);
         /* Ordered after the loads above by their acquire. */
-        if (atomic_load_explicit(&s->seq, memory_order_relaxed) == s1)
+        if (atomic_load_explicit(&s->seq, memory_order_relaxed) == s1) {
+            *rec = *meta ? NULL : as_rec(w[0]);
             return;
+        }
     }
 }
 
@@ -122,11 +137,9 @@ static void slot_set(hslot *s, uint32_t meta, ets_rec *rec, const uint64_t *w)
     /* Made visible to a reader by any of the release stores below that it
      * reads (see snap). */
     atomic_store_explicit(&s->seq, q + 1, memory_order_relaxed);
-    if (w)
-        for (int i = 0; i < HW; i++)
-            atomic_store_explicit(&s->w[i], w[i], memory_order_release);
     /* Release pairs with the readers' acquire loads: a record is complete. */
-    atomic_store_explicit(&s->rec, rec, memory_order_release);
+    atomic_store_explicit(&s->w[0], w ? w[0] : rec_word(rec), memory_order_release);
+    atomic_store_explicit(&s->w[1], w ? w[1] : 0, memory_order_release);
     atomic_store_explicit(&s->meta, meta, memory_order_release);
     atomic_store_explicit(&s->seq, q + 2, memory_order_release); /* pairs with snap's first load */
 }
@@ -134,9 +147,14 @@ static void slot_set(hslot *s, uint32_t meta, ets_rec *rec, const uint64_t *w)
 /* Packs (k, v) into inline words; returns the meta. */
 static uint32_t pack(uint64_t *w, const void *k, size_t kl, const void *v, size_t vl)
 {
-    memset(w, 0, HW * 8);
-    memcpy(w, k, kl);
-    if (vl)
+    w[0] = w[1] = 0;
+    if (kl == 8) /* the common integer key: no call to memcpy */
+        memcpy(w, k, 8);
+    else
+        memcpy(w, k, kl);
+    if (vl == 8)
+        memcpy(&w[1], v, 8);
+    else if (vl)
         memcpy((unsigned char *)w + ets_pad8(kl), v, vl);
     return META_INLINE | (uint32_t)kl | (uint32_t)vl << 8;
 }
@@ -159,7 +177,7 @@ static inline void key_words(uint64_t *kw, const void *k, size_t kl)
         memcpy(kw, k, 8);
         return;
     }
-    memset(kw, 0, HW * 8);
+    kw[0] = kw[1] = 0;
     memcpy(kw, k, kl <= HW * 8 ? kl : 0);
 }
 
@@ -221,7 +239,7 @@ static void hash_destroy(ets_table *t)
     htab *ht = H(t);
     harr *a = atomic_load_explicit(&ht->arr, memory_order_relaxed); /* no one else left */
     for (size_t i = 0; i < a->nslots; i++) {
-        ets_rec *r = atomic_load_explicit(&a->s[i].rec, memory_order_relaxed);
+        ets_rec *r = slot_rec(&a->s[i]);
         while (live(r)) {
             ets_rec *n = atomic_load_explicit(&r->next, memory_order_relaxed);
             free(r);
@@ -311,7 +329,7 @@ static long wfind(const harr *a, uint64_t h, const void *k, size_t kl, long *reu
             continue;
         /* Content of our stripe's keys: stable under our lock. */
         uint32_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
-        ets_rec *r = atomic_load_explicit(&s->rec, memory_order_relaxed);
+        ets_rec *r = slot_rec(s);
         bool is;
         if (meta) {
             for (int j = 0; j < HW; j++)
@@ -345,8 +363,7 @@ static void unlock_all(ets_table *t)
 
 static inline bool slot_live(const hslot *s)
 {
-    return atomic_load_explicit(&s->meta, memory_order_relaxed) ||
-           live(atomic_load_explicit(&s->rec, memory_order_relaxed));
+    return atomic_load_explicit(&s->meta, memory_order_relaxed) || live(slot_rec(s));
 }
 
 /* Copies the live slots of a into a new array of cap slots; NULL when one
@@ -374,8 +391,6 @@ static harr *rehash(ets_table *t, const harr *a, size_t cap)
         /* Relaxed: b is published by the release store of arr. */
         atomic_store_explicit(&d->hash, h, memory_order_relaxed);
         atomic_store_explicit(&d->meta, atomic_load_explicit(&s->meta, memory_order_relaxed),
-                              memory_order_relaxed);
-        atomic_store_explicit(&d->rec, atomic_load_explicit(&s->rec, memory_order_relaxed),
                               memory_order_relaxed);
         for (int k = 0; k < HW; k++)
             atomic_store_explicit(&d->w[k], atomic_load_explicit(&s->w[k], memory_order_relaxed),
@@ -448,7 +463,7 @@ static inline long obj_bytes(const ets_rec *r) { return (long)ets_rec_size(r->kl
 /* A bag key already in slot i: add r unless (bag) an equal object is there. */
 static void bag_add(ets_table *t, hslot *s, ets_rec *r)
 {
-    ets_rec *head = atomic_load_explicit(&s->rec, memory_order_relaxed); /* locked */
+    ets_rec *head = slot_rec(s); /* locked */
     ets_rec *tail = head;
     for (ets_rec *c = head; c; c = atomic_load_explicit(&c->next, memory_order_relaxed)) {
         if (t->type == OT_ETS_BAG && ets__val_equal(ets_rec_val(c), c->vlen, ets_rec_val(r), r->vlen)) {
@@ -489,7 +504,7 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
                 rc = -EEXIST;
                 free(r);
             } else if (t->type == OT_ETS_SET) {
-                ets_rec *old = atomic_load_explicit(&s->rec, memory_order_relaxed); /* locked */
+                ets_rec *old = slot_rec(s); /* locked */
                 slot_set(s, meta, r, meta ? w : NULL);
                 ets_count_locked(t, h, 0, bytes - (live(old) ? obj_bytes(old) : 0));
                 if (live(old))
@@ -566,7 +581,7 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
             }
         } else {
             ets_rec *prev = NULL;
-            ets_rec *c = atomic_load_explicit(&s->rec, memory_order_relaxed);
+            ets_rec *c = slot_rec(s); /* locked */
             while (c) {
                 ets_rec *nx = atomic_load_explicit(&c->next, memory_order_relaxed);
                 if (v && !ets__val_equal(ets_rec_val(c), c->vlen, v, vl)) {
