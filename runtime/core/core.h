@@ -345,6 +345,7 @@ OT_HIDDEN void ot__mq_drain(struct ot_proc *p); /* MPSC -> private queue, runs s
 OT_HIDDEN void ot__mq_free_all(struct ot_proc *p);
 OT_HIDDEN void ot__q_remove(struct ot_proc *p, struct env *e);
 OT_HIDDEN struct env *ot__q_take_first(struct ot_proc *p);
+OT_HIDDEN void ot__taken_add(struct ot_proc *p, struct env *e); /* received, not yet freed */
 OT_HIDDEN bool ot__mq_maybe_nonempty(struct ot_proc *p);
 OT_HIDDEN int ot__deliver(ot_pid to, struct env *e); /* push + wake; frees e if dead */
 

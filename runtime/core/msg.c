@@ -47,7 +47,7 @@ int ot_send_ref(ot_pid to, uint32_t tag, ot_ref ref, const void *data, size_t si
     return send_common(to, tag, ref, data, size);
 }
 
-static void taken_add(struct ot_proc *p, struct env *e) {
+void ot__taken_add(struct ot_proc *p, struct env *e) {
     struct env *sent = (struct env *)&p->taken;
     struct env *first = atomic_load_explicit(&p->taken.next, memory_order_relaxed);
     atomic_store_explicit(&e->next, first, memory_order_relaxed);
@@ -103,7 +103,7 @@ static ot_msg *receive(struct ot_proc *p, bool (*umatch)(const ot_msg *, void *)
                     p->mark_valid = false;
                 if (armed)
                     ot__timer_cancel_wake(p);
-                taken_add(p, e);
+                ot__taken_add(p, e);
                 return &e->msg;
             }
             cursor = e;

@@ -195,12 +195,7 @@ void ot__run_handler_body(void *arg) {
         }
         /* on the taken list while the callback runs, so an exit inside it
          * frees the message */
-        struct env *sent = (struct env *)&p->taken;
-        struct env *first = atomic_load_explicit(&p->taken.next, memory_order_relaxed);
-        atomic_store_explicit(&e->next, first, memory_order_relaxed);
-        e->prev = sent;
-        first->prev = e;
-        atomic_store_explicit(&p->taken.next, e, memory_order_relaxed);
+        ot__taken_add(p, e);
         atomic_store_explicit(&p->reductions,
                               atomic_load_explicit(&p->reductions, memory_order_relaxed) + 1,
                               memory_order_relaxed);

@@ -418,6 +418,22 @@ static inline void tsan_fresh_fiber(struct stack *st) {
 #endif
 }
 
+/* Sets up a fresh context running entry(p) on st; without a stack the process
+ * ends (the error is its exit reason) and false is returned. */
+static bool give_stack(struct ot_sched *s, struct ot_proc *p, struct stack *st,
+                       void (*entry)(void *)) {
+    if (!st) {
+        p->reason = ot_reason_error("no stack: %s", strerror(errno));
+        ot__proc_finish_exit(s, p);
+        s->current = NULL;
+        return false;
+    }
+    p->stack = st;
+    tsan_fresh_fiber(st);
+    p->sp = ot__ctx_make(st->hi, entry, p);
+    return true;
+}
+
 static void run_proc(struct ot_sched *s, struct ot_proc *p) {
     atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);
     atomic_store_explicit(&p->sched, s, memory_order_relaxed);
@@ -437,30 +453,15 @@ static void run_proc(struct ot_sched *s, struct ot_proc *p) {
         }
         struct stack *st = s->hstack;
         s->hstack = NULL;
-        if (!st)
-            st = ot__stack_get(s, ot__rt.stack_size);
-        if (!st) {
-            p->reason = ot_reason_error("no stack for handler");
-            ot__proc_finish_exit(s, p);
-            s->current = NULL;
+        if (!give_stack(s, p, st ? st : ot__stack_get(s, ot__rt.stack_size),
+                        ot__run_handler_body))
             return;
-        }
-        p->stack = st;
-        tsan_fresh_fiber(st);
-        p->sp = ot__ctx_make(st->hi, ot__run_handler_body, p);
     } else if (unlikely(!p->stack)) {
         /* a stackful process's first run: its stack comes from this scheduler */
         size_t sz = (size_t)p->stack_req << 10;
-        struct stack *st = ot__stack_get(s, sz ? sz : ot__rt.stack_size);
-        if (!st) {
-            p->reason = ot_reason_error("no stack: %s", strerror(errno));
-            ot__proc_finish_exit(s, p);
-            s->current = NULL;
+        if (!give_stack(s, p, ot__stack_get(s, sz ? sz : ot__rt.stack_size),
+                        ot__stackful_entry))
             return;
-        }
-        p->stack = st;
-        tsan_fresh_fiber(st);
-        p->sp = ot__ctx_make(st->hi, ot__stackful_entry, p);
     }
     if (p->budget <= 0)
         p->budget = BUDGET;
