@@ -425,6 +425,10 @@ static void acceptor_main(void *arg) {
                                                       : ((struct sockaddr_in *)&sa)->sin_port);
     }
     srv.listen_rc = lfd < 0 ? lfd : 0;
+    /* Set here, before the first accept, so every connection process (spawned
+     * by this one) sees it: written by the starting thread after the
+     * acceptor ran, INFO and CONFIG GET port raced with it (TSan). */
+    kv_stats.port = srv.port;
     sem_post(&srv.ready);
     if (lfd < 0)
         return;
@@ -512,7 +516,6 @@ int kv_server_start(const kv_opts *o, uint16_t *bound_port) {
         rc = srv.listen_rc;
         goto fail_store;
     }
-    kv_stats.port = srv.port;
     srv.expirer = ot_spawn_opt(expirer_main, NULL, &(ot_spawn_opts){.behaviour = "kv_expiry"});
     if (!srv.expirer.v) {
         rc = -errno;
