@@ -13,6 +13,7 @@
 #include <otter.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -655,12 +656,14 @@ Test(kv, large_values) {
     stop();
 }
 
-static volatile int mset_stop;
+/* Set by the test when it is done, read by the writer thread each round. */
+static atomic_int mset_stop;
 
 static void *mset_thread(void *arg) {
     int fd = cconnect();
     char buf[256];
-    for (int i = 0; !mset_stop; i++) {
+    /* Pairs with the release store in mset_mget_atomic. */
+    for (int i = 0; !atomic_load_explicit(&mset_stop, memory_order_acquire); i++) {
         char v[16];
         snprintf(v, sizeof v, "%d", i);
         const char *req = CMD("MSET", "ma", v, "mb", v, "mc", v);
@@ -681,7 +684,8 @@ Test(kv, mset_mget_atomic) {
     start();
     int fd = cconnect();
     rt(fd, CMD("MSET", "ma", "0", "mb", "0", "mc", "0"), "+OK\r\n");
-    mset_stop = 0;
+    /* Relaxed: pthread_create below orders it before the thread's loads. */
+    atomic_store_explicit(&mset_stop, 0, memory_order_relaxed);
     pthread_t t;
     pthread_create(&t, NULL, mset_thread, NULL);
     char req[128];
@@ -709,7 +713,8 @@ Test(kv, mset_mget_atomic) {
         size_t vl = (size_t)(e1 - v1);
         cr_assert(strncmp(v1, v2, vl + 2) == 0 && strncmp(v1, v3, vl + 2) == 0, "torn MGET: %s", b);
     }
-    mset_stop = 1;
+    /* Pairs with the acquire load in mset_thread. */
+    atomic_store_explicit(&mset_stop, 1, memory_order_release);
     void *r;
     pthread_join(t, &r);
     cr_assert_null(r);
