@@ -839,6 +839,16 @@ Test(kv, idle_mid_command_times_out) {
 }
 
 Test(kv, crash_closes_only_that_connection) {
+    /* Sanitizer builds leave SIGSEGV to the sanitizer (runtime/core/fault.c),
+     * so a real fault ends the whole program. Under ASan, DEBUG SEGFAULT exits
+     * the process with the fault's reason instead (commands.c), so what this
+     * test checks (the acceptor's DOWN, close and count) still runs there;
+     * under TSan the fault is real and cannot be caught. */
+#if defined(OT_SANITIZE) && !defined(OT_ASAN)
+    cr_skip_test("sanitizer build: TSan owns the SIGSEGV handler, so the runtime does not turn "
+                 "DEBUG SEGFAULT's fault into the connection process's exit here "
+                 "(runtime/core/fault.c)");
+#endif
     start();
     int other = cconnect();
     rt(other, CMD("SET", "a", "1"), "+OK\r\n");
