@@ -20,6 +20,7 @@
 
 #include <otter.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -175,11 +176,34 @@ void ets__vec_fini(ets_vec *a); /* frees the array, not the records */
 /* ---- tables ----------------------------------------------------------------- */
 
 typedef struct ets_stripe {
-    pthread_mutex_t mu;  /* the writers of the stripe's keys (hash tables) */
-    _Atomic long size;   /* objects; the table's size is the sum */
-    _Atomic long bytes;  /* record bytes */
-    _Atomic long claimed; /* hash tables, written under mu: slots its keys claimed */
+    _Atomic int lock;     /* the writers of the stripe's keys (hash tables) */
+    _Atomic long size;    /* objects; the table's size is the sum */
+    _Atomic long bytes;   /* record bytes */
+    _Atomic long claimed; /* hash tables, written under lock: slots its keys claimed */
 } __attribute__((aligned(ETS_CACHELINE))) ets_stripe;
+
+/* A spinlock, not a mutex: held for one slot's update (a resize, which holds
+ * them all, is the long exception, so waiters yield after a while), and it
+ * costs one locked instruction where a mutex costs two. A blocked mutex
+ * would stall the whole scheduler thread anyway. */
+static inline void ets_stripe_lock(ets_stripe *s)
+{
+    unsigned spins = 0;
+    /* Acquire pairs with the release in ets_stripe_unlock. */
+    while (atomic_exchange_explicit(&s->lock, 1, memory_order_acquire)) {
+        while (atomic_load_explicit(&s->lock, memory_order_relaxed)) {
+            if (++spins > 128)
+                sched_yield();
+            else
+                __builtin_ia32_pause();
+        }
+    }
+}
+
+static inline void ets_stripe_unlock(ets_stripe *s)
+{
+    atomic_store_explicit(&s->lock, 0, memory_order_release); /* pairs with ets_stripe_lock */
+}
 
 typedef struct ets_table ets_table;
 typedef int (*ets_visit_fn)(const ets_obj *o, void *arg); /* non-zero stops */

@@ -352,13 +352,13 @@ static long wfind(const harr *a, uint64_t h, const void *k, size_t kl, long *reu
 static void lock_all(ets_table *t)
 {
     for (unsigned i = 0; i <= t->stripe_mask; i++)
-        pthread_mutex_lock(&t->stripes[i].mu);
+        ets_stripe_lock(&t->stripes[i]);
 }
 
 static void unlock_all(ets_table *t)
 {
     for (unsigned i = t->stripe_mask + 1; i-- > 0;)
-        pthread_mutex_unlock(&t->stripes[i].mu);
+        ets_stripe_unlock(&t->stripes[i]);
 }
 
 static inline bool slot_live(const hslot *s)
@@ -491,8 +491,14 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
     }
     long bytes = r ? obj_bytes(r) : 0;
     ets_stripe *st = ets_stripe_of(t, h);
+    {
+        /* The home slot is most likely a cache miss in a big table: start it
+         * before the lock's locked instruction, which later loads wait for. */
+        const harr *a = atomic_load_explicit(&ht->arr, memory_order_acquire); /* as below */
+        __builtin_prefetch(&a->s[home(a, h)], 1);
+    }
     for (;;) {
-        pthread_mutex_lock(&st->mu);
+        ets_stripe_lock(st);
         harr *a = atomic_load_explicit(&ht->arr, memory_order_acquire);
         long reuse;
         size_t end;
@@ -512,7 +518,7 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
             } else {
                 bag_add(t, s, r);
             }
-            pthread_mutex_unlock(&st->mu);
+            ets_stripe_unlock(st);
             return rc;
         }
         bool grow = false;
@@ -529,7 +535,7 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
                     c = (long)j;
             }
             if (c < 0) {
-                pthread_mutex_unlock(&st->mu);
+                ets_stripe_unlock(st);
                 int rc = resize(t, a, true);
                 if (rc) {
                     free(r);
@@ -544,7 +550,7 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
             atomic_store_explicit(&r->next, NULL, memory_order_relaxed); /* published below */
         slot_set(&a->s[reuse], meta, r, meta ? w : NULL);
         ets_count_locked(t, h, 1, bytes);
-        pthread_mutex_unlock(&st->mu);
+        ets_stripe_unlock(st);
         if (grow)
             resize(t, a, false); /* the insert is done; a failed grow retries later */
         return 0;
@@ -555,7 +561,7 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
                     bool want, ets_vec *out)
 {
     ets_stripe *st = ets_stripe_of(t, h);
-    pthread_mutex_lock(&st->mu);
+    ets_stripe_lock(st);
     harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire);
     long reuse;
     size_t end;
@@ -603,7 +609,7 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
         }
         ets_count_locked(t, h, -n, -bytes);
     }
-    pthread_mutex_unlock(&st->mu);
+    ets_stripe_unlock(st);
     return n;
 }
 
@@ -612,7 +618,7 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
 static int promote(ets_table *t, const void *k, size_t kl, uint64_t h)
 {
     ets_stripe *st = ets_stripe_of(t, h);
-    pthread_mutex_lock(&st->mu);
+    ets_stripe_lock(st);
     harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire);
     long reuse;
     size_t end;
@@ -634,7 +640,7 @@ static int promote(ets_table *t, const void *k, size_t kl, uint64_t h)
             }
         }
     }
-    pthread_mutex_unlock(&st->mu);
+    ets_stripe_unlock(st);
     return rc;
 }
 

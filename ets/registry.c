@@ -83,8 +83,6 @@ static void table_free(ets_table *t)
     if (t->impl)
         t->m->destroy(t);
     if (t->stripes) {
-        for (unsigned i = 0; i <= t->stripe_mask; i++)
-            pthread_mutex_destroy(&t->stripes[i].mu);
         free(t->stripes);
     }
     free(t->heir_data);
@@ -130,7 +128,7 @@ static ets_table *table_alloc(const char *name, const ot_ets_opts *o)
     t->stripes = aligned_alloc(ETS_CACHELINE, nstripes * sizeof(ets_stripe));
     if (t->stripes) {
         for (unsigned i = 0; i < nstripes; i++) {
-            pthread_mutex_init(&t->stripes[i].mu, NULL);
+            atomic_init(&t->stripes[i].lock, 0);
             atomic_init(&t->stripes[i].size, 0);
             atomic_init(&t->stripes[i].bytes, 0);
             atomic_init(&t->stripes[i].claimed, 0);
