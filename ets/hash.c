@@ -38,7 +38,13 @@
 #define HASH_OVERFLOW 32 /* slots past the last home before a forced resize */
 #define HW ETS_INLINE_WORDS
 
-#define META_INLINE (1u << 31) /* meta: klen | vlen << 8 | META_INLINE */
+/* meta: klen | vlen << 8 | a kind: an inline object, or a set's record
+ * whose key (8 bytes or fewer, in w[1]) and value length (under 256) the
+ * slot repeats, so that update_counter finds its counter without reading
+ * the record's header, which shares a cache line with the counter that the
+ * other updaters keep taking away. 0: a record chain, TOMB or nothing. */
+#define META_INLINE (1u << 31)
+#define META_RECKEY (1u << 30)
 static inline uint32_t meta_klen(uint32_t m) { return m & 0xff; }
 static inline uint32_t meta_vlen(uint32_t m) { return (m >> 8) & 0xff; }
 
@@ -58,7 +64,7 @@ static inline uint64_t rec_word(const ets_rec *r) { return (uint64_t)(uintptr_t)
 /* Writers and frozen arrays: the record chain of a slot (NULL when inline). */
 static inline ets_rec *slot_rec(const hslot *s)
 {
-    if (atomic_load_explicit(&s->meta, memory_order_relaxed))
+    if (atomic_load_explicit(&s->meta, memory_order_relaxed) & META_INLINE)
         return NULL;
     return as_rec(atomic_load_explicit(&s->w[0], memory_order_relaxed));
 }
@@ -123,25 +129,35 @@ static inline void snap(const hslot *s, uint32_t *meta, ets_rec **rec, uint64_t 
         w[1] = atomic_load_explicit(&s->w[1], memory_order_acquire);
         /* Ordered after the loads above by their acquire. */
         if (atomic_load_explicit(&s->seq, memory_order_relaxed) == s1) {
-            *rec = *meta ? NULL : as_rec(w[0]);
+            *rec = *meta & META_INLINE ? NULL : as_rec(w[0]);
             return;
         }
     }
 }
 
-/* Writers, stripe lock held: replaces the slot's content. w NULL: no inline
- * words (meta 0). */
-static void slot_set(hslot *s, uint32_t meta, ets_rec *rec, const uint64_t *w)
+/* Writers, stripe lock held: replaces the slot's content. */
+static void slot_set(hslot *s, uint32_t meta, const uint64_t *w)
 {
     uint32_t q = atomic_load_explicit(&s->seq, memory_order_relaxed); /* ours: locked */
     /* Made visible to a reader by any of the release stores below that it
      * reads (see snap). */
     atomic_store_explicit(&s->seq, q + 1, memory_order_relaxed);
     /* Release pairs with the readers' acquire loads: a record is complete. */
-    atomic_store_explicit(&s->w[0], w ? w[0] : rec_word(rec), memory_order_release);
-    atomic_store_explicit(&s->w[1], w ? w[1] : 0, memory_order_release);
+    atomic_store_explicit(&s->w[0], w[0], memory_order_release);
+    atomic_store_explicit(&s->w[1], w[1], memory_order_release);
     atomic_store_explicit(&s->meta, meta, memory_order_release);
     atomic_store_explicit(&s->seq, q + 2, memory_order_release); /* pairs with snap's first load */
+}
+
+/* The slot words and meta of a record chain r (or NULL, TOMB). */
+static uint32_t rec_words(ets_table *t, ets_rec *r, uint64_t *w)
+{
+    w[0] = rec_word(r);
+    w[1] = 0;
+    if (t->type != OT_ETS_SET || !live(r) || r->klen > 8 || r->vlen > 0xff)
+        return 0;
+    memcpy(&w[1], ets_rec_key(r), r->klen);
+    return META_RECKEY | r->klen | r->vlen << 8;
 }
 
 /* Packs (k, v) into inline words; returns the meta. */
@@ -254,7 +270,8 @@ static void hash_destroy(ets_table *t)
 
 /* The key's slot content in a (lock-free): true with *o filled (inline
  * snapshot, or the chain's first record), false when the key is absent. */
-static inline bool find(const harr *a, uint64_t h, const void *k, size_t kl, ets_obj *o)
+static inline bool find(const harr *a, uint64_t h, const void *k, size_t kl, ets_obj *o,
+                        bool light)
 {
     uint64_t kw[HW];
     key_words(kw, k, kl);
@@ -268,9 +285,19 @@ static inline bool find(const harr *a, uint64_t h, const void *k, size_t kl, ets
         uint32_t meta;
         ets_rec *r;
         snap(&a->s[i], &meta, &r, o->snap);
-        if (meta) {
+        if (meta & META_INLINE) {
             if (inline_is(meta, o->snap, kw, kl)) {
                 view_inline(o, meta, h);
+                return true;
+            }
+        } else if (meta & META_RECKEY) {
+            if (meta_klen(meta) == kl && o->snap[1] == kw[0]) {
+                if (!light) {
+                    ets_obj_of_rec(o, r);
+                    return true;
+                }
+                o->rec = r; /* light: rec and vlen only, the header untouched */
+                o->vlen = meta_vlen(meta);
                 return true;
             }
         } else if (live(r) && rec_is(r, k, kl)) {
@@ -284,7 +311,7 @@ static inline bool find(const harr *a, uint64_t h, const void *k, size_t kl, ets
 bool ets__hash_find(ets_table *t, const void *k, size_t kl, uint64_t h, ets_obj *o)
 {
     /* Pairs with the release store that publishes a resized array. */
-    return find(atomic_load_explicit(&H(t)->arr, memory_order_acquire), h, k, kl, o);
+    return find(atomic_load_explicit(&H(t)->arr, memory_order_acquire), h, k, kl, o, false);
 }
 
 static int hash_get(ets_table *t, const void *k, size_t kl, uint64_t h, ets_visit_fn fn, void *arg)
@@ -292,7 +319,7 @@ static int hash_get(ets_table *t, const void *k, size_t kl, uint64_t h, ets_visi
     /* Pairs with the release store that publishes a resized array. */
     harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire);
     ets_obj o;
-    if (!find(a, h, k, kl, &o))
+    if (!find(a, h, k, kl, &o, false))
         return 0;
     if (!o.rec) {
         fn(&o, arg);
@@ -331,7 +358,7 @@ static long wfind(const harr *a, uint64_t h, const void *k, size_t kl, long *reu
         uint32_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
         ets_rec *r = slot_rec(s);
         bool is;
-        if (meta) {
+        if (meta & META_INLINE) {
             for (int j = 0; j < HW; j++)
                 w[j] = atomic_load_explicit(&s->w[j], memory_order_relaxed);
             is = inline_is(meta, w, kw, kl);
@@ -363,7 +390,8 @@ static void unlock_all(ets_table *t)
 
 static inline bool slot_live(const hslot *s)
 {
-    return atomic_load_explicit(&s->meta, memory_order_relaxed) || live(slot_rec(s));
+    return (atomic_load_explicit(&s->meta, memory_order_relaxed) & META_INLINE) ||
+           live(slot_rec(s));
 }
 
 /* Copies the live slots of a into a new array of cap slots; NULL when one
@@ -511,7 +539,7 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
                 free(r);
             } else if (t->type == OT_ETS_SET) {
                 ets_rec *old = slot_rec(s); /* locked */
-                slot_set(s, meta, r, meta ? w : NULL);
+                slot_set(s, meta ? meta : rec_words(t, r, w), w);
                 ets_count_locked(t, h, 0, bytes - (live(old) ? obj_bytes(old) : 0));
                 if (live(old))
                     ets__vec_push(out, old);
@@ -548,7 +576,7 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
         }
         if (r)
             atomic_store_explicit(&r->next, NULL, memory_order_relaxed); /* published below */
-        slot_set(&a->s[reuse], meta, r, meta ? w : NULL);
+        slot_set(&a->s[reuse], meta ? meta : rec_words(t, r, w), w);
         ets_count_locked(t, h, 1, bytes);
         ets_stripe_unlock(st);
         if (grow)
@@ -571,7 +599,7 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
     if (i >= 0) {
         hslot *s = &a->s[i];
         uint32_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed); /* locked */
-        if (meta) {
+        if (meta & META_INLINE) {
             uint64_t w[HW];
             for (int j = 0; j < HW; j++)
                 w[j] = atomic_load_explicit(&s->w[j], memory_order_relaxed);
@@ -582,11 +610,12 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
                     if (c)
                         ets__vec_push(out, c);
                 }
-                slot_set(s, 0, TOMB, NULL);
+                slot_set(s, 0, (const uint64_t[HW]){rec_word(TOMB), 0});
                 n = 1;
             }
         } else {
             ets_rec *prev = NULL;
+            uint64_t nw[HW];
             ets_rec *c = slot_rec(s); /* locked */
             while (c) {
                 ets_rec *nx = atomic_load_explicit(&c->next, memory_order_relaxed);
@@ -600,7 +629,7 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
                 if (prev)
                     atomic_store_explicit(&prev->next, nx, memory_order_release);
                 else
-                    slot_set(s, 0, nx ? nx : TOMB, NULL);
+                    slot_set(s, rec_words(t, nx ? nx : TOMB, nw), nw);
                 n++;
                 bytes += obj_bytes(c);
                 ets__vec_push(out, c);
@@ -627,13 +656,13 @@ static int promote(ets_table *t, const void *k, size_t kl, uint64_t h)
     if (i >= 0) {
         hslot *s = &a->s[i];
         uint32_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed); /* locked */
-        if (meta) {
+        if (meta & META_INLINE) {
             uint64_t w[HW];
             for (int j = 0; j < HW; j++)
                 w[j] = atomic_load_explicit(&s->w[j], memory_order_relaxed);
             ets_rec *r = ets__rec_new(k, kl, (unsigned char *)w + ets_pad8(kl), meta_vlen(meta), h);
             if (r) {
-                slot_set(s, 0, r, NULL);
+                slot_set(s, rec_words(t, r, w), w);
                 ets_count_locked(t, h, 0, obj_bytes(r));
             } else {
                 rc = -ENOMEM;
@@ -650,12 +679,16 @@ static int hash_counter(ets_table *t, const void *k, size_t kl, uint64_t h, size
     for (;;) {
         harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire); /* as in hash_get */
         ets_obj o;
-        if (!find(a, h, k, kl, &o))
+        if (!find(a, h, k, kl, &o, true))
             return -ENOENT;
-        if (o.rec)
-            return ets__rec_add(o.rec, off, incr, result);
         if (o.vlen < off + 8)
             return -EINVAL;
+        if (o.rec) {
+            /* As in ets__rec_add, with the length the slot gave. */
+            _Atomic int64_t *w = (_Atomic int64_t *)(uintptr_t)(ets_rec_val(o.rec) + off);
+            *result = atomic_fetch_add_explicit(w, incr, memory_order_relaxed) + incr;
+            return 0;
+        }
         int rc = promote(t, k, kl, h);
         if (rc)
             return rc;
@@ -670,7 +703,7 @@ static bool slot_view(const hslot *s, uint64_t h, ets_obj *o)
     uint32_t meta;
     ets_rec *r;
     snap(s, &meta, &r, o->snap);
-    if (meta) {
+    if (meta & META_INLINE) {
         view_inline(o, meta, h);
         return true;
     }
