@@ -270,9 +270,53 @@ static void hash_destroy(ets_table *t)
 
 /* The key's slot content in a (lock-free): true with *o filled (inline
  * snapshot, or the chain's first record), false when the key is absent. */
+/* find for an 8-byte key (integer keys): the same walk, with the key in a
+ * register and the slot's words compared in place. */
+static inline bool find8(const harr *a, uint64_t h, const void *k, ets_obj *o, bool light)
+{
+    uint64_t key;
+    memcpy(&key, k, 8);
+    for (size_t i = home(a, h); i < a->nslots; i++) {
+        /* As in find. */
+        uint64_t sh = atomic_load_explicit(&a->s[i].hash, memory_order_acquire);
+        if (sh == 0)
+            return false;
+        if (sh != h)
+            continue;
+        uint32_t meta;
+        ets_rec *r;
+        snap(&a->s[i], &meta, &r, o->snap);
+        if (meta_klen(meta) == 8 && (meta & META_INLINE) && o->snap[0] == key) {
+            o->rec = NULL;
+            o->hash = h;
+            o->klen = 8;
+            o->vlen = meta_vlen(meta);
+            o->key = (const unsigned char *)o->snap;
+            o->val = (const unsigned char *)&o->snap[1];
+            return true;
+        }
+        if (meta_klen(meta) == 8 && (meta & META_RECKEY) && o->snap[1] == key) {
+            if (light) {
+                o->rec = r; /* as in find */
+                o->vlen = meta_vlen(meta);
+            } else {
+                ets_obj_of_rec(o, r);
+            }
+            return true;
+        }
+        if (!(meta & (META_INLINE | META_RECKEY)) && live(r) && rec_is(r, k, 8)) {
+            ets_obj_of_rec(o, r);
+            return true;
+        }
+    }
+    return false;
+}
+
 static inline bool find(const harr *a, uint64_t h, const void *k, size_t kl, ets_obj *o,
                         bool light)
 {
+    if (kl == 8)
+        return find8(a, h, k, o, light);
     uint64_t kw[HW];
     key_words(kw, k, kl);
     for (size_t i = home(a, h); i < a->nslots; i++) {
