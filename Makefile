@@ -143,7 +143,7 @@ install: lib
 	install -m 644 include/otter.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(filter-out include/otter/testing.h,$(wildcard include/otter/*.h)) $(DESTDIR)$(PREFIX)/include/otter/
 	install -m 644 include/otter/testing.h $(DESTDIR)$(PREFIX)/include/otter/
-	install -m 644 $(BUILD)/otter.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' otter.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/otter.pc
 
 format:
 	clang-format -i $(shell git ls-files '*.c' '*.h')
