@@ -32,11 +32,13 @@
 #include "ets_int.h"
 
 #include <sched.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 
 #define HASH_MIN_CAP 16
 #define HASH_OVERFLOW 32 /* slots past the last home before a forced resize */
 #define HW ETS_INLINE_WORDS
+#define HASH_MAP_MIN ((size_t)1 << 20) /* arrays this big are mmapped */
 
 /* meta: klen | vlen << 8 | a kind: an inline object, or a set's record
  * whose key (8 bytes or fewer, in w[1]) and value length (under 256) the
@@ -71,7 +73,8 @@ static inline ets_rec *slot_rec(const hslot *s)
 
 typedef struct harr {
     struct rcu_head rcu;
-    void *base; /* what calloc returned */
+    void *base;    /* what calloc or mmap returned */
+    size_t mapped; /* bytes mmapped at base; 0: calloc */
     unsigned shift; /* home = hash >> shift */
     size_t cap, nslots;
     hslot s[];
@@ -210,14 +213,24 @@ static inline bool inline_is(uint32_t meta, const uint64_t *w, const uint64_t *k
 static harr *harr_new(size_t cap)
 {
     size_t nslots = cap + HASH_OVERFLOW;
-    /* calloc, not aligned_alloc and memset: big blocks come from fresh zero
-     * pages, which halves the cost of growing a big table. Zero slots are
-     * empty. */
-    void *base = calloc(1, sizeof(harr) + nslots * sizeof(hslot) + ETS_CACHELINE);
-    if (!base)
+    /* Zeroed memory, never memset (zero slots are empty). A big array is
+     * mapped populated: the kernel fills its pages in one call, where first
+     * touches would take one fault each (~1.5 us here), and a resize is about
+     * to write all over it anyway. */
+    size_t size = sizeof(harr) + nslots * sizeof(hslot) + ETS_CACHELINE, mapped = 0;
+    void *base;
+    if (size >= HASH_MAP_MIN) {
+        mapped = size;
+        base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                    -1, 0);
+        if (base == MAP_FAILED)
+            return NULL;
+    } else if (!(base = calloc(1, size))) {
         return NULL;
+    }
     harr *a = (harr *)(((uintptr_t)base + ETS_CACHELINE - 1) & ~(uintptr_t)(ETS_CACHELINE - 1));
     a->base = base;
+    a->mapped = mapped;
     a->cap = cap;
     a->nslots = nslots;
     a->shift = 64 - (unsigned)__builtin_ctzll(cap);
@@ -226,7 +239,9 @@ static harr *harr_new(size_t cap)
 
 static void harr_free(harr *a)
 {
-    if (a)
+    if (a && a->mapped)
+        munmap(a->base, a->mapped);
+    else if (a)
         free(a->base);
 }
 
