@@ -7,7 +7,7 @@
  * take reads from anyone and writes from the owner; private tables take the
  * owner only. The owner of a table created outside any process is "every
  * foreign thread" (owner pid 0 equals ot_self() there). */
-#include "ets_int.h"
+#include "hash_int.h"
 
 #include <stdlib.h>
 
@@ -25,6 +25,14 @@ size_t ets__bytes(ets_table *t)
     for (unsigned i = 0; i <= t->stripe_mask; i++) /* statistics: see ets_count */
         n += atomic_load_explicit(&t->stripes[i].bytes, memory_order_relaxed);
     return n > 0 ? (size_t)n : 0;
+}
+
+/* A set's object: 8-byte keys (integer keys) take the inlined probe. */
+static inline bool set_find(ets_table *t, const void *k, size_t kl, ets_obj *o)
+{
+    if (kl == 8)
+        return ets_hash_find8_tab(t, k, ets__hash(k, 8), o);
+    return ets__hash_find(t, k, kl, ets__hash(k, kl), o);
 }
 
 static inline int check_access(ets_table *t, bool write)
@@ -162,7 +170,7 @@ OT_API int ot_ets_lookup(ot_tab h, const void *k, size_t kl, ot_ets_obj **objs, 
     if (t && t->type == OT_ETS_SET) {
         ets_obj o;
         struct one_arg a = {NULL};
-        if (ets__hash_find(t, k, kl, ets__hash(k, kl), &o)) {
+        if (set_find(t, k, kl, &o)) {
             one_cb(&o, &a);
             rc = a.o ? 0 : -ENOMEM;
             *objs = a.o;
@@ -207,7 +215,7 @@ OT_API int ot_ets_read(ot_tab h, const void *k, size_t kl,
     ets_table *t = begin(h, false, &tok, &rc);
     if (t && t->type == OT_ETS_SET) {
         ets_obj o;
-        rc = ets__hash_find(t, k, kl, ets__hash(k, kl), &o);
+        rc = set_find(t, k, kl, &o);
         if (rc)
             fn(o.val, o.vlen, arg);
     } else if (t) {
@@ -230,7 +238,7 @@ OT_API bool ot_ets_member(ot_tab h, const void *k, size_t kl)
     ets_table *t = begin(h, false, &tok, &rc);
     if (t && t->type == OT_ETS_SET) {
         ets_obj o;
-        rc = ets__hash_find(t, k, kl, ets__hash(k, kl), &o);
+        rc = set_find(t, k, kl, &o);
     } else if (t) {
         rc = t->m->get(t, k, kl, ets__hash(k, kl), stop_cb, NULL);
     }

@@ -10,13 +10,15 @@
  *
  * Invariants. A slot's hash goes from 0 (empty) to the hash of the key that
  * claimed it, by CAS, and never changes again in that array. Its content is
- * an inline object (meta non-zero: key and value in w), a record chain (meta
- * 0, the record's address in w[0]), or nothing (w[0] TOMB: its key is gone,
- * and a later insert of a key with the same hash may reuse the slot). Content changes only under the stripe
- * lock of the key's hash (low bits), inside the slot's seqlock: seq is made
- * odd, the words are stored with release, seq is made even again. Readers
- * take no lock and write nothing: they copy meta and w with acquire
- * loads between two reads of seq and retry when seq was odd or moved, so an
+ * an inline object (META_INLINE: key and value in w), a record chain (the
+ * record's address in w[0]; with META_RECKEY a set record's short key and
+ * value length repeated in meta and w[1]), or nothing (w[0] TOMB: its key is
+ * gone, and a later insert of a key with the same hash may reuse the slot).
+ * Content changes only under the stripe lock of the key's hash (low bits),
+ * inside the slot's seqlock: seq is made odd, the words are stored with
+ * release, seq is made even again. Readers take no lock and write nothing:
+ * they copy meta and w with acquire loads between two reads of seq
+ * (hash_int.h's snap) and retry when seq was odd or moved, so an
  * inline object is never seen torn; a record they find stays readable (QSBR)
  * even if it is replaced meanwhile. Inline words never change outside that
  * lock: update_counter moves an inline object out to a record first and adds
@@ -29,39 +31,14 @@
  * copied), publishes it and retires the old one, which stays frozen for
  * readers still inside it. A bag's objects hang off their slot as an RCU
  * list in insertion order. */
-#include "ets_int.h"
+#include "hash_int.h"
 
-#include <sched.h>
-#include <sys/mman.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #define HASH_MIN_CAP 16
 #define HASH_OVERFLOW 32 /* slots past the last home before a forced resize */
-#define HW ETS_INLINE_WORDS
 #define HASH_MAP_MIN ((size_t)1 << 20) /* arrays this big are mmapped */
-
-/* meta: klen | vlen << 8 | a kind: an inline object, or a set's record
- * whose key (8 bytes or fewer, in w[1]) and value length (under 256) the
- * slot repeats, so that update_counter finds its counter without reading
- * the record's header, which shares a cache line with the counter that the
- * other updaters keep taking away. 0: a record chain, TOMB or nothing. */
-#define META_INLINE (1u << 31)
-#define META_RECKEY (1u << 30)
-static inline uint32_t meta_klen(uint32_t m) { return m & 0xff; }
-static inline uint32_t meta_vlen(uint32_t m) { return (m >> 8) & 0xff; }
-
-typedef struct hslot {
-    _Atomic uint64_t hash;
-    _Atomic uint32_t seq;
-    _Atomic uint32_t meta;
-    _Atomic uint64_t w[HW]; /* meta 0: w[0] is the record chain (or NULL, TOMB) */
-} __attribute__((aligned(32))) hslot;
-
-_Static_assert(sizeof(hslot) == 32 && ETS_CACHELINE % sizeof(hslot) == 0,
-               "a slot never straddles cache lines");
-
-static inline ets_rec *as_rec(uint64_t w) { return (ets_rec *)(uintptr_t)w; }
-static inline uint64_t rec_word(const ets_rec *r) { return (uint64_t)(uintptr_t)r; }
 
 /* Writers and frozen arrays: the record chain of a slot (NULL when inline). */
 static inline ets_rec *slot_rec(const hslot *s)
@@ -71,35 +48,16 @@ static inline ets_rec *slot_rec(const hslot *s)
     return as_rec(atomic_load_explicit(&s->w[0], memory_order_relaxed));
 }
 
-typedef struct harr {
-    struct rcu_head rcu;
-    void *base;    /* what calloc or mmap returned */
-    size_t mapped; /* bytes mmapped at base; 0: calloc */
-    unsigned shift; /* home = hash >> shift */
-    size_t cap, nslots;
-    hslot s[];
-} harr;
 
-typedef struct htab {
-    harr *_Atomic arr;
-} htab;
-
-static ets_rec hash_tomb;
-#define TOMB (&hash_tomb)
-
-static inline bool live(const ets_rec *r) { return r && r != TOMB; }
-static inline size_t home(const harr *a, uint64_t h) { return (size_t)(h >> a->shift); }
 static inline htab *H(ets_table *t) { return t->impl; }
+
+ets_rec ets__hash_tomb;
 
 static inline bool fits(ets_table *t, size_t kl, size_t vl)
 {
     return t->type == OT_ETS_SET && ets_pad8(kl) + ets_pad8(vl) <= HW * 8;
 }
 
-static inline bool rec_is(const ets_rec *r, const void *k, size_t kl)
-{
-    return r->klen == kl && memcmp(ets_rec_key(r), k, kl) == 0;
-}
 
 /* The walk order: hash, then key bytes. */
 static int order(const ets_obj *o, uint64_t h, const void *k, size_t kl)
@@ -111,32 +69,6 @@ static int order(const ets_obj *o, uint64_t h, const void *k, size_t kl)
 
 /* ---- slots ------------------------------------------------------------------ */
 
-/* A consistent copy of slot s's content (readers). */
-static inline void snap(const hslot *s, uint32_t *meta, ets_rec **rec, uint64_t *w)
-{
-    unsigned spins = 0;
-    for (;;) {
-        /* Pairs with the release store that ends a writer's section. */
-        uint32_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
-        if (s1 & 1) {
-            if (++spins > 256)
-                sched_yield(); /* the writer may be preempted */
-            else
-                __builtin_ia32_pause();
-            continue;
-        }
-        /* Acquire pairs with the writers' release stores of these words: a
-         * word from a section in progress makes its odd seq visible below. */
-        *meta = atomic_load_explicit(&s->meta, memory_order_acquire);
-        w[0] = atomic_load_explicit(&s->w[0], memory_order_acquire);
-        w[1] = atomic_load_explicit(&s->w[1], memory_order_acquire);
-        /* Ordered after the loads above by their acquire. */
-        if (atomic_load_explicit(&s->seq, memory_order_relaxed) == s1) {
-            *rec = *meta & META_INLINE ? NULL : as_rec(w[0]);
-            return;
-        }
-    }
-}
 
 /* Writers, stripe lock held: replaces the slot's content. */
 static void slot_set(hslot *s, uint32_t meta, const uint64_t *w)
@@ -285,53 +217,12 @@ static void hash_destroy(ets_table *t)
 
 /* The key's slot content in a (lock-free): true with *o filled (inline
  * snapshot, or the chain's first record), false when the key is absent. */
-/* find for an 8-byte key (integer keys): the same walk, with the key in a
- * register and the slot's words compared in place. */
-static inline bool find8(const harr *a, uint64_t h, const void *k, ets_obj *o, bool light)
-{
-    uint64_t key;
-    memcpy(&key, k, 8);
-    for (size_t i = home(a, h); i < a->nslots; i++) {
-        /* As in find. */
-        uint64_t sh = atomic_load_explicit(&a->s[i].hash, memory_order_acquire);
-        if (sh == 0)
-            return false;
-        if (sh != h)
-            continue;
-        uint32_t meta;
-        ets_rec *r;
-        snap(&a->s[i], &meta, &r, o->snap);
-        if (meta_klen(meta) == 8 && (meta & META_INLINE) && o->snap[0] == key) {
-            o->rec = NULL;
-            o->hash = h;
-            o->klen = 8;
-            o->vlen = meta_vlen(meta);
-            o->key = (const unsigned char *)o->snap;
-            o->val = (const unsigned char *)&o->snap[1];
-            return true;
-        }
-        if (meta_klen(meta) == 8 && (meta & META_RECKEY) && o->snap[1] == key) {
-            if (light) {
-                o->rec = r; /* as in find */
-                o->vlen = meta_vlen(meta);
-            } else {
-                ets_obj_of_rec(o, r);
-            }
-            return true;
-        }
-        if (!(meta & (META_INLINE | META_RECKEY)) && live(r) && rec_is(r, k, 8)) {
-            ets_obj_of_rec(o, r);
-            return true;
-        }
-    }
-    return false;
-}
 
 static inline bool find(const harr *a, uint64_t h, const void *k, size_t kl, ets_obj *o,
                         bool light)
 {
     if (kl == 8)
-        return find8(a, h, k, o, light);
+        return ets_hash_find8(a, h, k, o, light);
     uint64_t kw[HW];
     key_words(kw, k, kl);
     for (size_t i = home(a, h); i < a->nslots; i++) {
@@ -553,7 +444,8 @@ static void bag_add(ets_table *t, hslot *s, ets_rec *r)
     ets_rec *head = slot_rec(s); /* locked */
     ets_rec *tail = head;
     for (ets_rec *c = head; c; c = atomic_load_explicit(&c->next, memory_order_relaxed)) {
-        if (t->type == OT_ETS_BAG && ets__val_equal(ets_rec_val(c), c->vlen, ets_rec_val(r), r->vlen)) {
+        if (t->type == OT_ETS_BAG &&
+            ets__val_equal(ets_rec_val(c), c->vlen, ets_rec_val(r), r->vlen)) {
             free(r); /* never published */
             return;
         }
