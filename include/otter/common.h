@@ -33,16 +33,20 @@ typedef struct ot_ref {
 } ot_ref;
 #define OT_NOREF ((ot_ref){0})
 
-static inline bool ot_pid_eq(ot_pid a, ot_pid b) { return a.v == b.v; }
-static inline bool ot_ref_eq(ot_ref a, ot_ref b) { return a.v == b.v; }
+static inline bool ot_pid_eq(ot_pid a, ot_pid b) {
+    return a.v == b.v;
+}
+static inline bool ot_ref_eq(ot_ref a, ot_ref b) {
+    return a.v == b.v;
+}
 
 /* Exit reason kinds (the atoms of Erlang's exit reasons). */
 enum ot_reason_kind {
     OT_NORMAL = 0,
-    OT_SHUTDOWN,       /* shutdown, {shutdown, text} when text is set */
-    OT_KILL,           /* kill: untrappable when sent with ot_exit */
-    OT_KILLED,         /* what links see of a process killed by OT_KILL */
-    OT_NOPROC,         /* the other process did not exist */
+    OT_SHUTDOWN, /* shutdown, {shutdown, text} when text is set */
+    OT_KILL,     /* kill: untrappable when sent with ot_exit */
+    OT_KILLED,   /* what links see of a process killed by OT_KILL */
+    OT_NOPROC,   /* the other process did not exist */
     OT_TIMEOUT,
     OT_ERROR,          /* a user error; text says what */
     OT_FAULT,          /* a hardware fault in the process; detail is the signal */

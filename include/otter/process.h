@@ -47,11 +47,11 @@ typedef struct ot_spawn_opts {
     bool link;         /* spawn_link */
     bool monitor;      /* spawn_monitor: the ref goes to *monitor_ref */
     ot_ref *monitor_ref;
-    int scheduler;     /* preferred scheduler, -1 (or 0 with bind false and
-                          scheduler_set false) for the spawner's own */
-    bool scheduler_set;/* scheduler is meaningful */
-    bool bind;         /* never migrate off `scheduler` */
-    bool trap_exit;    /* start trapping exits */
+    int scheduler;         /* preferred scheduler, -1 (or 0 with bind false and
+                              scheduler_set false) for the spawner's own */
+    bool scheduler_set;    /* scheduler is meaningful */
+    bool bind;             /* never migrate off `scheduler` */
+    bool trap_exit;        /* start trapping exits */
     const char *behaviour; /* a name for process_info and crash reports */
 } ot_spawn_opts;
 
@@ -66,7 +66,7 @@ OT_API ot_pid ot_spawn_handler(ot_handler_fn fn, void *state, const ot_spawn_opt
 OT_API ot_pid ot_self(void); /* self/0; OT_NOPID outside a process */
 OT_API bool ot_is_alive(ot_pid p);
 OT_API void ot_yield(void);
-OT_API void ot_sleep(int64_t ms); /* Process.sleep/1; OT_INFINITY sleeps forever */
+OT_API void ot_sleep(int64_t ms);                  /* Process.sleep/1; OT_INFINITY sleeps forever */
 OT_API _Noreturn void ot_exit_self(ot_reason why); /* exit/1 */
 OT_API int ot_exit(ot_pid p, ot_reason why);       /* exit/2 */
 
@@ -83,8 +83,8 @@ OT_API ot_msg *ot_receive_ref(ot_ref ref, int64_t timeout_ms); /* O(1) in old ma
 OT_API void ot_msg_free(ot_msg *m);                            /* else freed at exit */
 OT_API ot_ref ot_make_ref(void);                               /* make_ref/0 */
 
-OT_API int ot_link(ot_pid p);   /* link/1 */
-OT_API int ot_unlink(ot_pid p); /* unlink/1 */
+OT_API int ot_link(ot_pid p);       /* link/1 */
+OT_API int ot_unlink(ot_pid p);     /* unlink/1 */
 OT_API ot_ref ot_monitor(ot_pid p); /* monitor(process, P): DOWN noproc at once if dead */
 #define OT_DEMONITOR_FLUSH 1u
 OT_API int ot_demonitor(ot_ref r, unsigned flags);
@@ -92,8 +92,8 @@ OT_API bool ot_trap_exit(bool on); /* process_flag(trap_exit, on): the old value
 
 #define OT_NAME_MAX 64
 OT_API int ot_register(const char *name, ot_pid p); /* register/2: -EEXIST, -EINVAL */
-OT_API int ot_unregister(const char *name);        /* -ENOENT if not registered */
-OT_API ot_pid ot_whereis(const char *name);        /* OT_NOPID if none */
+OT_API int ot_unregister(const char *name);         /* -ENOENT if not registered */
+OT_API ot_pid ot_whereis(const char *name);         /* OT_NOPID if none */
 
 enum ot_proc_status {
     OT_STATUS_RUNNING = 1,
@@ -107,7 +107,7 @@ enum ot_proc_status {
  * the function ot_process_info of API.md under one name. */
 struct ot_process_info {
     int status;
-    bool handler;       /* a handler process */
+    bool handler; /* a handler process */
     bool trap_exit;
     int scheduler;
     size_t message_queue_len;
@@ -116,10 +116,10 @@ struct ot_process_info {
     size_t stack_bytes; /* stack reservation (0 for an idle handler) */
     size_t n_links;     /* all of them; the first OT_INFO_MAX_LIST are in links */
     ot_pid links[OT_INFO_MAX_LIST];
-    size_t n_monitors;    /* monitors this process holds on others */
+    size_t n_monitors; /* monitors this process holds on others */
     size_t n_monitored_by;
-    char name[OT_NAME_MAX];      /* registered name, "" if none */
-    char behaviour[32];          /* "" if none */
+    char name[OT_NAME_MAX]; /* registered name, "" if none */
+    char behaviour[32];     /* "" if none */
 };
 OT_API int ot_process_info(ot_pid p, struct ot_process_info *out); /* -ESRCH if dead */
 /* Fills out with up to cap live pids; returns how many are alive in all. */

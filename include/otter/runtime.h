@@ -9,12 +9,12 @@ extern "C" {
 #endif
 
 typedef struct ot_config {
-    unsigned schedulers;   /* 0: one per online CPU */
-    size_t max_processes;  /* 0: 1 << 20 */
-    size_t stack_size;     /* default green stack reservation; 0: 256 KiB */
-    unsigned ring_entries; /* io_uring SQ entries per scheduler; 0: 256 */
-    unsigned heap_arenas;  /* jemalloc arenas pooled for process heaps; 0: default */
-    unsigned spin_us;      /* how long an idle scheduler spins before it sleeps; 0: 50 */
+    unsigned schedulers;       /* 0: one per online CPU */
+    size_t max_processes;      /* 0: 1 << 20 */
+    size_t stack_size;         /* default green stack reservation; 0: 256 KiB */
+    unsigned ring_entries;     /* io_uring SQ entries per scheduler; 0: 256 */
+    unsigned heap_arenas;      /* jemalloc arenas pooled for process heaps; 0: default */
+    unsigned spin_us;          /* how long an idle scheduler spins before it sleeps; 0: 50 */
     unsigned long_schedule_ms; /* report a process that runs this long without a
                                   runtime call; 0: 100 */
 } ot_config;

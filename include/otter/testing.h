@@ -21,38 +21,37 @@ OT_API const char *ot__test_failure(void); /* NULL if none */
 OT_API void ot__test_reset(void);
 OT_API int ot__test_run(void (*body)(void *), const ot_config *cfg);
 
-#define ot_assert(cond, ...)                                                             \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            ot__test_fail(__FILE__, __LINE__, "assertion failed: " #cond " " __VA_ARGS__); \
-            if (ot_self().v)                                                             \
-                ot_exit_self(ot_reason_error("test assertion"));                         \
-        }                                                                                \
+#define ot_assert(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            ot__test_fail(__FILE__, __LINE__, "assertion failed: " #cond " " __VA_ARGS__);         \
+            if (ot_self().v)                                                                       \
+                ot_exit_self(ot_reason_error("test assertion"));                                   \
+        }                                                                                          \
     } while (0)
 
-#define ot_assert_eq(a, b)                                                                \
-    do {                                                                                  \
-        long long ot__a = (long long)(a), ot__b = (long long)(b);                         \
-        if (ot__a != ot__b) {                                                             \
-            ot__test_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, ot__a,    \
-                          ot__b);                                                         \
-            if (ot_self().v)                                                              \
-                ot_exit_self(ot_reason_error("test assertion"));                          \
-        }                                                                                 \
+#define ot_assert_eq(a, b)                                                                         \
+    do {                                                                                           \
+        long long ot__a = (long long)(a), ot__b = (long long)(b);                                  \
+        if (ot__a != ot__b) {                                                                      \
+            ot__test_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, ot__a, ot__b);     \
+            if (ot_self().v)                                                                       \
+                ot_exit_self(ot_reason_error("test assertion"));                                   \
+        }                                                                                          \
     } while (0)
 
 /* The config OT_TEST bodies run under; a suite may set it in an init hook. */
 extern ot_config ot_test_config;
 
-#define OT_TEST(suite, name, ...)                                                         \
-    static void ot__body_##suite##_##name(void *);                                        \
-    Test(suite, name, __VA_ARGS__) {                                                      \
-        int ot__rc = ot__test_run(ot__body_##suite##_##name, &ot_test_config);            \
-        const char *ot__f = ot__test_failure();                                           \
-        if (ot__f)                                                                        \
-            cr_assert_fail("%s", ot__f);                                                  \
-        cr_assert_eq(ot__rc, 0, "test process exited abnormally (%d)", ot__rc);          \
-    }                                                                                     \
+#define OT_TEST(suite, name, ...)                                                                  \
+    static void ot__body_##suite##_##name(void *);                                                 \
+    Test(suite, name, __VA_ARGS__) {                                                               \
+        int ot__rc = ot__test_run(ot__body_##suite##_##name, &ot_test_config);                     \
+        const char *ot__f = ot__test_failure();                                                    \
+        if (ot__f)                                                                                 \
+            cr_assert_fail("%s", ot__f);                                                           \
+        cr_assert_eq(ot__rc, 0, "test process exited abnormally (%d)", ot__rc);                    \
+    }                                                                                              \
     static void ot__body_##suite##_##name(void *ot_test_arg __attribute__((unused)))
 
 #ifdef __cplusplus

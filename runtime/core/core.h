@@ -30,7 +30,7 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define OT_CACHELINE 64
-#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+#define container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
 
 struct ot_sched;
 
@@ -42,9 +42,9 @@ enum env_kind {
     ENV_SIG_LINK_EXIT, /* a linked process died: payload ot_reason */
     ENV_SIG_LINK,      /* link request */
     ENV_SIG_UNLINK,
-    ENV_SIG_MONITOR,   /* ref = monitor ref */
+    ENV_SIG_MONITOR, /* ref = monitor ref */
     ENV_SIG_DEMONITOR,
-    ENV_SIG_DOWN,      /* monitor fired: ot_down_msg, filtered by the monitors set */
+    ENV_SIG_DOWN, /* monitor fired: ot_down_msg, filtered by the monitors set */
 };
 #define ENV_FOREIGN_OWNED 0x80 /* received by a foreign thread: not on a taken list */
 
@@ -53,12 +53,14 @@ struct env {
     struct env *prev;           /* private queue / taken list */
     ot_pid to;
     uint8_t kind;
-    uint8_t small;  /* from a scheduler's envelope cache (ENV_SMALL bytes) */
+    uint8_t small; /* from a scheduler's envelope cache (ENV_SMALL bytes) */
     uint8_t pad[6];
     ot_msg msg;
     /* payload follows */
 };
-static inline void *env_data(struct env *e) { return (char *)(e + 1); }
+static inline void *env_data(struct env *e) {
+    return (char *)(e + 1);
+}
 static inline struct env *env_of(const ot_msg *m) {
     return container_of((ot_msg *)(uintptr_t)m, struct env, msg);
 }
@@ -92,12 +94,12 @@ enum proc_flags {
     PF_TRAP = 1u << 1,
     PF_BOUND = 1u << 2,
     PF_ETS_OWNER = 1u << 3,
-    PF_DEAD = 1u << 4,     /* set under the slot lock by the exit path */
-    PF_SIGNALS = 1u << 5,  /* a signal may be pending in the inbox */
-    PF_FOREIGN = 1u << 6,  /* the mailbox of a foreign thread: woken by futex */
-    PF_NAMED = 1u << 8,    /* aflags: has a registered name (set by register) */
-    PF_IOWAIT = 1u << 7,   /* aflags: an op is in flight on its scheduler's ring, so
-                              wakes must bring it back to that scheduler */
+    PF_DEAD = 1u << 4,    /* set under the slot lock by the exit path */
+    PF_SIGNALS = 1u << 5, /* a signal may be pending in the inbox */
+    PF_FOREIGN = 1u << 6, /* the mailbox of a foreign thread: woken by futex */
+    PF_NAMED = 1u << 8,   /* aflags: has a registered name (set by register) */
+    PF_IOWAIT = 1u << 7,  /* aflags: an op is in flight on its scheduler's ring, so
+                             wakes must bring it back to that scheduler */
 };
 
 struct ot_sched;
@@ -112,62 +114,69 @@ struct mq_stub {
  * 10,000) each line less per hop is a cache miss less. */
 struct ot_proc {
     /* line 0: written by other threads */
-    _Atomic uint64_t pid;   /* 0 when the slot is free */
-    _Atomic uint32_t state; /* enum proc_state */
-    _Atomic uint32_t aflags; /* PF_DEAD, PF_ETS_OWNER, PF_SIGNALS */
-    _Atomic uint8_t lock;   /* slot spinlock: signals needing answers vs exit */
-    bool dying;             /* owner: a signal decided its death: reason is set */
-    bool mark_valid;        /* owner */
-    uint8_t exit_by_signal; /* owner: the exit came from outside: no crash report */
-    uint32_t flags;         /* PF_HANDLER, PF_TRAP, PF_BOUND: owner only */
-    _Atomic(struct env *) mq_tail; /* MPSC producers XCHG here */
-    _Atomic(struct ot_sched *) sched; /* the scheduler it runs or is queued on */
-    _Atomic uint64_t timeout_seq; /* set by a firing receive-timeout timer */
+    _Atomic uint64_t pid;              /* 0 when the slot is free */
+    _Atomic uint32_t state;            /* enum proc_state */
+    _Atomic uint32_t aflags;           /* PF_DEAD, PF_ETS_OWNER, PF_SIGNALS */
+    _Atomic uint8_t lock;              /* slot spinlock: signals needing answers vs exit */
+    bool dying;                        /* owner: a signal decided its death: reason is set */
+    bool mark_valid;                   /* owner */
+    uint8_t exit_by_signal;            /* owner: the exit came from outside: no crash report */
+    uint32_t flags;                    /* PF_HANDLER, PF_TRAP, PF_BOUND: owner only */
+    _Atomic(struct env *) mq_tail;     /* MPSC producers XCHG here */
+    _Atomic(struct ot_sched *) sched;  /* the scheduler it runs or is queued on */
+    _Atomic uint64_t timeout_seq;      /* set by a firing receive-timeout timer */
     _Atomic(struct ot_proc *) rq_next; /* inbox / overflow list link */
-    _Atomic uint64_t enq_ns; /* when it was queued: thieves read it (relaxed) */
+    _Atomic uint64_t enq_ns;           /* when it was queued: thieves read it (relaxed) */
 
     /* line 1: the owner's queues (the process, or its scheduler while it is
      * not running) */
-    struct env *mq_head;    /* MPSC consumer end */
+    struct env *mq_head; /* MPSC consumer end */
     struct mq_stub stub;
     struct env *q_first, *q_last; /* private queue, oldest first */
     size_t q_len;
-    struct mq_taken { _Atomic(struct env *) next; struct env *prev; } taken;
-                            /* received, not yet freed: circular, sentinel here */
-    uint64_t scans;         /* messages inspected by receives */
+    struct mq_taken {
+        _Atomic(struct env *) next;
+        struct env *prev;
+    } taken;
+    /* received, not yet freed: circular, sentinel here */
+    uint64_t scans; /* messages inspected by receives */
 
     /* line 2: running and parking */
-    uint64_t wait_seq;      /* this wait's number, matched against timeout_seq */
-    void *sp;               /* saved context while switched out */
-    struct stack *stack;    /* own stack, or a borrowed one while blocked */
+    uint64_t wait_seq;           /* this wait's number, matched against timeout_seq */
+    void *sp;                    /* saved context while switched out */
+    struct stack *stack;         /* own stack, or a borrowed one while blocked */
     _Atomic uint64_t reductions; /* owner adds (relaxed); process_info reads */
     int32_t budget;
-    uint32_t stack_req;     /* requested stack size (KiB), 0 = default */
+    uint32_t stack_req;      /* requested stack size (KiB), 0 = default */
     struct ot__io_op *io_op; /* the op it is parked on, if any */
-    struct ot_timer *tmo;   /* the armed receive timeout, if any */
-    ot_handler_fn hfn;      /* handler callback */
+    struct ot_timer *tmo;    /* the armed receive timeout, if any */
+    ot_handler_fn hfn;       /* handler callback */
 
     /* line 3 and on: cooler */
-    void *arg;              /* fn's arg, or the handler's state */
-    ot_ref mark_ref;        /* receive-mark: messages before mark_env are older */
+    void *arg;       /* fn's arg, or the handler's state */
+    ot_ref mark_ref; /* receive-mark: messages before mark_env are older */
     struct env *mark_env;
     uint64_t tmo_gen;
     struct ot_sched *tmo_owner;
-    void (*fn)(void *);     /* stackful entry */
-    uint32_t next_free;     /* free-list link (slot index + 1) */
-    _Atomic uint32_t gen;   /* generation of the current or last pid */
-    struct ot__res *res;    /* resources to release at exit */
+    void (*fn)(void *);   /* stackful entry */
+    uint32_t next_free;   /* free-list link (slot index + 1) */
+    _Atomic uint32_t gen; /* generation of the current or last pid */
+    struct ot__res *res;  /* resources to release at exit */
     ot__heap heap;
     struct ot__u64map links;     /* pid -> 1 */
     struct ot__u64map monitors;  /* ref -> pid: monitors this process holds */
     struct ot__u64map monitored; /* ref -> pid: monitors held on this process */
-    char *name;             /* registered name */
+    char *name;                  /* registered name */
     const char *behaviour;
-    ot_reason reason;       /* exit reason, valid in PS_EXITING */
+    ot_reason reason; /* exit reason, valid in PS_EXITING */
 } __attribute__((aligned(OT_CACHELINE)));
 
-static inline uint32_t pid_index(ot_pid p) { return (uint32_t)(p.v & 0xffffffffu); }
-static inline uint32_t pid_gen(ot_pid p) { return (uint32_t)(p.v >> 32); }
+static inline uint32_t pid_index(ot_pid p) {
+    return (uint32_t)(p.v & 0xffffffffu);
+}
+static inline uint32_t pid_gen(ot_pid p) {
+    return (uint32_t)(p.v >> 32);
+}
 
 /* Process table (ptab.c) */
 OT_HIDDEN int ot__ptab_init(size_t cap);
@@ -207,12 +216,12 @@ struct ot_timer {
     uint8_t in_wheel;
     ot_pid target;
     union {
-        uint64_t seq;             /* TK_WAKE: the wait it ends */
-        ot_pid from;              /* TK_SEND: the arming process */
+        uint64_t seq; /* TK_WAKE: the wait it ends */
+        ot_pid from;  /* TK_SEND: the arming process */
     };
-    uint32_t tag, size;           /* TK_SEND */
+    uint32_t tag, size; /* TK_SEND */
     union {
-        struct env *env;          /* TK_SEND, size > TMR_INLINE: built at arm time */
+        struct env *env;               /* TK_SEND, size > TMR_INLINE: built at arm time */
         unsigned char inl[TMR_INLINE]; /* TK_SEND, small: the payload itself */
     };
 };
@@ -226,8 +235,8 @@ struct ot_wheel {
     uint64_t bitmap[WHEEL_LEVELS][WHEEL_SLOTS / 64];
     struct ot_timer *slots[WHEEL_LEVELS][WHEEL_SLOTS];
     int16_t mig[WHEEL_LEVELS]; /* slot being moved down a level, -1 if none */
-    struct ot_timer *due; /* expired at insertion: fire at the next advance */
-    struct ot_timer **chunks; /* timer table: chunks of TMR_CHUNK */
+    struct ot_timer *due;      /* expired at insertion: fire at the next advance */
+    struct ot_timer **chunks;  /* timer table: chunks of TMR_CHUNK */
     uint32_t nchunks, cap_chunks, used;
     struct ot_timer *free;
 };
@@ -242,8 +251,8 @@ enum { SS_RUNNING = 0, SS_SPINNING, SS_SLEEPING };
 struct ot_sched {
     /* written by other threads */
     _Atomic uint32_t sleep_state __attribute__((aligned(OT_CACHELINE)));
-    _Atomic(struct ot_proc *) inbox_tail;  /* MPSC of woken processes */
-    _Atomic uint32_t rq_head;              /* ring: thieves and owner CAS */
+    _Atomic(struct ot_proc *) inbox_tail; /* MPSC of woken processes */
+    _Atomic uint32_t rq_head;             /* ring: thieves and owner CAS */
     _Atomic uint32_t rq_tail __attribute__((aligned(OT_CACHELINE))); /* owner stores */
     _Atomic(struct ot_proc *) rq[RQ_SIZE];
     /* owner only */
@@ -260,29 +269,29 @@ struct ot_sched {
     bool ring_ok;
     int evfd;
     uint64_t evbuf;
-    unsigned inflight;          /* SQEs submitted whose CQEs are outstanding */
+    unsigned inflight; /* SQEs submitted whose CQEs are outstanding */
     unsigned pending_sqes;
     struct ot_proc *current;
-    void *sp;                   /* the scheduler's own context while a process runs */
-    struct stack *hstack;       /* the borrowed stack for the next handler run */
-    struct stack *stack_pool;   /* warm free stacks of the default size */
+    void *sp;                 /* the scheduler's own context while a process runs */
+    struct stack *hstack;     /* the borrowed stack for the next handler run */
+    struct stack *stack_pool; /* warm free stacks of the default size */
     size_t stack_pool_len;
-    struct stack *stack_cold;   /* free stacks whose pages went back to the kernel */
-    struct stack *stack_odd;    /* free stacks of other sizes */
+    struct stack *stack_cold; /* free stacks whose pages went back to the kernel */
+    struct stack *stack_odd;  /* free stacks of other sizes */
     size_t stack_warm_hwm;
-    void **res_chunks;          /* this scheduler's stack reservations */
+    void **res_chunks; /* this scheduler's stack reservations */
     size_t res_nchunks, res_capchunks;
     char *res_next, *res_end;
     struct ot_wheel wheel;
-    uint64_t now_ns;            /* the loop's clock */
-    uint64_t run_start_ns;      /* coarse ms of the last switch back (long_schedule) */
-    bool in_process;            /* a process runs on this thread right now */
+    uint64_t now_ns;       /* the loop's clock */
+    uint64_t run_start_ns; /* coarse ms of the last switch back (long_schedule) */
+    bool in_process;       /* a process runs on this thread right now */
     volatile sig_atomic_t fault_sig;
     void *fault_addr;
     void *altstack;
-    void *tsan_fiber;           /* the thread's own fiber */
+    void *tsan_fiber; /* the thread's own fiber */
     void *asan_fake;
-    void *tstack_lo;            /* the thread's own stack, for ASan switches */
+    void *tstack_lo; /* the thread's own stack, for ASan switches */
     size_t tstack_size;
     unsigned nloops;
     bool handler_yield;         /* the handler body stopped on budget, not empty */
@@ -290,7 +299,7 @@ struct ot_sched {
     int switch_reason;          /* why the current process switched out */
     struct ot_proc *exit_queue; /* processes whose exit is to be completed */
     uint64_t nwakes_sent;
-    struct env *env_cache;      /* free small envelopes, linked through prev */
+    struct env *env_cache; /* free small envelopes, linked through prev */
     size_t env_cache_len;
 };
 
@@ -302,10 +311,10 @@ struct ot_runtime {
     unsigned nsched;
     unsigned nstarted;
     struct ot_sched **sched;
-    uint64_t epoch;          /* bumped by every ot_start: foreign mailboxes of an
-                                earlier run are recognised as stale */
+    uint64_t epoch; /* bumped by every ot_start: foreign mailboxes of an
+                       earlier run are recognised as stale */
     ot_config cfg;
-    size_t stack_size;       /* default usable stack bytes */
+    size_t stack_size; /* default usable stack bytes */
     size_t page;
     struct ot__io_features feat;
     _Atomic uint64_t ref_counter;
@@ -331,7 +340,7 @@ OT_HIDDEN void ot__make_runnable(struct ot_proc *p, bool from_local);
 OT_HIDDEN void ot__enqueue_new(struct ot_proc *p, struct ot_sched *target);
 OT_HIDDEN void ot__io_cancel(struct ot__io_op *op);
 OT_HIDDEN void ot__wake(struct ot_proc *p);
-OT_HIDDEN void ot__park(void);           /* from a process: switch out WAITING */
+OT_HIDDEN void ot__park(void); /* from a process: switch out WAITING */
 OT_HIDDEN void ot__yield_now(void);
 OT_HIDDEN _Noreturn void ot__switch_exit(void);
 OT_HIDDEN uint64_t ot__clock_ns(void);
@@ -379,8 +388,8 @@ OT_HIDDEN void ot__wheel_fini(struct ot_wheel *w);
 OT_HIDDEN void ot__wheel_advance(struct ot_sched *s, uint64_t now_tick);
 OT_HIDDEN int64_t ot__wheel_next(struct ot_wheel *w); /* ticks until next event, -1 none */
 OT_HIDDEN struct ot_timer *ot__timer_arm_wake(struct ot_sched *s, struct ot_proc *p,
-                                             uint64_t expire_tick, uint64_t seq,
-                                             uint64_t *gen_out);
+                                              uint64_t expire_tick, uint64_t seq,
+                                              uint64_t *gen_out);
 OT_HIDDEN void ot__timer_cancel_wake(struct ot_proc *p);
 OT_HIDDEN uint64_t ot__tick_deadline(int64_t ms); /* now + ms, rounded up to a tick */
 

@@ -26,8 +26,8 @@ static inline void *ot__ctx_make(void *hi, void (*fn)(void *), void *arg) {
 #elif defined(__aarch64__)
     uint64_t *sp = (uint64_t *)(top - 176);
     memset(sp, 0, 176);
-    sp[0] = (uint64_t)(uintptr_t)fn;  /* x19 */
-    sp[1] = (uint64_t)(uintptr_t)arg; /* x20 */
+    sp[0] = (uint64_t)(uintptr_t)fn;             /* x19 */
+    sp[1] = (uint64_t)(uintptr_t)arg;            /* x20 */
     sp[11] = (uint64_t)(uintptr_t)ot__ctx_start; /* x30 */
     return sp;
 #endif

@@ -67,8 +67,8 @@ void ot__io_sqe_op(struct io_uring_sqe *sqe, struct ot__io_op *op);
 int32_t ot__io_wait(struct ot__io_op *op);
 /* Kernel features probed at ot_start. */
 struct ot__io_features {
-    bool msg_ring, defer_taskrun, single_issuer, multishot_accept, buf_ring,
-        recv_multishot, guard_regions;
+    bool msg_ring, defer_taskrun, single_issuer, multishot_accept, buf_ring, recv_multishot,
+        guard_regions;
 };
 const struct ot__io_features *ot__features(void);
 /* The calling scheduler's ring (NULL outside a scheduler thread): for probing

@@ -41,7 +41,9 @@ static void on_thread_exit(void *v) {
     tls_fp = NULL;
 }
 
-static void make_key(void) { pthread_key_create(&key, on_thread_exit); }
+static void make_key(void) {
+    pthread_key_create(&key, on_thread_exit);
+}
 
 static struct ot_proc *foreign_slot(void) {
     if (tls_fp && tls_epoch == ot__rt.epoch)
@@ -79,14 +81,16 @@ ot_pid ot__foreign_pid(void) {
     return p ? (ot_pid){atomic_load_explicit(&p->pid, memory_order_relaxed)} : OT_NOPID;
 }
 
-size_t ot__foreign_count(void) { return atomic_load_explicit(&nforeign, memory_order_relaxed); }
+size_t ot__foreign_count(void) {
+    return atomic_load_explicit(&nforeign, memory_order_relaxed);
+}
 
 void ot__foreign_wake(struct ot_proc *p) {
     syscall(SYS_futex, &p->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *arg,
-                            int64_t timeout_ms, const struct env *after) {
+ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *arg, int64_t timeout_ms,
+                            const struct env *after) {
     (void)after;
     struct ot_proc *p = foreign_slot();
     if (!p) {
@@ -97,8 +101,8 @@ ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *arg,
     struct env *cursor = NULL;
     for (;;) {
         ot__mq_drain(p);
-        struct env *e = cursor ? atomic_load_explicit(&cursor->next, memory_order_relaxed)
-                               : p->q_first;
+        struct env *e =
+            cursor ? atomic_load_explicit(&cursor->next, memory_order_relaxed) : p->q_first;
         for (; e; e = atomic_load_explicit(&e->next, memory_order_relaxed)) {
             if (!match || match(&e->msg, arg)) {
                 ot__q_remove(p, e);

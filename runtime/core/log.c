@@ -40,11 +40,13 @@ ot_reason ot_reason_error(const char *fmt, ...) {
     return r;
 }
 
-bool ot_reason_is_normal(ot_reason r) { return r.kind == OT_NORMAL || r.kind == OT_SHUTDOWN; }
+bool ot_reason_is_normal(ot_reason r) {
+    return r.kind == OT_NORMAL || r.kind == OT_SHUTDOWN;
+}
 
 int ot_reason_format(ot_reason r, char *buf, size_t len) {
-    static const char *const names[] = {"normal", "shutdown", "kill", "killed", "noproc",
-                                        "timeout", "error", "fault", "stack_overflow"};
+    static const char *const names[] = {"normal",  "shutdown", "kill",  "killed",        "noproc",
+                                        "timeout", "error",    "fault", "stack_overflow"};
     if (!buf || !len)
         return -EINVAL;
     if (r.kind < 0 || r.kind > OT_STACK_OVERFLOW)

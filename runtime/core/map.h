@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 struct ot__u64map {
-    uint64_t *kv;  /* 2 * cap words: key, value */
-    uint32_t cap;  /* power of two, 0 when empty */
+    uint64_t *kv; /* 2 * cap words: key, value */
+    uint32_t cap; /* power of two, 0 when empty */
     uint32_t len;
 };
 

@@ -75,7 +75,6 @@ struct env *ot__env_new(ot_pid to, uint32_t tag, ot_pid from, ot_ref ref, const 
     return e;
 }
 
-
 void ot__mq_push(struct ot_proc *p, struct env *e) {
     atomic_store_explicit(&e->next, NULL, memory_order_relaxed);
     /* seq_cst: orders e's contents before the link store a consumer acquires,

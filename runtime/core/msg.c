@@ -16,7 +16,9 @@ extern ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *
                                    int64_t timeout_ms, const struct env *after);
 extern ot_pid ot__foreign_pid(void);
 
-void *ot_msg_data(const ot_msg *m) { return m ? env_data(env_of(m)) : NULL; }
+void *ot_msg_data(const ot_msg *m) {
+    return m ? env_data(env_of(m)) : NULL;
+}
 
 static int send_common(ot_pid to, uint32_t tag, ot_ref ref, const void *data, size_t size) {
     if (unlikely(size > OT_MSG_MAX))
@@ -28,8 +30,8 @@ static int send_common(ot_pid to, uint32_t tag, ot_ref ref, const void *data, si
     if (unlikely(to.v == 0))
         return -ESRCH;
     struct ot_proc *me = cur_proc();
-    ot_pid from = me ? (ot_pid){atomic_load_explicit(&me->pid, memory_order_relaxed)}
-                     : ot__foreign_pid();
+    ot_pid from =
+        me ? (ot_pid){atomic_load_explicit(&me->pid, memory_order_relaxed)} : ot__foreign_pid();
     struct env *e = ot__env_new(to, tag, from, ref, data, size);
     if (unlikely(!e))
         return -ENOMEM;
@@ -89,11 +91,11 @@ static ot_msg *receive(struct ot_proc *p, bool (*umatch)(const ot_msg *, void *)
             ot__mq_drain(p);
         if (unlikely(p->dying))
             ot__exit_current(p->reason, p->exit_by_signal);
-        struct env *e = started ? atomic_load_explicit(&cursor->next, memory_order_relaxed)
-                                : p->q_first;
+        struct env *e =
+            started ? atomic_load_explicit(&cursor->next, memory_order_relaxed) : p->q_first;
         for (; e; e = atomic_load_explicit(&e->next, memory_order_relaxed)) {
             p->scans++;
-            bool ok = by_ref ? e->msg.ref.v == ref.v
+            bool ok = by_ref   ? e->msg.ref.v == ref.v
                       : by_tag ? e->msg.tag == tag
                       : umatch ? umatch(&e->msg, uarg)
                                : true;
@@ -164,8 +166,12 @@ ot_msg *ot_receive_match(bool (*match)(const ot_msg *, void *), void *arg, int64
     return receive(p, match, arg, 0, false, OT_NOREF, false, timeout_ms);
 }
 
-static bool tag_match(const ot_msg *m, void *arg) { return m->tag == *(uint32_t *)arg; }
-static bool ref_match(const ot_msg *m, void *arg) { return m->ref.v == *(uint64_t *)arg; }
+static bool tag_match(const ot_msg *m, void *arg) {
+    return m->tag == *(uint32_t *)arg;
+}
+static bool ref_match(const ot_msg *m, void *arg) {
+    return m->ref.v == *(uint64_t *)arg;
+}
 
 ot_msg *ot_receive_tag(uint32_t tag, int64_t timeout_ms) {
     struct ot_proc *p = cur_proc();

@@ -17,7 +17,9 @@
 #include <string.h>
 
 static ot__exit_hook_fn ets_exit_hook;
-void ot__set_ets_exit_hook(ot__exit_hook_fn fn) { ets_exit_hook = fn; }
+void ot__set_ets_exit_hook(ot__exit_hook_fn fn) {
+    ets_exit_hook = fn;
+}
 
 static _Atomic unsigned rr_next;
 
@@ -301,7 +303,9 @@ ot_pid ot_self(void) {
     return p ? (ot_pid){atomic_load_explicit(&p->pid, memory_order_relaxed)} : OT_NOPID;
 }
 
-bool ot_is_alive(ot_pid pid) { return ot__ptab_live(pid) != NULL; }
+bool ot_is_alive(ot_pid pid) {
+    return ot__ptab_live(pid) != NULL;
+}
 
 void ot_yield(void) {
     struct ot_proc *p = cur_proc();
@@ -396,10 +400,10 @@ int ot_process_info(ot_pid pid, struct ot_process_info *out) {
      * snapshots as in erlang:process_info/2 */
     bool self = cur_proc() == p;
     uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
-    out->status = st == PS_RUNNING ? OT_STATUS_RUNNING
+    out->status = st == PS_RUNNING    ? OT_STATUS_RUNNING
                   : st == PS_RUNNABLE ? OT_STATUS_RUNNABLE
-                  : st == PS_WAITING ? OT_STATUS_WAITING
-                                     : OT_STATUS_EXITING;
+                  : st == PS_WAITING  ? OT_STATUS_WAITING
+                                      : OT_STATUS_EXITING;
     out->handler = (p->flags & PF_HANDLER) != 0;
     out->trap_exit = (p->flags & PF_TRAP) != 0;
     struct ot_sched *s = atomic_load_explicit(&p->sched, memory_order_relaxed);

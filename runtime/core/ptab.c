@@ -13,7 +13,7 @@
 static struct ot_proc *table;
 static size_t cap;
 static size_t map_bytes;
-static _Atomic size_t bump;      /* slots ever handed out */
+static _Atomic size_t bump;        /* slots ever handed out */
 static _Atomic uint64_t free_head; /* tag << 32 | (index + 1), 0 = empty */
 static _Atomic size_t live;
 
@@ -116,11 +116,19 @@ bool ot__pid_never_issued(ot_pid pid) {
     uint32_t idx = pid_index(pid);
     if (!table || pid.v == 0 || idx >= atomic_load_explicit(&bump, memory_order_relaxed))
         return true;
-    return pid_gen(pid) == 0 || pid_gen(pid) > atomic_load_explicit(&table[idx].gen,
-                                                                    memory_order_relaxed);
+    return pid_gen(pid) == 0 ||
+           pid_gen(pid) > atomic_load_explicit(&table[idx].gen, memory_order_relaxed);
 }
 
-size_t ot__ptab_cap(void) { return cap; }
-struct ot_proc *ot__ptab_at(size_t i) { return &table[i]; }
-size_t ot__ptab_hwm(void) { return atomic_load_explicit(&bump, memory_order_relaxed); }
-size_t ot__ptab_live_count(void) { return atomic_load_explicit(&live, memory_order_relaxed); }
+size_t ot__ptab_cap(void) {
+    return cap;
+}
+struct ot_proc *ot__ptab_at(size_t i) {
+    return &table[i];
+}
+size_t ot__ptab_hwm(void) {
+    return atomic_load_explicit(&bump, memory_order_relaxed);
+}
+size_t ot__ptab_live_count(void) {
+    return atomic_load_explicit(&live, memory_order_relaxed);
+}

@@ -16,8 +16,7 @@
 #define UD_EVFD 1u
 #define UD_WAKE 2u
 
-extern void ot__io_probe(struct io_uring *ring, struct ot__io_features *f)
-    __attribute__((weak));
+extern void ot__io_probe(struct io_uring *ring, struct ot__io_features *f) __attribute__((weak));
 
 static int setup(struct io_uring *ring, unsigned entries, unsigned flags) {
     struct io_uring_params p;
@@ -126,8 +125,7 @@ void ot__ring_submit(struct ot_sched *s) {
     s->pending_sqes = 0;
 }
 
-static void complete_op(struct ot_sched *s, struct ot__io_op *op,
-                        const struct io_uring_cqe *cqe) {
+static void complete_op(struct ot_sched *s, struct ot__io_op *op, const struct io_uring_cqe *cqe) {
     bool done;
     if (op->on_cqe) {
         done = op->on_cqe(op, cqe);
@@ -233,7 +231,9 @@ struct io_uring *ot__io_ring(void) {
     return s ? &s->ring : NULL;
 }
 
-const struct ot__io_features *ot__features(void) { return &ot__rt.feat; }
+const struct ot__io_features *ot__features(void) {
+    return &ot__rt.feat;
+}
 
 /* Cancels op on the caller's ring (the op's own: ot__io_wait keeps the
  * process on that scheduler while the op is in flight). */

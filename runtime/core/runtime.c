@@ -126,7 +126,9 @@ int ot_start(const ot_config *cfg) {
     return rc;
 }
 
-static size_t live_processes(void) { return ot__ptab_live_count() - ot__foreign_count(); }
+static size_t live_processes(void) {
+    return ot__ptab_live_count() - ot__foreign_count();
+}
 
 int ot_stop(void) {
     if (ot__sched_get())
@@ -150,8 +152,9 @@ int ot_stop(void) {
         for (int w = 0; w < 2000 && live_processes() > 0; w++)
             usleep(500);
         if (round > 20) {
-            fprintf(stderr, "otter: ot_stop: %zu processes did not exit (a process that never "
-                            "reaches a runtime call cannot be killed)\n",
+            fprintf(stderr,
+                    "otter: ot_stop: %zu processes did not exit (a process that never "
+                    "reaches a runtime call cannot be killed)\n",
                     live_processes());
             break;
         }

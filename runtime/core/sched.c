@@ -273,8 +273,8 @@ void ot__enqueue_new(struct ot_proc *p, struct ot_sched *t) {
 void ot__wake(struct ot_proc *p) {
     uint32_t st = PS_WAITING;
     /* acq_rel: whoever wins this CAS owns putting p on a run queue */
-    if (!atomic_compare_exchange_strong_explicit(&p->state, &st, PS_RUNNABLE,
-                                                 memory_order_acq_rel, memory_order_relaxed))
+    if (!atomic_compare_exchange_strong_explicit(&p->state, &st, PS_RUNNABLE, memory_order_acq_rel,
+                                                 memory_order_relaxed))
         return;
     if (unlikely(p->flags & PF_FOREIGN)) {
         extern void ot__foreign_wake(struct ot_proc * fp);
@@ -358,8 +358,7 @@ static void park_from_sched(struct ot_sched *s, struct ot_proc *p) {
     if (again) {
         uint32_t st = PS_WAITING;
         if (atomic_compare_exchange_strong_explicit(&p->state, &st, PS_RUNNABLE,
-                                                    memory_order_acq_rel,
-                                                    memory_order_relaxed))
+                                                    memory_order_acq_rel, memory_order_relaxed))
             rq_push(s, p);
     }
 }
@@ -453,14 +452,12 @@ static void run_proc(struct ot_sched *s, struct ot_proc *p) {
         }
         struct stack *st = s->hstack;
         s->hstack = NULL;
-        if (!give_stack(s, p, st ? st : ot__stack_get(s, ot__rt.stack_size),
-                        ot__run_handler_body))
+        if (!give_stack(s, p, st ? st : ot__stack_get(s, ot__rt.stack_size), ot__run_handler_body))
             return;
     } else if (unlikely(!p->stack)) {
         /* a stackful process's first run: its stack comes from this scheduler */
         size_t sz = (size_t)p->stack_req << 10;
-        if (!give_stack(s, p, ot__stack_get(s, sz ? sz : ot__rt.stack_size),
-                        ot__stackful_entry))
+        if (!give_stack(s, p, ot__stack_get(s, sz ? sz : ot__rt.stack_size), ot__stackful_entry))
             return;
     }
     if (p->budget <= 0)
@@ -630,8 +627,8 @@ int ot__sched_start_all(void) {
         return -ENOMEM;
     uint64_t tick = ot__clock_ns() / 1000000u;
     for (unsigned i = 0; i < n; i++) {
-        struct ot_sched *s = aligned_alloc(OT_CACHELINE,
-                                           (sizeof(*s) + OT_CACHELINE - 1) & ~(size_t)63);
+        struct ot_sched *s =
+            aligned_alloc(OT_CACHELINE, (sizeof(*s) + OT_CACHELINE - 1) & ~(size_t)63);
         if (!s)
             return -ENOMEM;
         memset(s, 0, sizeof(*s));

@@ -99,8 +99,7 @@ bool ot__handle_signal(struct ot_proc *p, struct env *e) {
     return false;
 }
 
-static struct env *sig_env(ot_pid to, int kind, ot_pid from, ot_ref ref, const void *d,
-                           size_t n) {
+static struct env *sig_env(ot_pid to, int kind, ot_pid from, ot_ref ref, const void *d, size_t n) {
     struct env *e = ot__env_new(to, 0, from, ref, d, n);
     if (e)
         e->kind = (uint8_t)kind;

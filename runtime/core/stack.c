@@ -23,7 +23,9 @@
 #define WARM_HWM 4096
 static _Atomic long mprotect_budget = 30000;
 
-static size_t rec_size(void) { return (sizeof(struct stack) + 63) & ~(size_t)63; }
+static size_t rec_size(void) {
+    return (sizeof(struct stack) + 63) & ~(size_t)63;
+}
 
 static int new_chunk(struct ot_sched *s, size_t need) {
     size_t sz = need > RES_CHUNK ? need : RES_CHUNK;
@@ -152,8 +154,7 @@ void ot__stack_put(struct ot_sched *s, struct stack *st) {
     /* Past the high-water mark: hand all but the record's page back. */
     size_t page = ot__rt.page;
     size_t keep = ((uintptr_t)st->hi + page - 1) - (((uintptr_t)st) & ~(page - 1));
-    size_t drop = st->size > keep ? (size_t)(((uintptr_t)st) & ~(page - 1)) - (uintptr_t)st->lo
-                                  : 0;
+    size_t drop = st->size > keep ? (size_t)(((uintptr_t)st) & ~(page - 1)) - (uintptr_t)st->lo : 0;
     if (drop)
         madvise(st->lo, drop, MADV_DONTNEED);
     st->next = s->stack_cold;

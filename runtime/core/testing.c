@@ -32,7 +32,9 @@ const char *ot__test_failure(void) {
 }
 
 void ot__test_reset(void) OT_API;
-void ot__test_reset(void) { atomic_store_explicit(&failed, 0, memory_order_release); }
+void ot__test_reset(void) {
+    atomic_store_explicit(&failed, 0, memory_order_release);
+}
 
 int ot__test_run(void (*body)(void *), const ot_config *cfg) OT_API;
 int ot__test_run(void (*body)(void *), const ot_config *cfg) {

@@ -27,7 +27,9 @@ static inline ot_ref mk_ref(unsigned sched, uint32_t idx, uint32_t gen) {
                     ((uint64_t)(idx & 0xffffff) << 32) | gen};
 }
 
-static inline uint64_t gs(uint32_t gen, unsigned st) { return (uint64_t)gen << 8 | st; }
+static inline uint64_t gs(uint32_t gen, unsigned st) {
+    return (uint64_t)gen << 8 | st;
+}
 
 void ot__wheel_init(struct ot_wheel *w, uint64_t now_tick) {
     memset(w, 0, sizeof *w);
@@ -103,7 +105,9 @@ static struct ot_timer *tmr_at(struct ot_wheel *w, uint32_t idx) {
     return &w->chunks[c][idx & (TMR_CHUNK - 1)];
 }
 
-static inline unsigned shift_of(unsigned l) { return WHEEL_BITS * l; }
+static inline unsigned shift_of(unsigned l) {
+    return WHEEL_BITS * l;
+}
 static inline void bit_set(struct ot_wheel *w, unsigned l, unsigned k) {
     w->bitmap[l][k >> 6] |= 1ull << (k & 63);
 }
@@ -180,8 +184,7 @@ static void fire(struct ot_sched *s, struct ot_timer *t) {
     uint64_t v = atomic_load_explicit(&t->genstate, memory_order_relaxed);
     uint64_t want = (v & ~0xffull) | TMR_ARMED;
     /* acq_rel: wins against a concurrent canceller's CAS on the same word */
-    if (!atomic_compare_exchange_strong_explicit(&t->genstate, &want,
-                                                 (v & ~0xffull) | TMR_FIRED,
+    if (!atomic_compare_exchange_strong_explicit(&t->genstate, &want, (v & ~0xffull) | TMR_FIRED,
                                                  memory_order_acq_rel, memory_order_relaxed)) {
         tmr_free(&s->wheel, t); /* cancelled from another scheduler */
         return;
@@ -488,4 +491,6 @@ int64_t ot_read_timer(ot_ref r) {
     return expire > now ? (int64_t)(expire - now) : 0;
 }
 
-int64_t ot_now_ms(void) { return (int64_t)(ot__clock_ns() / 1000000u); }
+int64_t ot_now_ms(void) {
+    return (int64_t)(ot__clock_ns() / 1000000u);
+}
