@@ -18,6 +18,7 @@
 #include "runtime/core/core.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 
 /* ref layout: 1 (timer tag) | sched:7 | index:24 | gen:32 */
@@ -44,7 +45,7 @@ void ot__wheel_fini(struct ot_wheel *w) {
         for (uint32_t i = 0; i < TMR_CHUNK; i++)
             if (ch[i].kind == TK_SEND && ch[i].size > TMR_INLINE && ch[i].env)
                 ot__env_free(ch[i].env);
-        free(ch);
+        munmap(ch, TMR_CHUNK * sizeof(*ch));
     }
     free(w->chunks);
     memset(w, 0, sizeof *w);
@@ -68,8 +69,11 @@ static struct ot_timer *tmr_alloc(struct ot_wheel *w) {
                 return NULL;
             w->cap_chunks = max;
         }
-        struct ot_timer *ch = calloc(TMR_CHUNK, sizeof(*ch));
-        if (!ch)
+        /* populated in one call: arming a million timers otherwise spends a
+         * third of its time in ~1.5 us page faults, one per 51 timers */
+        struct ot_timer *ch = mmap(NULL, TMR_CHUNK * sizeof(*ch), PROT_READ | PROT_WRITE,
+                                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (ch == MAP_FAILED)
             return NULL;
         for (uint32_t i = 0; i < TMR_CHUNK; i++)
             ch[i].idx = w->nchunks * TMR_CHUNK + i;
