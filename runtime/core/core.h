@@ -232,6 +232,7 @@ struct ot_timer {
 struct ot_wheel {
     uint64_t now; /* current tick: everything at or before it has fired */
     uint64_t count;
+    uint64_t dead; /* cancelled by the owner, still linked (swept past a bound) */
     uint64_t bitmap[WHEEL_LEVELS][WHEEL_SLOTS / 64];
     struct ot_timer *slots[WHEEL_LEVELS][WHEEL_SLOTS];
     int16_t mig[WHEEL_LEVELS]; /* slot being moved down a level, -1 if none */

@@ -190,7 +190,9 @@ static void fire(struct ot_sched *s, struct ot_timer *t) {
     /* acq_rel: wins against a concurrent canceller's CAS on the same word */
     if (!atomic_compare_exchange_strong_explicit(&t->genstate, &want, (v & ~0xffull) | TMR_FIRED,
                                                  memory_order_acq_rel, memory_order_relaxed)) {
-        tmr_free(&s->wheel, t); /* cancelled from another scheduler */
+        if (s->wheel.dead)
+            s->wheel.dead--;
+        tmr_free(&s->wheel, t); /* cancelled */
         return;
     }
     if (t->kind == TK_SEND) {
@@ -229,13 +231,53 @@ static void fire_list(struct ot_sched *s, struct ot_timer *head) {
     }
 }
 
-/* Moves up to budget timers of level l's slot k one level (or more) down;
- * returns the budget left. */
+static inline bool is_cancelled(struct ot_timer *t) {
+    /* relaxed: only the owner frees; a cancel racing with this read is seen
+     * by fire() instead */
+    return (atomic_load_explicit(&t->genstate, memory_order_relaxed) & 0xff) == TMR_CANCELLED;
+}
+
+/* Drops a cancelled timer that has just been taken off its list. */
+static void drop(struct ot_wheel *w, struct ot_timer *t) {
+    t->in_wheel = 0;
+    w->count--;
+    if (w->dead)
+        w->dead--;
+    tmr_free(w, t);
+}
+
+#define SWEEP_MIN 65536
+/* Unlinks and frees every cancelled timer: O(timers), run only when the
+ * owner's cancels have left more than SWEEP_MIN and more than half the wheel
+ * dead, so its cost is at most a few steps per cancel. */
+static void sweep(struct ot_wheel *w) {
+    for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
+        for (unsigned k = 0; k < WHEEL_SLOTS; k++) {
+            struct ot_timer *t = w->slots[l][k];
+            while (t) {
+                struct ot_timer *n = t->next;
+                if (is_cancelled(t)) {
+                    slot_unlink(w, t);
+                    w->count++; /* slot_unlink counted it out; drop does */
+                    drop(w, t);
+                }
+                t = n;
+            }
+        }
+    }
+    w->dead = 0;
+}
+
+/* Moves up to budget timers of level l's slot k one level (or more) down,
+ * dropping cancelled ones; returns the budget left. */
 static unsigned migrate_slot(struct ot_wheel *w, unsigned l, unsigned k, unsigned budget) {
     struct ot_timer *t = w->slots[l][k];
     while (t && budget) {
         struct ot_timer *n = t->next;
-        file_timer(w, t);
+        if (is_cancelled(t))
+            drop(w, t);
+        else
+            file_timer(w, t);
         t = n;
         budget--;
     }
@@ -395,11 +437,13 @@ static int64_t cancel(struct ot_timer *t, uint32_t gen, struct ot_sched *owner) 
         return -1;
     uint64_t now = ot__clock_ns() / 1000000u;
     int64_t left = expire > now ? (int64_t)(expire - now) : 0;
+    /* The timer stays linked: unlinking it writes both neighbours, two cache
+     * misses that were most of a cancel's cost. The wheel drops cancelled
+     * timers when it migrates or fires their slot, and the owner sweeps when
+     * its own cancels have left many behind, so memory stays bounded. */
     struct ot_sched *me = ot__sched_get();
-    if (me == owner) {
-        slot_unlink(&owner->wheel, t);
-        tmr_free(&owner->wheel, t);
-    }
+    if (me == owner && ++owner->wheel.dead > SWEEP_MIN && owner->wheel.dead > owner->wheel.count / 2)
+        sweep(&owner->wheel);
     return left;
 }
 
