@@ -122,11 +122,16 @@ static int one_cb(const ets_obj *v, void *arg)
     unsigned char *p = (unsigned char *)(o + 1);
     if (v->rec)
         ets__val_copy(p, v->val, v->vlen); /* counters may be changing */
+    else if (vp == 8)
+        memcpy(p, v->val, 8); /* a private snapshot; fixed size: no libc call */
     else
-        memcpy(p, v->val, vp); /* a private snapshot */
+        memcpy(p, v->val, vp);
     o->val = p;
     o->vlen = v->vlen;
-    memcpy(p + vp, v->key, v->klen);
+    if (v->klen == 8)
+        memcpy(p + vp, v->key, 8);
+    else
+        memcpy(p + vp, v->key, v->klen);
     o->key = p + vp;
     o->klen = v->klen;
     a->o = o;
