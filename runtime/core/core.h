@@ -258,8 +258,8 @@ struct ot_sched {
     _Atomic(struct ot_proc *) rq[RQ_SIZE];
     /* owner only */
     struct ot_proc *inbox_head __attribute__((aligned(OT_CACHELINE)));
-    struct ot_proc inbox_stub_proc_unused[0];
-    _Atomic(struct ot_proc *) inbox_stub; /* rq_next of the stub */
+    struct ot_proc *inbox_stub; /* the MPSC stub: a whole (aligned) record, since the
+                                   queue links records */
     struct ot_proc *runnext;
     unsigned runnext_streak;
     struct ot_proc *ovf_head, *ovf_tail; /* overflow of the ring, owner only */

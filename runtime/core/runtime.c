@@ -61,6 +61,7 @@ static void teardown(void) {
                 continue;
             ot__wheel_fini(&s->wheel);
             ot__env_cache_fini(s);
+            free(s->inbox_stub);
             ot__stack_release_reserve(s);
             ot__ring_fini(s);
             free(s);

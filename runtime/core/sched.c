@@ -49,9 +49,7 @@ uint64_t ot__clock_ns(void) {
 
 /* ---- inbox: intrusive MPSC of processes ------------------------------------ */
 
-static inline struct ot_proc *inbox_stub(struct ot_sched *s) {
-    return container_of(&s->inbox_stub, struct ot_proc, rq_next);
-}
+static inline struct ot_proc *inbox_stub(struct ot_sched *s) { return s->inbox_stub; }
 
 static void inbox_push(struct ot_sched *s, struct ot_proc *p) {
     atomic_store_explicit(&p->rq_next, NULL, memory_order_relaxed);
@@ -634,7 +632,10 @@ int ot__sched_start_all(void) {
         memset(s, 0, sizeof(*s));
         s->id = (int)i;
         s->evfd = -1;
-        atomic_store_explicit(&s->inbox_stub, NULL, memory_order_relaxed);
+        s->inbox_stub = aligned_alloc(OT_CACHELINE, sizeof(struct ot_proc));
+        if (!s->inbox_stub)
+            return -ENOMEM;
+        memset(s->inbox_stub, 0, sizeof(struct ot_proc));
         atomic_store_explicit(&s->inbox_tail, inbox_stub(s), memory_order_relaxed);
         s->inbox_head = inbox_stub(s);
         ot__wheel_init(&s->wheel, tick);
