@@ -212,7 +212,12 @@ OT_TEST(heap_proc, million_processes_keep_rss_flat, .timeout = 600) {
            "allocated %.1f MB -> %.1f MB (%+.2f MB)\n",
            warm, rss_warm / 1e6, rss_end / 1e6, ((double)rss_end - (double)rss_warm) / 1e6,
            alloc_warm / 1e6, alloc_end / 1e6, ((double)alloc_end - (double)alloc_warm) / 1e6);
+#if !defined(OT_TSAN)
+    /* Under TSan each fresh process context is a new TSan fiber, whose state
+     * TSan keeps in its own registry: RSS then measures TSan, not the heaps.
+     * The allocator's own count below is checked in every build. */
     ot_assert(rss_end < rss_warm + (20u << 20), "RSS grew by %zu bytes", rss_end - rss_warm);
+#endif
     ot_assert(alloc_end < alloc_warm + (4u << 20), "allocated grew by %zu bytes",
               alloc_end - alloc_warm);
 }
