@@ -280,6 +280,7 @@ struct ot_sched {
     struct stack *stack_cold; /* free stacks whose pages went back to the kernel */
     struct stack *stack_odd;  /* free stacks of other sizes */
     size_t stack_warm_hwm;
+    uint64_t stack_trim_ns; /* last ot__stack_trim batch */
     void **res_chunks; /* this scheduler's stack reservations */
     size_t res_nchunks, res_capchunks;
     char *res_next, *res_end;
@@ -356,6 +357,7 @@ OT_HIDDEN void ot__stack_forget_all(struct ot_sched *s);
 OT_HIDDEN struct stack *ot__stack_get(struct ot_sched *s, size_t size);
 OT_HIDDEN void ot__stack_put(struct ot_sched *s, struct stack *st);
 OT_HIDDEN bool ot__stack_guard_hit(const struct stack *st, const void *addr);
+OT_HIDDEN void ot__stack_trim(struct ot_sched *s, uint64_t now_ns);
 
 /* mbox.c */
 OT_HIDDEN void ot__mq_push(struct ot_proc *p, struct env *e);

@@ -524,6 +524,7 @@ static bool should_exit(struct ot_sched *s) {
 }
 
 static void idle(struct ot_sched *s) {
+    ot__stack_trim(s, s->now_ns);
     uint64_t spin_until = s->now_ns + (uint64_t)ot__rt.cfg.spin_us * 1000u;
     atomic_store_explicit(&s->sleep_state, SS_SPINNING, memory_order_relaxed);
     for (;;) {

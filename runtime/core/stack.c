@@ -6,8 +6,8 @@
  * twice per stack, so that fallback runs under a budget well inside
  * vm.max_map_count and fails cleanly past it. Freed stacks stay warm in the
  * freeing scheduler's pool (a fresh page costs 1.3-1.8 us to fault in); past
- * a high-water mark their pages go back to the kernel, off the spawn path's
- * common case. Each stack's record sits at the top of its own memory. */
+ * a high-water mark the idle loop gives their pages back to the kernel in
+ * bounded batches, never the spawn or exit path. Each stack's record sits at the top of its own memory. */
 #include "runtime/core/core.h"
 #include "runtime/core/sanit.h"
 
@@ -145,20 +145,32 @@ void ot__stack_put(struct ot_sched *s, struct stack *st) {
         s->stack_odd = st;
         return;
     }
-    if (s->stack_pool_len < s->stack_warm_hwm) {
-        st->next = s->stack_pool;
-        s->stack_pool = st;
-        s->stack_pool_len++;
+    /* always warm here: trimming is the idle loop's job (ot__stack_trim) */
+    st->next = s->stack_pool;
+    s->stack_pool = st;
+    s->stack_pool_len++;
+}
+
+/* Off the hot path (an idle scheduler calls it): past the high-water mark,
+ * a bounded batch of warm stacks hands all but its record's page back to the
+ * kernel and moves to the cold list, at most every 50 ms, so a burst of
+ * exits followed by a burst of spawns reuses warm stacks without faults,
+ * while a pool left large by a past burst shrinks over time. */
+void ot__stack_trim(struct ot_sched *s, uint64_t now_ns) {
+    if (s->stack_pool_len <= s->stack_warm_hwm || now_ns - s->stack_trim_ns < 50000000u)
         return;
-    }
-    /* Past the high-water mark: hand all but the record's page back. */
+    s->stack_trim_ns = now_ns;
     size_t page = ot__rt.page;
-    size_t keep = ((uintptr_t)st->hi + page - 1) - (((uintptr_t)st) & ~(page - 1));
-    size_t drop = st->size > keep ? (size_t)(((uintptr_t)st) & ~(page - 1)) - (uintptr_t)st->lo : 0;
-    if (drop)
-        madvise(st->lo, drop, MADV_DONTNEED);
-    st->next = s->stack_cold;
-    s->stack_cold = st;
+    for (int i = 0; i < 512 && s->stack_pool_len > s->stack_warm_hwm; i++) {
+        struct stack *st = s->stack_pool;
+        s->stack_pool = st->next;
+        s->stack_pool_len--;
+        size_t drop = (size_t)(((uintptr_t)st) & ~(page - 1)) - (uintptr_t)st->lo;
+        if (drop)
+            madvise(st->lo, drop, MADV_DONTNEED);
+        st->next = s->stack_cold;
+        s->stack_cold = st;
+    }
 }
 
 bool ot__stack_guard_hit(const struct stack *st, const void *addr) {
