@@ -949,7 +949,13 @@ static void connect_round(int n) {
 }
 
 Test(kv, ten_thousand_connections_no_leak, .timeout = 120) {
+#if defined(OT_TSAN)
+    /* every connection is a stackful process, every stack a TSan fiber, and
+     * TSan dies past 8,128 threads: 3,000 there, 10,000 everywhere else */
+    enum { N = 3000 };
+#else
     enum { N = 10000 };
+#endif
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     rlim_t need = N + 256; /* the server's ends; the clients' are in a child */
@@ -980,7 +986,9 @@ Test(kv, ten_thousand_connections_no_leak, .timeout = 120) {
     cr_assert_lt(mem1, mem0 + (1 << 20), "allocated %zu -> %zu", mem0, mem1);
     int fd = cconnect();
     char *st = info(fd, "stats");
-    cr_assert(strstr(st, "total_connections_received:20001\r\n"), "%s", st);
+    char want[64];
+    snprintf(want, sizeof want, "total_connections_received:%d\r\n", 2 * N + 1);
+    cr_assert(strstr(st, want), "%s", st);
     free(st);
     close(fd);
     stop();

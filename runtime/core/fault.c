@@ -30,6 +30,7 @@ static int slot_of(int sig) {
     return -1;
 }
 
+__attribute__((unused)) /* not installed in sanitizer builds */
 static void on_fault(int sig, siginfo_t *si, void *ucv) {
     struct ot_sched *s = ot__cur_sched;
     if (!s || !s->in_process || !s->current || !s->sp) {
