@@ -421,7 +421,7 @@ struct ot_timer *ot__timer_arm_wake(struct ot_sched *s, struct ot_proc *p, uint6
     return t;
 }
 
-static int64_t cancel(struct ot_timer *t, uint32_t gen, struct ot_sched *owner) {
+static int64_t cancel(struct ot_timer *t, uint32_t gen, struct ot_sched *owner, bool want_left) {
     uint64_t want = gs(gen, TMR_ARMED);
     /* read before the CAS: once it succeeds the owner may free and re-arm
      * this timer. If it was re-armed before we read, the generation differs
@@ -435,8 +435,11 @@ static int64_t cancel(struct ot_timer *t, uint32_t gen, struct ot_sched *owner) 
     if (!atomic_compare_exchange_strong_explicit(&t->genstate, &want, gs(gen, TMR_CANCELLED),
                                                  memory_order_acq_rel, memory_order_acquire))
         return -1;
-    uint64_t now = ot__clock_ns() / 1000000u;
-    int64_t left = expire > now ? (int64_t)(expire - now) : 0;
+    int64_t left = 0;
+    if (want_left) { /* a receive's own timeout does not need the clock */
+        uint64_t now = ot__clock_ns() / 1000000u;
+        left = expire > now ? (int64_t)(expire - now) : 0;
+    }
     /* The timer stays linked: unlinking it writes both neighbours, two cache
      * misses that were most of a cancel's cost. The wheel drops cancelled
      * timers when it migrates or fires their slot, and the owner sweeps when
@@ -452,7 +455,7 @@ void ot__timer_cancel_wake(struct ot_proc *p) {
         return;
     struct ot_timer *t = p->tmo;
     p->tmo = NULL;
-    cancel(t, (uint32_t)p->tmo_gen, p->tmo_owner);
+    cancel(t, (uint32_t)p->tmo_gen, p->tmo_owner, false);
 }
 
 /* ---- the public timer API ------------------------------------------------------- */
@@ -520,7 +523,7 @@ int64_t ot_cancel_timer(ot_ref r) {
     struct ot_timer *t = from_ref(r, &owner, &gen);
     if (!t)
         return -1;
-    return cancel(t, gen, owner);
+    return cancel(t, gen, owner, true);
 }
 
 int64_t ot_read_timer(ot_ref r) {
