@@ -421,6 +421,13 @@ struct ot_timer *ot__timer_arm_wake(struct ot_sched *s, struct ot_proc *p, uint6
     return t;
 }
 
+/* Whole ms from now (ns precision) to a tick: within 1 ms of the true time
+ * left (the tick is the deadline rounded up), never more than 1 ms over. */
+static int64_t ms_left(uint64_t expire_tick) {
+    uint64_t now = ot__clock_ns(), at = expire_tick * 1000000u;
+    return at > now ? (int64_t)((at - now) / 1000000u) : 0;
+}
+
 static int64_t cancel(struct ot_timer *t, uint32_t gen, struct ot_sched *owner, bool want_left) {
     uint64_t want = gs(gen, TMR_ARMED);
     /* read before the CAS: once it succeeds the owner may free and re-arm
@@ -437,8 +444,7 @@ static int64_t cancel(struct ot_timer *t, uint32_t gen, struct ot_sched *owner, 
         return -1;
     int64_t left = 0;
     if (want_left) { /* a receive's own timeout does not need the clock */
-        uint64_t now = ot__clock_ns() / 1000000u;
-        left = expire > now ? (int64_t)(expire - now) : 0;
+        left = ms_left(expire);
     }
     /* The timer stays linked: unlinking it writes both neighbours, two cache
      * misses that were most of a cancel's cost. The wheel drops cancelled
@@ -538,8 +544,7 @@ int64_t ot_read_timer(ot_ref r) {
     uint64_t expire = atomic_load_explicit(&t->expire, memory_order_relaxed);
     if (atomic_load_explicit(&t->genstate, memory_order_acquire) != gs(gen, TMR_ARMED))
         return -1;
-    uint64_t now = ot__clock_ns() / 1000000u;
-    return expire > now ? (int64_t)(expire - now) : 0;
+    return ms_left(expire);
 }
 
 int64_t ot_now_ms(void) {
