@@ -209,7 +209,7 @@ enum { TK_SEND = 1, TK_WAKE };
 struct ot_timer {
     struct ot_timer *next, *prev; /* wheel bucket, or free list (next) */
     _Atomic uint64_t genstate;    /* gen << 8 | state: CAS'd by cancellers */
-    _Atomic uint64_t expire;      /* tick (ms): cancellers read it (relaxed) before their CAS */
+    _Atomic uint64_t expire;      /* tick (OT_TICK_NS): cancellers read it (relaxed) before their CAS */
     uint32_t idx;                 /* index in its scheduler's timer table */
     uint8_t kind;
     uint8_t level, slot;
@@ -226,6 +226,10 @@ struct ot_timer {
     };
 };
 
+/* The wheel's tick: a quarter of a millisecond, so that rounding a deadline
+ * up to a tick (never early) costs at most 0.25 ms of lateness; with 1 ms
+ * ticks the timers workload's worst lateness was 2.5-2.9 ms. */
+#define OT_TICK_NS 250000u
 #define WHEEL_LEVELS 6
 #define WHEEL_BITS 6    /* level l's slots are 64^l ticks wide */
 #define WHEEL_SLOTS 128 /* two level-(l+1) slots' worth: room to migrate early */

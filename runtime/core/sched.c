@@ -507,7 +507,7 @@ static void run_proc(struct ot_sched *s, struct ot_proc *p) {
 
 static void advance_time(struct ot_sched *s) {
     s->now_ns = ot__clock_ns();
-    uint64_t tick = s->now_ns / 1000000u;
+    uint64_t tick = s->now_ns / OT_TICK_NS;
     if (tick > s->wheel.now || s->wheel.due)
         ot__wheel_advance(s, tick);
 }
@@ -535,7 +535,7 @@ static void idle(struct ot_sched *s) {
         if (have_local_work(s) || should_exit(s))
             break;
         s->now_ns = ot__clock_ns();
-        if (s->wheel.due || s->now_ns / 1000000u > s->wheel.now)
+        if (s->wheel.due || s->now_ns / OT_TICK_NS > s->wheel.now)
             break;
         struct ot_proc *p = try_steal(s);
         if (p) {
@@ -553,7 +553,7 @@ static void idle(struct ot_sched *s) {
         int64_t next = ot__wheel_next(&s->wheel);
         int64_t tmo_ns = -1;
         if (next >= 0) {
-            uint64_t at = (s->wheel.now + (uint64_t)next) * 1000000u;
+            uint64_t at = (s->wheel.now + (uint64_t)next) * OT_TICK_NS;
             tmo_ns = at > s->now_ns ? (int64_t)(at - s->now_ns) : 0;
         }
         rcu_thread_offline();
@@ -624,7 +624,7 @@ int ot__sched_start_all(void) {
     ot__rt.sched = calloc(n, sizeof(*ot__rt.sched));
     if (!ot__rt.sched)
         return -ENOMEM;
-    uint64_t tick = ot__clock_ns() / 1000000u;
+    uint64_t tick = ot__clock_ns() / OT_TICK_NS;
     for (unsigned i = 0; i < n; i++) {
         struct ot_sched *s =
             aligned_alloc(OT_CACHELINE, (sizeof(*s) + OT_CACHELINE - 1) & ~(size_t)63);

@@ -1,8 +1,8 @@
-/* Timers (ARCHITECTURE 9): a hierarchical timing wheel per scheduler at 1 ms
- * ticks. Level l has 128 slots of 64^l ticks; a timer sits in the lowest level
+/* Timers (ARCHITECTURE 9): a hierarchical timing wheel per scheduler at
+ * 0.25 ms ticks (OT_TICK_NS). Level l has 128 slots of 64^l ticks; a timer sits in the lowest level
  * whose 128-slot reach from the current tick holds its deadline, and level 0
  * fires a slot exactly at its tick: never early. Instead of cascading a whole
- * slot at once when the wheel reaches it (a level-1 slot holds 64 ms of
+ * slot at once when the wheel reaches it (a level-1 slot held 64 ms of
  * timers: 32,000 of them in the timers benchmark, a 3-10 ms stall of cache
  * misses that made timers that late), the next slot of each level migrates
  * down during the slot before it, a bounded number of timers per tick; the
@@ -391,7 +391,7 @@ void ot__wheel_advance(struct ot_sched *s, uint64_t now_tick) {
 uint64_t ot__tick_deadline(int64_t ms) {
     uint64_t now = ot__clock_ns();
     uint64_t at = now + (uint64_t)ms * 1000000u;
-    return (at + 999999u) / 1000000u; /* round up: never early */
+    return (at + OT_TICK_NS - 1) / OT_TICK_NS; /* round up: never early */
 }
 
 static struct ot_timer *arm(struct ot_sched *s, uint64_t expire, uint8_t kind) {
@@ -424,7 +424,7 @@ struct ot_timer *ot__timer_arm_wake(struct ot_sched *s, struct ot_proc *p, uint6
 /* Whole ms from now (ns precision) to a tick: within 1 ms of the true time
  * left (the tick is the deadline rounded up), never more than 1 ms over. */
 static int64_t ms_left(uint64_t expire_tick) {
-    uint64_t now = ot__clock_ns(), at = expire_tick * 1000000u;
+    uint64_t now = ot__clock_ns(), at = expire_tick * OT_TICK_NS;
     return at > now ? (int64_t)((at - now) / 1000000u) : 0;
 }
 
