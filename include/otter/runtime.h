@@ -20,7 +20,8 @@ typedef struct ot_config {
 } ot_config;
 
 OT_API int ot_start(const ot_config *cfg); /* -EALREADY if running; cfg may be NULL */
-OT_API int ot_stop(void);                  /* graceful, see ARCHITECTURE 11 */
+OT_API int ot_stop(void); /* graceful, see ARCHITECTURE 11; -ENOTCONN when stopped,
+                             -EDEADLK from a scheduler thread (it cannot join itself) */
 /* Start, spawn main as a process, wait for it to exit, stop. Returns 0 if main
  * exited normally, -ECHILD (after stopping) if it exited abnormally. */
 OT_API int ot_run(void (*main)(void *), void *arg, const ot_config *cfg);
