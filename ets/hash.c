@@ -218,6 +218,14 @@ static void hash_destroy(ets_table *t)
 /* The key's slot content in a (lock-free): true with *o filled (inline
  * snapshot, or the chain's first record), false when the key is absent. */
 
+/* A slot's inline words, read by a writer holding its stripe lock (no
+ * seqlock needed: no other writer can change them meanwhile). */
+static inline void locked_words(const hslot *s, uint64_t w[HW])
+{
+    for (int j = 0; j < HW; j++)
+        w[j] = atomic_load_explicit(&s->w[j], memory_order_relaxed);
+}
+
 static inline bool find(const harr *a, uint64_t h, const void *k, size_t kl, ets_obj *o,
                         bool light)
 {
@@ -309,8 +317,7 @@ static long wfind(const harr *a, uint64_t h, const void *k, size_t kl, long *reu
         ets_rec *r = slot_rec(s);
         bool is;
         if (meta & META_INLINE) {
-            for (int j = 0; j < HW; j++)
-                w[j] = atomic_load_explicit(&s->w[j], memory_order_relaxed);
+            locked_words(s, w);
             is = inline_is(meta, w, kw, kl);
         } else {
             is = live(r) && rec_is(r, k, kl);
@@ -552,8 +559,7 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
         uint32_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed); /* locked */
         if (meta & META_INLINE) {
             uint64_t w[HW];
-            for (int j = 0; j < HW; j++)
-                w[j] = atomic_load_explicit(&s->w[j], memory_order_relaxed);
+            locked_words(s, w);
             const unsigned char *val = (const unsigned char *)w + ets_pad8(kl);
             if (!v || (meta_vlen(meta) == vl && memcmp(val, v, vl) == 0)) {
                 if (want) {
@@ -609,8 +615,7 @@ static int promote(ets_table *t, const void *k, size_t kl, uint64_t h)
         uint32_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed); /* locked */
         if (meta & META_INLINE) {
             uint64_t w[HW];
-            for (int j = 0; j < HW; j++)
-                w[j] = atomic_load_explicit(&s->w[j], memory_order_relaxed);
+            locked_words(s, w);
             ets_rec *r = ets__rec_new(k, kl, (unsigned char *)w + ets_pad8(kl), meta_vlen(meta), h);
             if (r) {
                 slot_set(s, rec_words(t, r, w), w);

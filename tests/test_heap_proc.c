@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "support/rss.h"
+
 #if defined(OT_SANITIZE)
 /* from compiler-rt's sanitizer/allocator_interface.h, which gcc does not install */
 size_t __sanitizer_get_current_allocated_bytes(void);
@@ -37,17 +39,6 @@ static size_t allocated_bytes(void) {
         return 0;
     return v;
 #endif
-}
-
-static size_t rss_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 static bool is_down_ref(const ot_msg *m, void *arg) {
@@ -189,7 +180,7 @@ OT_TEST(heap_proc, million_processes_keep_rss_flat, .timeout = 600) {
     const size_t warm = total / 10;
     size_t rss_warm = 0, alloc_warm = 0;
     printf("heap_proc: %zu processes, 2 at a time; start RSS %.1f MB, allocated %.1f MB\n",
-           total, rss_bytes() / 1e6, allocated_bytes() / 1e6);
+           total, ot_test_rss_bytes() / 1e6, allocated_bytes() / 1e6);
     for (size_t i = 0; i < total; i += 2) {
         ot_ref r1, r2;
         ot_spawn_opts o1 = {.monitor = true, .monitor_ref = &r1};
@@ -200,14 +191,14 @@ OT_TEST(heap_proc, million_processes_keep_rss_flat, .timeout = 600) {
         ot_assert_eq(expect_down(r1).kind, OT_NORMAL);
         ot_assert_eq(expect_down(r2).kind, OT_NORMAL);
         if (i + 2 == warm) {
-            rss_warm = rss_bytes();
+            rss_warm = ot_test_rss_bytes();
             alloc_warm = allocated_bytes();
         }
         if ((i + 2) % (total / 5) == 0)
             printf("heap_proc: after %7zu processes: RSS %.1f MB, allocated %.1f MB\n", i + 2,
-                   rss_bytes() / 1e6, allocated_bytes() / 1e6);
+                   ot_test_rss_bytes() / 1e6, allocated_bytes() / 1e6);
     }
-    size_t rss_end = rss_bytes(), alloc_end = allocated_bytes();
+    size_t rss_end = ot_test_rss_bytes(), alloc_end = allocated_bytes();
     printf("heap_proc: RSS after warm-up (%zu) %.1f MB, at the end %.1f MB (%+.2f MB); "
            "allocated %.1f MB -> %.1f MB (%+.2f MB)\n",
            warm, rss_warm / 1e6, rss_end / 1e6, ((double)rss_end - (double)rss_warm) / 1e6,
@@ -273,7 +264,7 @@ OT_TEST(heap_proc, idle_process_holds_no_heap, .timeout = 120) {
     /* 10,000 idle handlers: no heap each, and little memory all together */
     enum { N = 10000 };
     static ot_pid hs[N];
-    size_t before = allocated_bytes(), rss_before = rss_bytes();
+    size_t before = allocated_bytes(), rss_before = ot_test_rss_bytes();
     for (int i = 0; i < N; i++) {
         hs[i] = ot_spawn_handler(idle_handler, NULL, NULL);
         ot_assert(hs[i].v != 0);
@@ -283,7 +274,7 @@ OT_TEST(heap_proc, idle_process_holds_no_heap, .timeout = 120) {
         ot_assert_eq(in.heap_bytes, 0);
         ot_assert_eq(in.stack_bytes, 0);
     }
-    size_t after = allocated_bytes(), rss_after = rss_bytes();
+    size_t after = allocated_bytes(), rss_after = ot_test_rss_bytes();
     printf("heap_proc: 10,000 idle handlers: allocated %+.1f B each, RSS %+.1f B each\n",
            ((double)after - (double)before) / N, ((double)rss_after - (double)rss_before) / N);
     /* an arena lease would be ~140 KB each; a process record is a few hundred bytes */

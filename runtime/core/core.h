@@ -95,7 +95,6 @@ enum proc_flags {
     PF_BOUND = 1u << 2,
     PF_ETS_OWNER = 1u << 3,
     PF_DEAD = 1u << 4,    /* set under the slot lock by the exit path */
-    PF_SIGNALS = 1u << 5, /* a signal may be pending in the inbox */
     PF_FOREIGN = 1u << 6, /* the mailbox of a foreign thread: woken by futex */
     PF_NAMED = 1u << 8,   /* aflags: has a registered name (set by register) */
     PF_IOWAIT = 1u << 7,  /* aflags: an op is in flight on its scheduler's ring, so
@@ -116,7 +115,7 @@ struct ot_proc {
     /* line 0: written by other threads */
     _Atomic uint64_t pid;              /* 0 when the slot is free */
     _Atomic uint32_t state;            /* enum proc_state */
-    _Atomic uint32_t aflags;           /* PF_DEAD, PF_ETS_OWNER, PF_SIGNALS */
+    _Atomic uint32_t aflags;           /* PF_DEAD, PF_ETS_OWNER, PF_NAMED, PF_IOWAIT */
     _Atomic uint8_t lock;              /* slot spinlock: signals needing answers vs exit */
     bool dying;                        /* owner: a signal decided its death: reason is set */
     bool mark_valid;                   /* owner */
@@ -209,8 +208,8 @@ enum { TK_SEND = 1, TK_WAKE };
 struct ot_timer {
     struct ot_timer *next, *prev; /* wheel bucket, or free list (next) */
     _Atomic uint64_t genstate;    /* gen << 8 | state: CAS'd by cancellers */
-    _Atomic uint64_t expire;      /* tick (OT_TICK_NS): cancellers read it (relaxed) before their CAS */
-    uint32_t idx;                 /* index in its scheduler's timer table */
+    _Atomic uint64_t expire; /* tick (OT_TICK_NS): cancellers read it (relaxed) before their CAS */
+    uint32_t idx;            /* index in its scheduler's timer table */
     uint8_t kind;
     uint8_t level, slot;
     uint8_t in_wheel;
@@ -285,7 +284,7 @@ struct ot_sched {
     struct stack *stack_odd;  /* free stacks of other sizes */
     size_t stack_warm_hwm;
     uint64_t stack_trim_ns; /* last ot__stack_trim batch */
-    void **res_chunks; /* this scheduler's stack reservations */
+    void **res_chunks;      /* this scheduler's stack reservations */
     size_t res_nchunks, res_capchunks;
     char *res_next, *res_end;
     struct ot_wheel wheel;
@@ -300,16 +299,14 @@ struct ot_sched {
     void *tstack_lo; /* the thread's own stack, for ASan switches */
     size_t tstack_size;
     unsigned nloops;
-    bool handler_yield;         /* the handler body stopped on budget, not empty */
-    _Atomic int ready;          /* 1 once its ring is up, negative errno if it failed */
-    int switch_reason;          /* why the current process switched out */
-    struct ot_proc *exit_queue; /* processes whose exit is to be completed */
-    uint64_t nwakes_sent;
+    bool handler_yield;    /* the handler body stopped on budget, not empty */
+    _Atomic int ready;     /* 1 once its ring is up, negative errno if it failed */
+    int switch_reason;     /* why the current process switched out */
     struct env *env_cache; /* free small envelopes, linked through prev */
     size_t env_cache_len;
 };
 
-enum { SW_YIELD = 1, SW_PARK, SW_EXIT, SW_HANDLER_DONE, SW_FAULT };
+enum { SW_YIELD = 1, SW_PARK, SW_EXIT, SW_HANDLER_DONE };
 
 struct ot_runtime {
     _Atomic int running;

@@ -89,9 +89,7 @@ void ot__foreign_wake(struct ot_proc *p) {
     syscall(SYS_futex, &p->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *arg, int64_t timeout_ms,
-                            const struct env *after) {
-    (void)after;
+ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *arg, int64_t timeout_ms) {
     struct ot_proc *p = foreign_slot();
     if (!p) {
         errno = ENOMEM;

@@ -13,7 +13,7 @@
 #include <string.h>
 
 extern ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *arg,
-                                   int64_t timeout_ms, const struct env *after);
+                                   int64_t timeout_ms);
 extern ot_pid ot__foreign_pid(void);
 
 void *ot_msg_data(const ot_msg *m) {
@@ -134,19 +134,19 @@ static ot_msg *receive(struct ot_proc *p, bool (*umatch)(const ot_msg *, void *)
     }
 }
 
-static bool any_thread_ok(void) {
-    return atomic_load_explicit(&ot__rt.running, memory_order_acquire);
+/* A receive on a foreign thread: its own mailbox, if the runtime runs. */
+static ot_msg *foreign(bool (*match)(const ot_msg *, void *), void *arg, int64_t timeout_ms) {
+    if (!atomic_load_explicit(&ot__rt.running, memory_order_acquire)) {
+        errno = ENOTCONN;
+        return NULL;
+    }
+    return ot__foreign_receive(match, arg, timeout_ms);
 }
 
 ot_msg *ot_receive(int64_t timeout_ms) {
     struct ot_proc *p = cur_proc();
-    if (!p) {
-        if (!any_thread_ok()) {
-            errno = ENOTCONN;
-            return NULL;
-        }
-        return ot__foreign_receive(NULL, NULL, timeout_ms, NULL);
-    }
+    if (!p)
+        return foreign(NULL, NULL, timeout_ms);
     return receive(p, NULL, NULL, 0, false, OT_NOREF, false, timeout_ms);
 }
 
@@ -156,13 +156,8 @@ ot_msg *ot_receive_match(bool (*match)(const ot_msg *, void *), void *arg, int64
         return NULL;
     }
     struct ot_proc *p = cur_proc();
-    if (!p) {
-        if (!any_thread_ok()) {
-            errno = ENOTCONN;
-            return NULL;
-        }
-        return ot__foreign_receive(match, arg, timeout_ms, NULL);
-    }
+    if (!p)
+        return foreign(match, arg, timeout_ms);
     return receive(p, match, arg, 0, false, OT_NOREF, false, timeout_ms);
 }
 
@@ -175,25 +170,15 @@ static bool ref_match(const ot_msg *m, void *arg) {
 
 ot_msg *ot_receive_tag(uint32_t tag, int64_t timeout_ms) {
     struct ot_proc *p = cur_proc();
-    if (!p) {
-        if (!any_thread_ok()) {
-            errno = ENOTCONN;
-            return NULL;
-        }
-        return ot__foreign_receive(tag_match, &tag, timeout_ms, NULL);
-    }
+    if (!p)
+        return foreign(tag_match, &tag, timeout_ms);
     return receive(p, NULL, NULL, tag, true, OT_NOREF, false, timeout_ms);
 }
 
 ot_msg *ot_receive_ref(ot_ref ref, int64_t timeout_ms) {
     struct ot_proc *p = cur_proc();
-    if (!p) {
-        if (!any_thread_ok()) {
-            errno = ENOTCONN;
-            return NULL;
-        }
-        return ot__foreign_receive(ref_match, &ref.v, timeout_ms, NULL);
-    }
+    if (!p)
+        return foreign(ref_match, &ref.v, timeout_ms);
     return receive(p, NULL, NULL, 0, false, ref, true, timeout_ms);
 }
 

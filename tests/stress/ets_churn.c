@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "support/rss.h"
+
 #ifdef OT_SANITIZE
 #define SCALE 10
 #else
@@ -25,18 +27,6 @@ typedef struct {
     uint64_t base, cycles;
     int fails;
 } churn_arg;
-
-static size_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, res = 0;
-    if (!f)
-        return 0;
-    if (fscanf(f, "%lu %lu", &size, &res) != 2)
-        res = 0;
-    fclose(f);
-    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 static void *churn(void *p)
 {
@@ -62,7 +52,7 @@ static void run_churn(int type, uint64_t cycles)
     ot_ets_opts o = {.type = type, .access = OT_ETS_PUBLIC, .write_concurrency = true};
     ot_tab t = ot_ets_new(NULL, &o);
     cr_assert(t.v);
-    size_t rss0 = rss_bytes(), warm = 0;
+    size_t rss0 = ot_test_rss_bytes(), warm = 0;
     /* A warm-up tenth first, then the rest, each by two threads. */
     for (int phase = 0; phase < 2; phase++) {
         uint64_t n = phase ? cycles - cycles / 10 : cycles / 10;
@@ -74,11 +64,11 @@ static void run_churn(int type, uint64_t cycles)
             pthread_join(th[i], NULL);
         cr_assert_eq(a[0].fails + a[1].fails, 0);
         if (!phase)
-            warm = rss_bytes();
+            warm = ot_test_rss_bytes();
     }
     /* Let the call_rcu worker catch up before the last sample. */
     usleep(200000);
-    size_t end = rss_bytes(), size = ot_ets_size(t);
+    size_t end = ot_test_rss_bytes(), size = ot_ets_size(t);
     struct ot_ets_info info;
     cr_assert_eq(ot_ets_info(t, &info), 0);
     cr_log_info("type %d: %llu cycles, %zu objects left, table %zu KiB; RSS start %zu KiB, warm %zu "

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "support/rss.h"
+
 #if defined(OT_TSAN)
 #define NPARK 3000u /* every stack is a TSan fiber, and TSan dies past 8,128 threads */
 #elif defined(OT_SANITIZE)
@@ -37,17 +39,6 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static size_t rss_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 static int maps_lines(void) {
@@ -118,7 +109,7 @@ OT_TEST(stress_park, million_handlers_then_million_stackful, .init = big_table, 
     memset(sp, 0, n * sizeof *sp);
     unsigned ns = ot_schedulers();
     ot_sleep(20);
-    size_t rss0 = rss_bytes();
+    size_t rss0 = ot_test_rss_bytes();
     int maps0 = maps_lines();
 
     double t0 = now_s();
@@ -131,7 +122,7 @@ OT_TEST(stress_park, million_handlers_then_million_stackful, .init = big_table, 
         ot_send(hp[i], TAG_POKE, NULL, 0);
     wait_count(&handled, n, "handlers ran");
     double t1 = now_s();
-    size_t rss1 = rss_bytes();
+    size_t rss1 = ot_test_rss_bytes();
     double per_h = ((double)rss1 - (double)rss0) / n;
 
     for (uint32_t i = 0; i < n; i++) {
@@ -141,7 +132,7 @@ OT_TEST(stress_park, million_handlers_then_million_stackful, .init = big_table, 
     }
     wait_count(&parked, n, "stackful processes parked");
     double t2 = now_s();
-    size_t rss2 = rss_bytes();
+    size_t rss2 = ot_test_rss_bytes();
     int maps2 = maps_lines();
     double per_s = ((double)rss2 - (double)rss1) / n;
 
