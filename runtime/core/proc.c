@@ -127,10 +127,22 @@ static ot_pid spawn_common(void (*fn)(void *), ot_handler_fn hfn, void *arg,
         ot__map_put(&p->monitored, r.v, me->pid);
         *o->monitor_ref = r;
     }
-    atomic_store_explicit(&p->state, PS_RUNNABLE, memory_order_relaxed);
-    /* release pairs with the acquire loads of pid by senders (ot__deliver) */
-    atomic_store_explicit(&p->pid, pid.v, memory_order_release);
-    ot__enqueue_new(p, pick_sched(o));
+    struct ot_sched *home = pick_sched(o);
+    if (hfn) {
+        /* A new handler has nothing to do until a message or signal arrives,
+         * and its first run would only find the mailbox empty and park it:
+         * it is born parked instead, and the first delivery wakes it as any
+         * delivery wakes a parked process (the pid's release store below
+         * orders the state before any sender can see the pid). */
+        atomic_store_explicit(&p->sched, home, memory_order_relaxed);
+        atomic_store_explicit(&p->state, PS_WAITING, memory_order_relaxed);
+        atomic_store_explicit(&p->pid, pid.v, memory_order_release);
+    } else {
+        atomic_store_explicit(&p->state, PS_RUNNABLE, memory_order_relaxed);
+        /* release pairs with the acquire loads of pid by senders (ot__deliver) */
+        atomic_store_explicit(&p->pid, pid.v, memory_order_release);
+        ot__enqueue_new(p, home);
+    }
     if (me)
         ot__spend(me, 1);
     return pid;
