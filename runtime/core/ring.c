@@ -276,7 +276,14 @@ void ot__io_cancel(struct ot__io_op *op) {
  * (a listener's multishot accept) are cancelled, and their final completions
  * reaped, so their callbacks free what they own before the ring goes. */
 void ot__ring_drain(struct ot_sched *s) {
-    if (!s->ring_ok || !s->inflight)
+    if (!s->ring_ok)
+        return;
+    /* The registration belongs to this thread: undone here, not by
+     * io_uring_queue_exit on the stopping thread (whose own registered
+     * slot of the same index it would drop). */
+    if (s->ring.enter_ring_fd != s->ring.ring_fd)
+        io_uring_unregister_ring_fd(&s->ring);
+    if (!s->inflight)
         return;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
     if (!sqe) {
