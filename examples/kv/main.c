@@ -21,25 +21,31 @@ static void usage(FILE *f) {
 }
 
 /* How long an idle scheduler spins before it sleeps, unless --spin-us says.
- * The runtime's default, 50 us, suits message passing; for a server whose
- * work arrives from sockets, measured on this 2-core box (shared, so noisy)
- * with kv --schedulers 1 against redis-server 7.0 (--save "" --appendonly no)
- * under redis-benchmark -t set,get -n 300000 -c 50, medians of 14 runs each:
+ * Every request that finds kv's scheduler asleep makes the client's own
+ * send(2) wake it (the socket's wake-up runs in the sender's syscall), and on
+ * these VMs a wake of a halted vCPU is dear: per request, the client's CPU
+ * grows by about 10 us per wake (the rows below). A spin of 50 us
+ * outlasts the gap between two requests of a busy connection set, so the
+ * scheduler is nearly never asleep when a request lands; the spin itself
+ * polls the ring's TASKRUN flag, so it makes no syscalls. Measured on this
+ * 2-core box (shared, so noisy) with kv --schedulers 1 against redis-server
+ * 7.0 (--save "" --appendonly no), redis-benchmark -t get,set -n 300000
+ * -c 50 -P 1, medians of 3 runs each, per request: the client's CPU and its
+ * wakes of the server (sched_waking in the client), the server's sleeps:
  *
- *   spin      -P 1 SET/GET rps  p99 us   -P 16 SET/GET rps  p99 us   CPU us/req (-P 1)
- *   0 (1 us)  153k / 155k     351/351    1.89M / 2.11M     531/347    2.6
- *   5 us      157k / 159k     351/327    2.08M / 2.00M     439/411    3.8
- *   20 us     155k / 151k     327/335    2.02M / 1.91M     395/395    4.8
- *   50 us     151k / 145k     347/375    1.75M / 1.87M     627/471    4.3
- *   redis     150k / 158k     375/371    1.37M / 1.50M     991/859    2.8
+ *   spin      GET/SET rps    client us/req  client wakes/req  server sleeps/req
+ *   1 us      122k / 127k    7.5 / 7.8      0.099 / 0.082     0.097 / 0.083
+ *   5 us      132k / 134k    7.5 / 7.3      0.053 / 0.049     0.052 / 0.050
+ *   20 us     142k / 141k    6.9 / 7.0      0.017 / 0.014     0.016 / 0.016
+ *   50 us     142k / 146k    6.8 / 6.6      0.004 / 0.004     0.003 / 0.006
+ *   200 us    145k / 145k    6.7 / 6.7      0.002 / 0.003     0.002 / 0.006
+ *   redis     125k / 130k    7.8 / 7.4      0.095 / 0.082     0.093 / 0.081
  *
- * The client (one core at ~92%) is the limit, so rps and p99 differ by about
- * the noise; 5 us served best overall (the highest rps unpipelined and for
- * SET at -P 16; p99 within 11% of the best, 18% for -P 16 GET) and
- * takes less CPU per request than 20 or 50 us (3.8 against 4.3 to 4.8 us).
- * No spin takes the least CPU (2.6 us, about redis's) but was the slowest
- * unpipelined and had the worst -P 16 SET p99. */
-#define KV_SPIN_US 5
+ * The client (redis-benchmark, one thread) is the limit in every row, so
+ * what the server saves it is what shows: 50 us takes the wakes out, and
+ * 200 us adds nothing but idle CPU. An idle kv spins 50 us after its last
+ * work, then sleeps in the ring. */
+#define KV_SPIN_US 50
 
 static int num_arg(const char *s, long lo, long hi, long *out) {
     char *end;
