@@ -63,8 +63,10 @@ static inline __attribute__((always_inline)) ets_table *begin(ot_tab h, bool wri
     return *rc ? NULL : t;
 }
 
-static void retire_all(ets_vec *v)
+static inline void retire_all(ets_vec *v)
 {
+    if (!v->n && v->v == v->small)
+        return; /* the common case: nothing unlinked, no call */
     for (size_t i = 0; i < v->n; i++)
         ets__retire_rec(v->v[i]);
     ets__vec_fini(v);
@@ -313,6 +315,53 @@ static int counter_default(ets_table *t, const void *k, size_t kl, uint64_t h, s
     return rc;
 }
 
+/* update_counter's common case, with no call: a set's key of 8 bytes or
+ * fewer whose object is already a record with room for the counter (from
+ * its first update on; see hash.c's promote). Anything else (an absent key,
+ * an inline object, a value too short) is left to counter_slow. */
+static inline bool counter_fast(ets_table *t, const void *k, size_t kl, size_t off, int64_t incr,
+                                int64_t *res)
+{
+    if (t->type != OT_ETS_SET || kl > 8)
+        return false;
+    /* Pairs with the release store that publishes a resized array. */
+    const harr *a = atomic_load_explicit(&((htab *)t->impl)->arr, memory_order_acquire);
+    ets_obj o;
+    if (!ets_hash_find_small(a, ets__hash(k, kl), k, ets_key_word(k, kl), kl, &o, true) ||
+        !o.rec || o.vlen < off + 8)
+        return false;
+    /* As in ets__rec_add (pairs with the word loads of every value copy),
+     * with the length the slot gave: the record's header is not read. */
+    _Atomic int64_t *w = (_Atomic int64_t *)(uintptr_t)(ets_rec_val(o.rec) + off);
+    *res = atomic_fetch_add_explicit(w, incr, memory_order_relaxed) + incr;
+    return true;
+}
+
+static __attribute__((noinline)) int counter_slow(ets_table *t, const void *k, size_t kl,
+                                                  size_t offset, int64_t incr, const int64_t *dflt,
+                                                  int64_t *result)
+{
+    if (t->type == OT_ETS_BAG || t->type == OT_ETS_DUPLICATE_BAG)
+        return -EINVAL;
+    uint64_t hash = ets__hash(k, kl);
+    int64_t res = 0;
+    int rc;
+    for (;;) {
+        rc = t->m->counter(t, k, kl, hash, offset, incr, &res);
+        if (rc != -ENOENT || !dflt)
+            break;
+        int64_t v = (int64_t)((uint64_t)*dflt + (uint64_t)incr);
+        rc = counter_default(t, k, kl, hash, offset, v);
+        if (rc == 0)
+            res = v;
+        if (rc != -EEXIST)
+            break; /* -EEXIST: another writer created it first; add to theirs */
+    }
+    if (rc == 0 && result)
+        *result = res;
+    return rc;
+}
+
 OT_API int ot_ets_update_counter(ot_tab h, const void *k, size_t kl, size_t offset, int64_t incr,
                                  const int64_t *dflt, int64_t *result)
 {
@@ -320,24 +369,12 @@ OT_API int ot_ets_update_counter(ot_tab h, const void *k, size_t kl, size_t offs
         return -EINVAL;
     int tok, rc;
     ets_table *t = begin(h, true, &tok, &rc);
-    if (t && (t->type == OT_ETS_BAG || t->type == OT_ETS_DUPLICATE_BAG))
-        rc = -EINVAL;
-    else if (t) {
-        uint64_t hash = ets__hash(k, kl);
-        int64_t res = 0;
-        for (;;) {
-            rc = t->m->counter(t, k, kl, hash, offset, incr, &res);
-            if (rc != -ENOENT || !dflt)
-                break;
-            int64_t v = (int64_t)((uint64_t)*dflt + (uint64_t)incr);
-            rc = counter_default(t, k, kl, hash, offset, v);
-            if (rc == 0)
-                res = v;
-            if (rc != -EEXIST)
-                break; /* -EEXIST: another writer created it first; add to theirs */
-        }
-        if (rc == 0 && result)
+    int64_t res;
+    if (t && counter_fast(t, k, kl, offset, incr, &res)) {
+        if (result)
             *result = res;
+    } else if (t) {
+        rc = counter_slow(t, k, kl, offset, incr, dflt, result);
     }
     ets__leave(tok);
     return rc;

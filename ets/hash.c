@@ -124,8 +124,9 @@ static inline void view_inline(ets_obj *o, uint32_t meta, uint64_t h)
 /* The caller's key padded with zeros to whole words, as slots store it. */
 static inline void key_words(uint64_t *kw, const void *k, size_t kl)
 {
-    if (kl == 8) {
-        memcpy(kw, k, 8);
+    if (kl <= 8) { /* no call to memcpy */
+        kw[0] = ets_key_word(k, kl);
+        kw[1] = 0;
         return;
     }
     kw[0] = kw[1] = 0;
@@ -229,8 +230,8 @@ static inline void locked_words(const hslot *s, uint64_t w[HW])
 static inline bool find(const harr *a, uint64_t h, const void *k, size_t kl, ets_obj *o,
                         bool light)
 {
-    if (kl == 8)
-        return ets_hash_find8(a, h, k, o, light);
+    if (kl <= 8)
+        return ets_hash_find_small(a, h, k, ets_key_word(k, kl), kl, o, light);
     uint64_t kw[HW];
     key_words(kw, k, kl);
     for (size_t i = home(a, h); i < a->nslots; i++) {

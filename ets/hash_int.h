@@ -89,14 +89,35 @@ ETS_INLINE_ALWAYS void snap(const hslot *s, uint32_t *meta, ets_rec **rec, uint6
     }
 }
 
-/* The key's object in a, for an 8-byte key (integer keys): the same walk as
- * hash.c's find, with the key in a register. light: for update_counter,
- * *o gets only rec and vlen when the slot has them (META_RECKEY). */
-ETS_INLINE_ALWAYS bool ets_hash_find8(const harr *a, uint64_t h, const void *k, ets_obj *o,
-                                     bool light)
+/* A key of 8 bytes or fewer as a slot holds it (in w[0] inline, in w[1]
+ * beside a record): its bytes in one word, zero-padded, built without a
+ * call to memcpy. Little-endian, as the slots' memcpy packing is read. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "ets_key_word assumes little-endian");
+ETS_INLINE_ALWAYS uint64_t ets_key_word(const void *k, size_t kl)
 {
-    uint64_t key;
-    memcpy(&key, k, 8);
+    const unsigned char *p = k;
+    if (kl == 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        return w;
+    }
+    if (kl >= 4) {
+        uint32_t lo, hi; /* overlapping: together they cover every byte */
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + kl - 4, 4);
+        return (uint64_t)lo | (uint64_t)hi << (8 * (kl - 4));
+    }
+    return (uint64_t)p[0] | (uint64_t)p[kl / 2] << (8 * (kl / 2)) |
+           (uint64_t)p[kl - 1] << (8 * (kl - 1));
+}
+
+/* The key's object in a, for a key of 8 bytes or fewer (integer keys, short
+ * names), kw its ets_key_word: the same walk as hash.c's find, with the key
+ * in a register. light: for update_counter, *o gets only rec and vlen when
+ * the slot has them (META_RECKEY). */
+ETS_INLINE_ALWAYS bool ets_hash_find_small(const harr *a, uint64_t h, const void *k, uint64_t kw,
+                                           size_t kl, ets_obj *o, bool light)
+{
     for (size_t i = home(a, h); i < a->nslots; i++) {
         /* As in find. */
         uint64_t sh = atomic_load_explicit(&a->s[i].hash, memory_order_acquire);
@@ -107,16 +128,17 @@ ETS_INLINE_ALWAYS bool ets_hash_find8(const harr *a, uint64_t h, const void *k, 
         uint32_t meta;
         ets_rec *r;
         snap(&a->s[i], &meta, &r, o->snap);
-        if (meta_klen(meta) == 8 && (meta & META_INLINE) && o->snap[0] == key) {
+        if (meta_klen(meta) == kl && (meta & META_INLINE) && o->snap[0] == kw) {
+            /* A key of 8 bytes or fewer pads to one word: the value is w[1]. */
             o->rec = NULL;
             o->hash = h;
-            o->klen = 8;
+            o->klen = (uint32_t)kl;
             o->vlen = meta_vlen(meta);
             o->key = (const unsigned char *)o->snap;
             o->val = (const unsigned char *)&o->snap[1];
             return true;
         }
-        if (meta_klen(meta) == 8 && (meta & META_RECKEY) && o->snap[1] == key) {
+        if (meta_klen(meta) == kl && (meta & META_RECKEY) && o->snap[1] == kw) {
             if (light) {
                 o->rec = r; /* as in find */
                 o->vlen = meta_vlen(meta);
@@ -125,12 +147,20 @@ ETS_INLINE_ALWAYS bool ets_hash_find8(const harr *a, uint64_t h, const void *k, 
             }
             return true;
         }
-        if (!(meta & (META_INLINE | META_RECKEY)) && live(r) && rec_is(r, k, 8)) {
+        if (!(meta & (META_INLINE | META_RECKEY)) && live(r) && rec_is(r, k, kl)) {
             ets_obj_of_rec(o, r);
             return true;
         }
     }
     return false;
+}
+
+/* The same for an 8-byte key (a constant length: the compiler drops the
+ * length tests). */
+ETS_INLINE_ALWAYS bool ets_hash_find8(const harr *a, uint64_t h, const void *k, ets_obj *o,
+                                     bool light)
+{
+    return ets_hash_find_small(a, h, k, ets_key_word(k, 8), 8, o, light);
 }
 
 /* ets__hash_find for an 8-byte key, inline. */
