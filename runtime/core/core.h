@@ -265,6 +265,9 @@ struct ot_sched {
                                    queue links records */
     struct ot_proc *runnext;
     unsigned runnext_streak;
+    struct ot_proc *pending_park; /* switched out directly to another process:
+                                   * parked by whoever lands next (sched.c) */
+    bool pending_handler_done;    /* ... and it was a handler done with its stack */
     struct ot_proc *ovf_head, *ovf_tail; /* overflow of the ring, owner only */
     size_t ovf_len;
     int id;
@@ -277,7 +280,9 @@ struct ot_sched {
     unsigned pending_sqes;
     struct ot_proc *current;
     void *sp;                 /* the scheduler's own context while a process runs */
-    struct stack *hstack;     /* the borrowed stack for the next handler run */
+    struct stack *hstack[2];  /* spare stacks for handler runs: two, so that a
+                               * handler finishing on one can switch straight
+                               * to the next handler on the other */
     struct stack *stack_pool; /* warm free stacks of the default size */
     size_t stack_pool_len;
     struct stack *stack_cold; /* free stacks whose pages went back to the kernel */
@@ -344,6 +349,7 @@ OT_HIDDEN void ot__enqueue_new(struct ot_proc *p, struct ot_sched *target);
 OT_HIDDEN void ot__io_cancel(struct ot__io_op *op);
 OT_HIDDEN void ot__wake(struct ot_proc *p);
 OT_HIDDEN void ot__park(void); /* from a process: switch out WAITING */
+OT_HIDDEN void ot__finish_direct(void); /* first thing on landing in a fresh context */
 OT_HIDDEN void ot__yield_now(void);
 OT_HIDDEN _Noreturn void ot__switch_exit(void);
 OT_HIDDEN uint64_t ot__clock_ns(void);

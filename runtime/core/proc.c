@@ -195,6 +195,7 @@ void ot__stackful_entry(void *arg) {
 void ot__run_handler_body(void *arg) {
     struct ot_proc *p = arg;
     SAN_FINISH_SWITCH(NULL); /* first run on this stack, as in ot__stackful_entry */
+    ot__finish_direct();     /* it may have been switched to directly (sched.c) */
     bool budget_out = false;
     int n = 0;
     for (;;) {
@@ -295,7 +296,11 @@ void ot__proc_finish_exit(struct ot_sched *s, struct ot_proc *p) {
     ot__mq_free_all(p);
     ot__heap_release(&p->heap);
     if (p->stack) {
-        ot__stack_put(s, p->stack);
+        struct stack *st = p->stack;
+        bool faulted = p->reason.kind == OT_FAULT || p->reason.kind == OT_STACK_OVERFLOW;
+        SAN_FORGET_FRAMES(faulted || !p->sp ? (void *)st->lo : p->sp, st->hi);
+        (void)faulted;
+        ot__stack_put(s, st);
         p->stack = NULL;
     }
     ot__map_free(&p->links);

@@ -50,9 +50,11 @@ static void teardown(void) {
             struct ot_sched *s = ot__rt.sched[i];
             if (!s)
                 continue;
-            if (s->hstack)
-                ot__stack_put(s, s->hstack);
-            s->hstack = NULL;
+            for (int h = 0; h < 2; h++) {
+                if (s->hstack[h])
+                    ot__stack_put(s, s->hstack[h]);
+                s->hstack[h] = NULL;
+            }
             ot__stack_forget_all(s);
         }
         for (unsigned i = 0; i < ot__rt.nsched; i++) {

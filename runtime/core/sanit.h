@@ -19,6 +19,20 @@ void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_
 #define SAN_FINISH_SWITCH(save) ((void)0)
 #endif
 
+/* A body that ends by switching away (an exit, a handler between messages, a
+ * fault) never returns from its frames, so ASan's poisoned redzones in them
+ * stay on the stack; the next body on that stack has frames elsewhere and
+ * would trip over them. Whoever takes the stack back forgets them: the frames
+ * span from the body's last saved stack pointer (or the stack's bottom, when
+ * a fault left it deeper) to the top. */
+#if defined(OT_ASAN)
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+#define SAN_FORGET_FRAMES(from, hi)                                                          \
+    __asan_unpoison_memory_region((from), (size_t)((const char *)(hi) - (const char *)(from)))
+#else
+#define SAN_FORGET_FRAMES(from, hi) ((void)0)
+#endif
+
 #if defined(OT_TSAN)
 void *__tsan_get_current_fiber(void);
 void *__tsan_create_fiber(unsigned flags);

@@ -284,6 +284,31 @@ void ot__wake(struct ot_proc *p) {
 
 /* ---- switching ---------------------------------------------------------------- */
 
+static void park_from_sched(struct ot_sched *s, struct ot_proc *p);
+static void check_long_schedule(struct ot_sched *s, struct ot_proc *p);
+
+/* Every landing of a process context (after its ot__ctx_switch returns) runs
+ * this first: a process that switched here directly (direct_park) is off its
+ * stack only now, so only now may it be published as parked. The thread may
+ * differ from the one the process left on, hence the fresh lookup. */
+static void handler_done(struct ot_sched *s, struct ot_proc *p);
+
+static inline void finish_direct(void) {
+    struct ot_sched *s = ot__sched_get();
+    struct ot_proc *q = s->pending_park;
+    if (q) {
+        s->pending_park = NULL;
+        if (s->pending_handler_done)
+            handler_done(s, q);
+        else
+            park_from_sched(s, q);
+    }
+}
+
+void ot__finish_direct(void) {
+    finish_direct();
+}
+
 /* From a process: back to its scheduler with a reason. Returns when resumed,
  * possibly on another scheduler thread. */
 static inline void to_sched(struct ot_sched *s, struct ot_proc *p, int why) {
@@ -298,10 +323,97 @@ static inline void to_sched(struct ot_sched *s, struct ot_proc *p, int why) {
 #if defined(OT_ASAN)
     SAN_FINISH_SWITCH(fake);
 #endif
+    finish_direct();
+}
+
+/* A parking process hands its thread straight to the run-next process when
+ * that one has a context to resume (it was switched out, not fresh and not a
+ * stackless handler): one switch instead of two, and no pass through the
+ * scheduler loop. This is the common case of request and reply between two
+ * processes (a send made the receiver run-next). The run-next cap bounds how
+ * long such a chain keeps the loop (timers, I/O, inbox, queue) waiting, as it
+ * does when the loop picks run-next itself. */
+static inline void tsan_fresh_fiber(struct stack *st);
+
+static inline struct stack *spare_stack(struct ot_sched *s) {
+    struct stack *st;
+    for (int i = 0; i < 2; i++) {
+        if ((st = s->hstack[i])) {
+            s->hstack[i] = NULL;
+            return st;
+        }
+    }
+    return NULL;
+}
+
+/* The run-next process, ready to be switched to directly from p, or NULL. An
+ * idle handler gets the scheduler's spare handler stack and a fresh context
+ * on it (its body acts on whatever it then finds, an empty mailbox or a
+ * death sentence included); a fresh stackful process goes through the loop,
+ * which gives it a stack of its own. */
+static struct ot_proc *direct_target(struct ot_sched *s) {
+    struct ot_proc *n = s->runnext;
+    if (!n || s->runnext_streak >= RUNNEXT_CAP || s->pending_park)
+        return NULL;
+    if (!n->stack) {
+        struct stack *st;
+        if (!(n->flags & PF_HANDLER))
+            return NULL;
+        if (!(st = spare_stack(s)) && !(st = ot__stack_get(s, ot__rt.stack_size)))
+            return NULL;
+        n->stack = st;
+        tsan_fresh_fiber(st);
+        n->sp = ot__ctx_make(st->hi, ot__run_handler_body, n);
+    }
+    s->runnext = NULL;
+    s->runnext_streak++;
+    atomic_store_explicit(&n->state, PS_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&n->sched, s, memory_order_relaxed);
+    s->current = n;
+    if (n->budget <= 0)
+        n->budget = BUDGET;
+    return n;
+}
+
+/* Switches from p, which is done with its stack for now (parked, or a
+ * handler between messages), to n; returns when p is resumed. */
+static void direct_switch(struct ot_sched *s, struct ot_proc *p, struct ot_proc *n, bool last) {
+#if defined(OT_ASAN)
+    void *fake = NULL;
+    SAN_START_SWITCH(last ? NULL : &fake, n->stack->lo, n->stack->size);
+#else
+    (void)last;
+#endif
+    (void)s;
+    TSAN_SWITCH(n->stack->tsan_fiber);
+    ot__ctx_switch(&p->sp, n->sp);
+#if defined(OT_ASAN)
+    SAN_FINISH_SWITCH(fake);
+#endif
+    finish_direct();
+}
+
+static bool direct_park(struct ot_sched *s, struct ot_proc *p) {
+    struct ot_proc *n = direct_target(s);
+    if (!n)
+        return false;
+    check_long_schedule(s, p);
+    s->pending_park = p;
+    s->pending_handler_done = false;
+    direct_switch(s, p, n, false);
+    return true;
 }
 
 void ot__handler_done_switch(struct ot_sched *s, struct ot_proc *p) {
-    to_sched(s, p, SW_HANDLER_DONE);
+    struct ot_proc *n = direct_target(s);
+    if (n) {
+        check_long_schedule(s, p);
+        s->pending_park = p;
+        s->pending_handler_done = true;
+        direct_switch(s, p, n, true);
+    } else {
+        to_sched(s, p, SW_HANDLER_DONE);
+    }
     abort(); /* a finished handler body is never resumed */
 }
 
@@ -314,7 +426,8 @@ void ot__yield_now(void) {
 void ot__park(void) {
     struct ot_sched *s = ot__sched_get();
     struct ot_proc *p = s->current;
-    to_sched(s, p, SW_PARK);
+    if (!direct_park(s, p))
+        to_sched(s, p, SW_PARK);
 }
 
 _Noreturn void ot__switch_exit(void) {
@@ -358,6 +471,27 @@ static void park_from_sched(struct ot_sched *s, struct ot_proc *p) {
         if (atomic_compare_exchange_strong_explicit(&p->state, &st, PS_RUNNABLE,
                                                     memory_order_acq_rel, memory_order_relaxed))
             rq_push(s, p);
+    }
+}
+
+/* After a handler's body switched off its borrowed stack for good: the stack
+ * goes back (as the spare if there is none), and the handler waits for its
+ * next message, or queues again when it stopped on its budget. */
+static void handler_done(struct ot_sched *s, struct ot_proc *p) {
+    struct stack *st = p->stack;
+    p->stack = NULL;
+    SAN_FORGET_FRAMES(p->sp, st->hi);
+    if (!s->hstack[0])
+        s->hstack[0] = st;
+    else if (!s->hstack[1])
+        s->hstack[1] = st;
+    else
+        ot__stack_put(s, st);
+    if (s->handler_yield) {
+        atomic_store_explicit(&p->state, PS_RUNNABLE, memory_order_relaxed);
+        rq_push(s, p);
+    } else {
+        park_from_sched(s, p);
     }
 }
 
@@ -448,8 +582,7 @@ static void run_proc(struct ot_sched *s, struct ot_proc *p) {
             s->current = NULL;
             return;
         }
-        struct stack *st = s->hstack;
-        s->hstack = NULL;
+        struct stack *st = spare_stack(s);
         if (!give_stack(s, p, st ? st : ot__stack_get(s, ot__rt.stack_size), ot__run_handler_body))
             return;
     } else if (unlikely(!p->stack)) {
@@ -466,6 +599,7 @@ static void run_proc(struct ot_sched *s, struct ot_proc *p) {
     ot__ctx_switch(&s->sp, p->sp);
     SAN_FINISH_SWITCH(s->asan_fake);
     s->in_process = false;
+    p = s->current; /* not the one we switched to if it parked directly */
     check_long_schedule(s, p);
     if (unlikely(s->fault_sig)) {
         handle_fault(s, p);
@@ -484,21 +618,9 @@ static void run_proc(struct ot_sched *s, struct ot_proc *p) {
         ot__proc_finish_exit(s, p);
         s->run_start_ns = coarse_ms(); /* nor is an exit's clean-up */
         break;
-    case SW_HANDLER_DONE: {
-        struct stack *st = p->stack;
-        p->stack = NULL;
-        if (!s->hstack)
-            s->hstack = st;
-        else
-            ot__stack_put(s, st);
-        if (s->handler_yield) {
-            atomic_store_explicit(&p->state, PS_RUNNABLE, memory_order_relaxed);
-            rq_push(s, p);
-        } else {
-            park_from_sched(s, p);
-        }
+    case SW_HANDLER_DONE:
+        handler_done(s, p);
         break;
-    }
     }
     s->current = NULL;
 }
