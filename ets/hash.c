@@ -39,6 +39,9 @@
 #define HASH_MIN_CAP 16
 #define HASH_OVERFLOW 32 /* slots past the last home before a forced resize */
 #define HASH_MAP_MIN ((size_t)1 << 20) /* arrays this big are mmapped */
+#define HASH_HUGE ((size_t)2 << 20) /* a transparent huge page */
+#define HASH_HUGE_MIN (2 * HASH_HUGE) /* arrays this big ask for them */
+#define REHASH_AHEAD 16 /* slots between a resize's prefetch and its copy */
 
 /* Writers and frozen arrays: the record chain of a slot (NULL when inline). */
 static inline ets_rec *slot_rec(const hslot *s)
@@ -143,20 +146,47 @@ static inline bool inline_is(uint32_t meta, const uint64_t *w, const uint64_t *k
     return true;
 }
 
+/* A big array's memory: anonymous, zeroed, and populated in one call, where
+ * first touches would take one fault each (~1.5 us here), since a resize is
+ * about to write all over it anyway. From HASH_HUGE_MIN up it is also
+ * aligned to 2 MiB and asked for transparent huge pages: random probes into
+ * a table of many megabytes otherwise miss the TLB on most look-ups (a page
+ * walk that a VM makes two-dimensional), and one fault per 2 MiB replaces
+ * 512. THP off, or MADV_POPULATE_WRITE missing (kernels before 5.14): the
+ * pages come as 4 KiB ones, or by faults on first touch. */
+static void *map_array(size_t size, size_t *mapped)
+{
+    size = (size + 4095) & ~(size_t)4095;
+    if (size < HASH_HUGE_MIN) {
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        *mapped = size;
+        return p == MAP_FAILED ? NULL : p;
+    }
+    size_t len = size + HASH_HUGE;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    char *b = (char *)(((uintptr_t)p + HASH_HUGE - 1) & ~(uintptr_t)(HASH_HUGE - 1));
+    if (b > p)
+        munmap(p, (size_t)(b - p));
+    if (p + len > b + size)
+        munmap(b + size, (size_t)(p + len - (b + size)));
+    madvise(b, size, MADV_HUGEPAGE);       /* advice: failure leaves 4 KiB pages */
+    madvise(b, size, MADV_POPULATE_WRITE); /* as is failure here: faults instead */
+    *mapped = size;
+    return b;
+}
+
 static harr *harr_new(size_t cap)
 {
     size_t nslots = cap + HASH_OVERFLOW;
-    /* Zeroed memory, never memset (zero slots are empty). A big array is
-     * mapped populated: the kernel fills its pages in one call, where first
-     * touches would take one fault each (~1.5 us here), and a resize is about
-     * to write all over it anyway. */
+    /* Zeroed memory, never memset (zero slots are empty); big arrays are
+     * mapped (map_array). */
     size_t size = sizeof(harr) + nslots * sizeof(hslot) + ETS_CACHELINE, mapped = 0;
     void *base;
     if (size >= HASH_MAP_MIN) {
-        mapped = size;
-        base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-                    -1, 0);
-        if (base == MAP_FAILED)
+        if (!(base = map_array(size, &mapped)))
             return NULL;
     } else if (!(base = calloc(1, size))) {
         return NULL;
@@ -363,6 +393,13 @@ static harr *rehash(ets_table *t, const harr *a, size_t cap)
     long claimed[ETS_STRIPES_MAX] = {0};
     for (size_t i = 0; i < a->nslots; i++) {
         const hslot *s = &a->s[i];
+        /* a is read in order, b at random: start the miss on the slot that
+         * a later key will land in while this one is copied. */
+        if (i + REHASH_AHEAD < a->nslots) {
+            uint64_t ah = atomic_load_explicit(&a->s[i + REHASH_AHEAD].hash, memory_order_relaxed);
+            if (ah)
+                __builtin_prefetch(&b->s[home(b, ah)], 1);
+        }
         if (!slot_live(s))
             continue;
         uint64_t h = atomic_load_explicit(&s->hash, memory_order_relaxed);
@@ -400,9 +437,14 @@ static int resize(ets_table *t, harr *seen, bool force)
         unlock_all(t);
         return 0;
     }
+    /* A set's size is its live slots, exact under all the stripe locks;
+     * a bag's objects share slots, so its live slots are counted. */
     size_t nlive = 0;
-    for (size_t i = 0; i < a->nslots; i++)
-        nlive += slot_live(&a->s[i]);
+    if (t->type == OT_ETS_SET)
+        nlive = ets__size(t);
+    else
+        for (size_t i = 0; i < a->nslots; i++)
+            nlive += slot_live(&a->s[i]);
     /* Load at most a half after a resize, so probes stay short while slots
      * are whole cache lines. */
     size_t cap = HASH_MIN_CAP;
