@@ -8,8 +8,10 @@
  * process), and a process killed while blocked in recv: its connection is
  * closed, no fd leaks, and the kernel's completion of the cancelled recv is
  * seen before the process's resources are released (white-box hooks of
- * runtime/core/io_priv.h). Also prints loopback echo round-trip times for
- * plain and buffer-ring recv. */
+ * runtime/core/io_priv.h). A completion, and a linked timeout, reach a
+ * scheduler that is still spinning (it enters the kernel when the ring flags
+ * deferred work, not only when it goes to sleep). Also prints loopback echo
+ * round-trip times for plain and buffer-ring recv. */
 #include <otter/testing.h>
 
 #include <arpa/inet.h>
@@ -17,6 +19,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -746,4 +749,52 @@ OT_TEST(io, echo_rtt_numbers, .timeout = 60) {
             "buffer-ring recv %.2f us\n",
             plain, plain2, br);
     ot_assert(plain > 0 && plain2 > 0);
+}
+
+/* ---- a spinning scheduler ------------------------------------------------------ */
+
+/* With DEFER_TASKRUN a socket's data and a linked timeout's expiry become
+ * completions only when the ring's thread enters the kernel. A spinning
+ * scheduler enters when the ring's TASKRUN flag says such work is waiting;
+ * were that missed, both would wait for the spin's end (2 s here). */
+static void *late_writer(void *p) {
+    int fd = *(int *)p;
+    struct timespec ts = {0, 20 * 1000000};
+    nanosleep(&ts, NULL);
+    ssize_t n = write(fd, "ping", 4);
+    (void)n;
+    return NULL;
+}
+
+static void spinning_body(void *arg) {
+    (void)arg;
+    int sv[2];
+    ot_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    char b[8];
+    for (int i = 0; i < 5; i++) {
+        pthread_t t;
+        ot_assert_eq(pthread_create(&t, NULL, late_writer, &sv[1]), 0);
+        int64_t t0 = now_ms();
+        ot_assert_eq(ot_io_recv(sv[0], b, sizeof b, OT_INFINITY), 4);
+        int64_t took = now_ms() - t0;
+        pthread_join(t, NULL);
+        ot_assert(took < 1000, "recv took %lld ms under a 2 s spin", (long long)took);
+        t0 = now_ms();
+        ot_assert_eq(ot_io_recv(sv[0], b, sizeof b, 30), -ETIMEDOUT);
+        took = now_ms() - t0;
+        ot_assert(took >= 29 && took < 1000, "30 ms timeout took %lld ms", (long long)took);
+    }
+    close(sv[0]);
+    close(sv[1]);
+}
+
+Test(io, completions_reach_a_spinning_scheduler, .timeout = 60) {
+    ot_config c = ot_test_config;
+    c.schedulers = 1;
+    c.spin_us = 2000000;
+    int rc = ot__test_run(spinning_body, &c);
+    const char *f = ot__test_failure();
+    if (f)
+        cr_assert_fail("%s", f);
+    cr_assert_eq(rc, 0, "test process exited abnormally (%d)", rc);
 }
