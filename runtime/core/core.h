@@ -345,6 +345,7 @@ static inline struct ot_proc *cur_proc(void) {
 
 /* sched.c */
 OT_HIDDEN void ot__make_runnable(struct ot_proc *p, bool from_local);
+OT_HIDDEN void ot__wake_won(struct ot_proc *p);
 OT_HIDDEN void ot__enqueue_new(struct ot_proc *p, struct ot_sched *target);
 OT_HIDDEN void ot__io_cancel(struct ot__io_op *op);
 OT_HIDDEN void ot__wake(struct ot_proc *p);

@@ -201,6 +201,30 @@ int ot__deliver(ot_pid to, struct env *e) {
         ot__env_free(e); /* send/2 to a dead process: dropped, and that is fine */
         return ot__pid_never_issued(to) ? -ESRCH : 0;
     }
+    if (e->kind == ENV_MSG &&
+        atomic_load_explicit(&p->state, memory_order_relaxed) == PS_WAITING) {
+        /* A parked receiver: whoever wins its wake owns its next run, so the
+         * message can go straight onto its private queue, skipping the MPSC
+         * exchange and the consumer's re-push of the stub. Order per sender
+         * holds: a receiver only parks with its mailbox seen empty, and any
+         * earlier push of ours that it had not seen would have woken it (see
+         * below), so nothing of ours still waits in the MPSC. */
+        uint32_t st = PS_WAITING;
+        if (atomic_compare_exchange_strong_explicit(&p->state, &st, PS_RUNNABLE,
+                                                    memory_order_acq_rel, memory_order_relaxed)) {
+            if (unlikely(atomic_load_explicit(&p->pid, memory_order_acquire) != to.v ||
+                         (p->flags & PF_FOREIGN))) {
+                /* the slot changed hands since the check above (a spurious
+                 * wake is harmless), or a foreign thread waits on its futex */
+                ot__mq_push(p, e);
+                ot__wake_won(p);
+                return 0;
+            }
+            q_append(p, e);
+            ot__make_runnable(p, true);
+            return 0;
+        }
+    }
     ot__mq_push(p, e);
     /* The push's seq_cst exchange of mq_tail and this seq_cst load pair with
      * the receiver's seq_cst store of PS_WAITING and its seq_cst load of

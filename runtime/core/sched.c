@@ -274,6 +274,11 @@ void ot__wake(struct ot_proc *p) {
     if (!atomic_compare_exchange_strong_explicit(&p->state, &st, PS_RUNNABLE, memory_order_acq_rel,
                                                  memory_order_relaxed))
         return;
+    ot__wake_won(p);
+}
+
+/* After winning p's WAITING -> RUNNABLE exchange: put it where it will run. */
+void ot__wake_won(struct ot_proc *p) {
     if (unlikely(p->flags & PF_FOREIGN)) {
         extern void ot__foreign_wake(struct ot_proc * fp);
         ot__foreign_wake(p);
