@@ -46,7 +46,7 @@ static inline int check_access(ets_table *t, bool write)
 }
 
 static inline bool bad_key(const void *k, size_t kl) { return !k || kl == 0 || kl > UINT32_MAX; }
-static bool bad_val(const void *v, size_t vl) { return (!v && vl) || vl > UINT32_MAX; }
+static inline bool bad_val(const void *v, size_t vl) { return (!v && vl) || vl > UINT32_MAX; }
 
 /* Enters QSBR and finds the table; on error *rc is set and NULL returned,
  * still inside (call ets__leave(tok) either way). */
@@ -158,6 +158,23 @@ static int do_put(ot_tab h, const void *k, size_t kl, const void *v, size_t vl, 
 
 OT_API int ot_ets_insert(ot_tab h, const void *k, size_t kl, const void *v, size_t vl)
 {
+    if (bad_key(k, kl) || bad_val(v, vl))
+        return -EINVAL;
+    if (kl <= 8 && vl <= 8) {
+        /* A set's inline object (hash.c's fits): straight into its slot. */
+        int tok, rc;
+        ets_table *t = begin(h, true, &tok, &rc);
+        if (t && t->type == OT_ETS_SET) {
+            uint32_t meta = META_INLINE | (uint32_t)kl | (uint32_t)vl << 8;
+            rc = ets__hash_put_small(t, ets_key_word(k, kl), meta, vl ? ets_key_word(v, vl) : 0,
+                                     ets__hash(k, kl));
+        } else if (t) {
+            rc = -EAGAIN; /* not a set: the general path */
+        }
+        ets__leave(tok); /* t is not to be touched from here on */
+        if (rc != -EAGAIN)
+            return rc;
+    }
     return do_put(h, k, kl, v, vl, false);
 }
 

@@ -241,6 +241,9 @@ extern const ets_methods ets__hash_methods;
 /* A set's object straight from its hash table (no callback): the front
  * end's fast path for look-ups. */
 bool ets__hash_find(ets_table *t, const void *k, size_t kl, uint64_t h, ets_obj *o);
+/* ot_ets_insert into a set, inline object, key of 8 bytes or fewer: 0, or
+ * -EAGAIN when the general put must decide (hash.c). */
+int ets__hash_put_small(ets_table *t, uint64_t kw, uint32_t meta, uint64_t vw, uint64_t h);
 extern const ets_methods ets__skiplist_methods;
 
 struct ets_table {

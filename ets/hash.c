@@ -586,6 +586,61 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
     }
 }
 
+/* ot_ets_insert's common case: a set's inline object whose key fits one
+ * word (kw, its ets_key_word), value word vw. hash_put's walk and claim with
+ * the key in a register and nothing to retire, short enough that the next
+ * insert's miss on its home slot can start while this one's is pending.
+ * -EAGAIN, changing nothing, where hash_put has more to decide: a slot of
+ * the key's hash holding a record or a tombstone, or a cluster that runs off
+ * the end. */
+int ets__hash_put_small(ets_table *t, uint64_t kw, uint32_t meta, uint64_t vw, uint64_t h)
+{
+    htab *ht = H(t);
+    ets_stripe *st = ets_stripe_of(t, h);
+    {
+        /* As in hash_put. */
+        const harr *a = atomic_load_explicit(&ht->arr, memory_order_acquire);
+        __builtin_prefetch(&a->s[home(a, h)], 1);
+    }
+    const uint64_t w[HW] = {kw, vw};
+    ets_stripe_lock(st);
+    harr *a = atomic_load_explicit(&ht->arr, memory_order_acquire);
+    for (size_t i = home(a, h); i < a->nslots; i++) {
+        hslot *s = &a->s[i];
+        /* As in wfind. */
+        uint64_t sh = atomic_load_explicit(&s->hash, memory_order_acquire);
+        if (sh == 0) {
+            uint64_t zero = 0;
+            /* As in hash_put's claim. A loser sees another stripe's hash
+             * (never ours: our stripe is locked) and walks on. */
+            if (!atomic_compare_exchange_strong_explicit(&s->hash, &zero, h, memory_order_acq_rel,
+                                                         memory_order_acquire))
+                continue;
+            slot_set(s, meta, w);
+            ets_count_locked(t, h, 1, 0);
+            bool grow = want_grow(t, a, st);
+            ets_stripe_unlock(st);
+            if (grow)
+                resize(t, a, false); /* as in hash_put */
+            return 0;
+        }
+        if (sh != h)
+            continue;
+        /* Content of our stripe's keys: stable under our lock. */
+        uint32_t m = atomic_load_explicit(&s->meta, memory_order_relaxed);
+        if (!(m & META_INLINE))
+            break;
+        if (meta_klen(m) == meta_klen(meta) &&
+            atomic_load_explicit(&s->w[0], memory_order_relaxed) == kw) {
+            slot_set(s, meta, w); /* inline for inline: no bytes change hands */
+            ets_stripe_unlock(st);
+            return 0;
+        }
+    }
+    ets_stripe_unlock(st);
+    return -EAGAIN;
+}
+
 static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const void *v, size_t vl,
                     bool want, ets_vec *out)
 {
