@@ -70,6 +70,61 @@ OT_TEST(timer, send_after_never_early_and_within_2ms, .timeout = 60) {
     ot_assert(within >= N * 9 / 10, "(only %d of %d within 2 ms)", within, N);
 }
 
+/* Arming reads an upper bound of the clock from the TSC (timer.c): timers
+ * armed back to back, in rounds 3 ms apart (each thread's TSC reference is
+ * used for 1 ms), with deadlines 0-7 ms ahead. Each payload is the caller's
+ * own CLOCK_MONOTONIC read before the arm plus the delay; none may arrive
+ * before it. The first round comes after the 20 ms calibration. */
+OT_TEST(timer, send_after_burst_never_early, .timeout = 60) {
+    enum { ROUNDS = 8, PER = 2000 };
+    ot_pid self = ot_self();
+    ot_sleep(25);
+    int64_t worst_us = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < PER; i++) {
+            int64_t ms = i % 8;
+            uint64_t deadline = now_ns() + (uint64_t)ms * 1000000u;
+            ot_assert(ot_send_after(self, ms, TAG_T, &deadline, sizeof deadline).v != 0);
+        }
+        for (int i = 0; i < PER; i++) {
+            ot_msg *m = ot_receive_tag(TAG_T, 5000);
+            uint64_t t = now_ns();
+            ot_assert(m != NULL);
+            uint64_t deadline;
+            memcpy(&deadline, ot_msg_data(m), sizeof deadline);
+            ot_msg_free(m);
+            ot_assert(t >= deadline, "(round %d: a timer arrived %lld ns early)", round,
+                      (long long)(deadline - t));
+            if ((int64_t)(t - deadline) / 1000 > worst_us)
+                worst_us = (int64_t)(t - deadline) / 1000;
+        }
+        ot_sleep(3);
+    }
+    cr_log_info("burst: %d timers, none early, worst %lld us late", ROUNDS * PER,
+                (long long)worst_us);
+}
+
+/* Payloads of every size around the 16 bytes kept in the timer itself
+ * (copied there without a call) and past it (an envelope at arm time). */
+OT_TEST(timer, send_after_payload_sizes, .timeout = 30) {
+    ot_pid self = ot_self();
+    unsigned char buf[40];
+    for (uint32_t size = 0; size <= sizeof buf; size++) {
+        for (uint32_t i = 0; i < sizeof buf; i++)
+            buf[i] = (unsigned char)(i * 7 + size);
+        int64_t ms = (int64_t)size / 20; /* 0 and 1 ms, inline and envelope alike */
+        ot_assert(ot_send_after(self, ms, TAG_T, buf, size).v != 0);
+        memset(buf, 0, sizeof buf); /* the timer holds its own copy */
+        ot_msg *m = ot_receive_tag(TAG_T, 5000);
+        ot_assert(m != NULL);
+        ot_assert_eq(m->size, size);
+        const unsigned char *d = ot_msg_data(m);
+        for (uint32_t i = 0; i < size; i++)
+            ot_assert(d[i] == (unsigned char)(i * 7 + size), "(size %u, byte %u)", size, i);
+        ot_msg_free(m);
+    }
+}
+
 /* ---- cancel and read ------------------------------------------------------------- */
 
 OT_TEST(timer, cancel_and_read_return_time_left, .timeout = 30) {

@@ -238,6 +238,7 @@ struct ot_wheel {
     uint64_t dead; /* cancelled by the owner, still linked (swept past a bound) */
     uint64_t bitmap[WHEEL_LEVELS][WHEEL_SLOTS / 64];
     struct ot_timer *slots[WHEEL_LEVELS][WHEEL_SLOTS];
+    uint32_t nslot[WHEEL_LEVELS][WHEEL_SLOTS]; /* timers linked in each slot: paces migration */
     int16_t mig[WHEEL_LEVELS]; /* slot being moved down a level, -1 if none */
     struct ot_timer *due;      /* expired at insertion: fire at the next advance */
     struct ot_timer **chunks;  /* timer table: chunks of TMR_CHUNK */

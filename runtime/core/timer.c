@@ -17,9 +17,11 @@
  * A reused timer has a new generation, so a stale ref's CAS fails. */
 #include "runtime/core/core.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ref layout: 1 (timer tag) | sched:7 | index:24 | gen:32 */
 #define REF_TIMER (1ull << 63)
@@ -27,6 +29,8 @@ static inline ot_ref mk_ref(unsigned sched, uint32_t idx, uint32_t gen) {
     return (ot_ref){REF_TIMER | ((uint64_t)(sched & 0x7f) << 56) |
                     ((uint64_t)(idx & 0xffffff) << 32) | gen};
 }
+
+static inline uint64_t clock_upper(void);
 
 static inline uint64_t gs(uint32_t gen, unsigned st) {
     return (uint64_t)gen << 8 | st;
@@ -37,7 +41,20 @@ void ot__wheel_init(struct ot_wheel *w, uint64_t now_tick) {
     w->now = now_tick;
     for (unsigned l = 0; l < WHEEL_LEVELS; l++)
         w->mig[l] = -1;
+    clock_upper(); /* starts the TSC calibration (below) */
 }
+
+/* The table is one reservation of TMR_MAX timers (MAP_NORESERVE, so only what
+ * is used costs memory) advised for transparent huge pages, populated a chunk
+ * at a time. Populating 4 KiB pages cost a third of arming a million timers
+ * in page faults and then, with MAP_POPULATE, a fifth in the kernel's
+ * per-page accounting (page-table locks, memcg charges); a 2 MiB page does
+ * that once per 26,000 timers. */
+#define TMR_MAX (1u << 24) /* the ref's 24-bit index */
+#define TMR_CHUNK_BYTES ((size_t)TMR_CHUNK * sizeof(struct ot_timer))
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 void ot__wheel_fini(struct ot_wheel *w) {
     for (uint32_t c = 0; c < w->nchunks; c++) {
@@ -45,10 +62,45 @@ void ot__wheel_fini(struct ot_wheel *w) {
         for (uint32_t i = 0; i < TMR_CHUNK; i++)
             if (ch[i].kind == TK_SEND && ch[i].size > TMR_INLINE && ch[i].env)
                 ot__env_free(ch[i].env);
-        munmap(ch, TMR_CHUNK * sizeof(*ch));
     }
+    if (w->chunks && w->chunks[0])
+        munmap(w->chunks[0], (size_t)TMR_MAX * sizeof(struct ot_timer));
     free(w->chunks);
     memset(w, 0, sizeof *w);
+}
+
+/* Maps the next chunk of the table; false when out of memory or timers. */
+static bool tmr_grow(struct ot_wheel *w) {
+    uint32_t max = TMR_MAX >> TMR_CHUNK_BITS;
+    if (w->nchunks == max)
+        return false; /* 16 M timers on one scheduler */
+    if (!w->chunks) {
+        /* the whole index (32 KiB) at once: cancellers on other threads read
+         * it while this scheduler grows the table, so it never moves */
+        w->chunks = calloc(max, sizeof(*w->chunks));
+        if (!w->chunks)
+            return false;
+        w->cap_chunks = max;
+        void *base = mmap(NULL, (size_t)TMR_MAX * sizeof(struct ot_timer), PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (base == MAP_FAILED) {
+            free(w->chunks);
+            w->chunks = NULL;
+            return false;
+        }
+        madvise(base, (size_t)TMR_MAX * sizeof(struct ot_timer), MADV_HUGEPAGE); /* a hint */
+        for (uint32_t c = 0; c < max; c++)
+            w->chunks[c] = (struct ot_timer *)base + (size_t)c * TMR_CHUNK;
+    }
+    struct ot_timer *ch = w->chunks[w->nchunks];
+    /* populated in one call (pages that fault in one by one cost ~1.5 us
+     * each); before 5.14 (EINVAL) they fault in as used */
+    if (madvise(ch, TMR_CHUNK_BYTES, MADV_POPULATE_WRITE) != 0 && errno != EINVAL)
+        return false;
+    /* release pairs with the acquire load in tmr_at: the chunk is mapped
+     * before a canceller can see the new count */
+    __atomic_store_n(&w->nchunks, w->nchunks + 1, __ATOMIC_RELEASE);
+    return true;
 }
 
 static struct ot_timer *tmr_alloc(struct ot_wheel *w) {
@@ -57,33 +109,10 @@ static struct ot_timer *tmr_alloc(struct ot_wheel *w) {
         w->free = t->next;
         return t;
     }
-    if (w->used == w->nchunks * TMR_CHUNK) {
-        uint32_t max = 1u << (24 - TMR_CHUNK_BITS);
-        if (w->nchunks == max)
-            return NULL; /* 16 M timers on one scheduler */
-        if (!w->chunks) {
-            /* the whole index (32 KiB) at once: cancellers on other threads
-             * read it while this scheduler grows the table, so it never moves */
-            w->chunks = calloc(max, sizeof(*w->chunks));
-            if (!w->chunks)
-                return NULL;
-            w->cap_chunks = max;
-        }
-        /* populated in one call: arming a million timers otherwise spends a
-         * third of its time in ~1.5 us page faults, one per 51 timers */
-        struct ot_timer *ch = mmap(NULL, TMR_CHUNK * sizeof(*ch), PROT_READ | PROT_WRITE,
-                                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-        if (ch == MAP_FAILED)
-            return NULL;
-        for (uint32_t i = 0; i < TMR_CHUNK; i++)
-            ch[i].idx = w->nchunks * TMR_CHUNK + i;
-        w->chunks[w->nchunks] = ch;
-        /* release pairs with the acquire load in tmr_at: the chunk and the
-         * index are written before a canceller can see the new count */
-        __atomic_store_n(&w->nchunks, w->nchunks + 1, __ATOMIC_RELEASE);
-    }
+    if (w->used == w->nchunks * TMR_CHUNK && !tmr_grow(w))
+        return NULL;
     t = &w->chunks[w->used >> TMR_CHUNK_BITS][w->used & (TMR_CHUNK - 1)];
-    w->used++;
+    t->idx = w->used++; /* here, not in a pass over the chunk: one write stream */
     return t;
 }
 
@@ -127,6 +156,7 @@ static void slot_link(struct ot_wheel *w, struct ot_timer *t, unsigned lvl, unsi
     if (t->next)
         t->next->prev = t;
     w->slots[lvl][slot] = t;
+    w->nslot[lvl][slot]++;
     bit_set(w, lvl, slot);
     t->in_wheel = 1;
 }
@@ -148,6 +178,7 @@ static void slot_unlink(struct ot_wheel *w, struct ot_timer *t) {
             w->slots[t->level][t->slot] = t->next;
         if (t->next)
             t->next->prev = t->prev;
+        w->nslot[t->level][t->slot]--;
         if (!w->slots[t->level][t->slot])
             bit_clear(w, t->level, t->slot);
     }
@@ -272,21 +303,23 @@ static void sweep(struct ot_wheel *w) {
  * dropping cancelled ones; returns the budget left. */
 static unsigned migrate_slot(struct ot_wheel *w, unsigned l, unsigned k, unsigned budget) {
     struct ot_timer *t = w->slots[l][k];
-    while (t && budget) {
+    unsigned moved = 0;
+    while (t && moved < budget) {
         struct ot_timer *n = t->next;
         if (is_cancelled(t))
             drop(w, t);
         else
             file_timer(w, t);
         t = n;
-        budget--;
+        moved++;
     }
     w->slots[l][k] = t;
+    w->nslot[l][k] -= moved;
     if (t)
         t->prev = NULL;
     else
         bit_clear(w, l, k);
-    return budget;
+    return budget - moved;
 }
 
 /* Ring distance from index `from` to the next set bit of a 128-bit map, or -1. */
@@ -329,7 +362,11 @@ int64_t ot__wheel_next(struct ot_wheel *w) {
     return best;
 }
 
-#define MIG_BUDGET 4096 /* timers moved down per tick: spreads a full slot's move */
+/* Each timer moved is a cache miss (~0.1-1 us): a slot is spread evenly over
+ * the ticks left before it becomes current, at least MIG_MIN a tick. Moving
+ * 4,096 a tick, as before, stalled the scheduler 0.3-3 ms every few ticks
+ * while the timers workload's 16,000-timer level-1 slots migrated. */
+#define MIG_MIN 64
 
 static void tick(struct ot_sched *s, uint64_t t) {
     struct ot_wheel *w = &s->wheel;
@@ -343,18 +380,12 @@ static void tick(struct ot_sched *s, uint64_t t) {
         unsigned k1 = (unsigned)(cur + 1) & (WHEEL_SLOTS - 1);
         w->mig[l] = w->slots[l][k1] ? (int16_t)k1 : -1;
     }
-    unsigned budget = MIG_BUDGET;
-    for (unsigned l = 1; l < WHEEL_LEVELS && budget; l++) {
-        if (w->mig[l] >= 0) {
-            budget = migrate_slot(w, l, (unsigned)w->mig[l], budget);
-            if (!w->slots[l][w->mig[l]])
-                w->mig[l] = -1;
-        }
-    }
+    /* what is due first, then the migrations, which are not */
     unsigned s0 = (unsigned)t & (WHEEL_SLOTS - 1);
     struct ot_timer *head = w->slots[0][s0];
     if (head) {
         w->slots[0][s0] = NULL;
+        w->nslot[0][s0] = 0;
         bit_clear(w, 0, s0);
         fire_list(s, head);
     }
@@ -362,6 +393,17 @@ static void tick(struct ot_sched *s, uint64_t t) {
         struct ot_timer *d = w->due;
         w->due = NULL;
         fire_list(s, d);
+    }
+    for (unsigned l = 1; l < WHEEL_LEVELS; l++) {
+        if (w->mig[l] < 0)
+            continue;
+        unsigned k = (unsigned)w->mig[l];
+        /* ticks until slot k becomes current (at least 1: it is the next one) */
+        uint64_t left = (((t >> shift_of(l)) + 1) << shift_of(l)) - t;
+        uint64_t budget = w->nslot[l][k] / left + 1;
+        migrate_slot(w, l, k, budget < MIG_MIN ? MIG_MIN : (unsigned)budget);
+        if (!w->slots[l][k])
+            w->mig[l] = -1;
     }
 }
 
@@ -388,9 +430,87 @@ void ot__wheel_advance(struct ot_sched *s, uint64_t now_tick) {
     }
 }
 
+/* ---- the arm path's clock --------------------------------------------------------- */
+
+/* A deadline is "now" plus the delay, and "now" must be an upper bound of the
+ * caller's CLOCK_MONOTONIC, or the timer fires early relative to it. Reading
+ * CLOCK_MONOTONIC was a third of an arm (19 ns through the vDSO); reading the
+ * TSC is half that. When the kernel's clocksource is the TSC, CLOCK_MONOTONIC
+ * is a linear function of it whose slope NTP moves by at most 500 ppm, so
+ * each thread keeps a reference pair (TSC read first, then the clock: the
+ * clock at that TSC value is at most the one read) and bounds the time now
+ * from above as ref_ns + elapsed cycles x a slope measured over the first
+ * 20 ms and raised by 1/256 (3,900 ppm). The pair is refreshed every 1 ms, so
+ * the bound is at most 4 us over the clock. Any other clocksource, a TSC that
+ * went backwards or an old pair reads the clock itself. */
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#define CAL_NS 20000000u /* calibration interval */
+#define REF_NS 1000000u  /* a thread's reference pair is used this long */
+static _Atomic uint64_t tsc_mult;   /* ns per cycle << 32, raised; 0 until calibrated */
+static _Atomic uint64_t tsc_span;   /* REF_NS in cycles */
+static _Atomic int tsc_state;       /* 0 unprobed, 1 usable, -1 not */
+static uint64_t cal_tsc, cal_ns;    /* the calibration's first pair, under tsc_state */
+static __thread uint64_t ref_tsc, ref_ns;
+
+static inline uint64_t tsc_read(void) {
+    unsigned aux;
+    /* rdtscp waits for every earlier instruction: the caller's own clock read
+     * comes first */
+    return __rdtscp(&aux);
+}
+
+static void tsc_probe(void) {
+    int want = 0;
+    char buf[16] = {0};
+    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+    bool tsc = f && fgets(buf, sizeof buf, f) && strncmp(buf, "tsc\n", 4) == 0;
+    if (f)
+        fclose(f);
+    cal_tsc = tsc_read();
+    cal_ns = ot__clock_ns();
+    /* release pairs with the acquire load in clock_upper: cal_* are written first */
+    atomic_compare_exchange_strong_explicit(&tsc_state, &want, tsc ? 1 : -1,
+                                            memory_order_release, memory_order_relaxed);
+}
+
+/* Reads the clock and makes it this thread's reference pair. */
+static uint64_t clock_refresh(void) {
+    uint64_t c = tsc_read(), ns = ot__clock_ns();
+    ref_tsc = c;
+    ref_ns = ns;
+    int st = atomic_load_explicit(&tsc_state, memory_order_acquire);
+    if (st == 0) {
+        tsc_probe();
+    } else if (st == 1 && !atomic_load_explicit(&tsc_mult, memory_order_relaxed) &&
+               ns - cal_ns >= CAL_NS && c > cal_tsc) {
+        double per = (double)(ns - cal_ns + 1000) / (double)(c - cal_tsc); /* ns per cycle */
+        uint64_t mult = (uint64_t)(per * (1.0 + 1.0 / 256) * 4294967296.0) + 1;
+        atomic_store_explicit(&tsc_span, (uint64_t)(REF_NS / per), memory_order_relaxed);
+        /* release pairs with the acquire load in clock_upper: span first */
+        atomic_store_explicit(&tsc_mult, mult, memory_order_release);
+    }
+    return ns;
+}
+
+/* An upper bound of CLOCK_MONOTONIC now, in ns. */
+static inline uint64_t clock_upper(void) {
+    uint64_t mult = atomic_load_explicit(&tsc_mult, memory_order_acquire);
+    if (mult) {
+        uint64_t d = tsc_read() - ref_tsc;
+        if (d < atomic_load_explicit(&tsc_span, memory_order_relaxed))
+            return ref_ns + ((d * mult) >> 32) + 1;
+    }
+    return clock_refresh();
+}
+#else
+static inline uint64_t clock_upper(void) {
+    return ot__clock_ns();
+}
+#endif
+
 uint64_t ot__tick_deadline(int64_t ms) {
-    uint64_t now = ot__clock_ns();
-    uint64_t at = now + (uint64_t)ms * 1000000u;
+    uint64_t at = clock_upper() + (uint64_t)ms * 1000000u;
     return (at + OT_TICK_NS - 1) / OT_TICK_NS; /* round up: never early */
 }
 
@@ -424,7 +544,7 @@ struct ot_timer *ot__timer_arm_wake(struct ot_sched *s, struct ot_proc *p, uint6
 /* Whole ms from now (ns precision) to a tick: within 1 ms of the true time
  * left (the tick is the deadline rounded up), never more than 1 ms over. */
 static int64_t ms_left(uint64_t expire_tick) {
-    uint64_t now = ot__clock_ns(), at = expire_tick * OT_TICK_NS;
+    uint64_t now = clock_upper(), at = expire_tick * OT_TICK_NS;
     return at > now ? (int64_t)((at - now) / 1000000u) : 0;
 }
 
@@ -477,43 +597,69 @@ static struct ot_timer *from_ref(ot_ref r, struct ot_sched **owner, uint32_t *ge
     return tmr_at(&(*owner)->wheel, (uint32_t)(r.v >> 32) & 0xffffff);
 }
 
+/* errno for a send_after that cannot arm, checked in this order */
+static __attribute__((noinline, cold)) ot_ref send_after_fail(struct ot_sched *s, ot_pid to,
+                                                             int64_t ms, const void *data,
+                                                             size_t size) {
+    if (!atomic_load_explicit(&ot__rt.running, memory_order_acquire))
+        errno = ENOTCONN;
+    else if (!s || ms < 0 || (size && !data) || to.v == 0)
+        errno = !s ? EPERM : EINVAL;
+    else
+        errno = EMSGSIZE;
+    return OT_NOREF;
+}
+
+/* A payload of at most TMR_INLINE bytes, copied without a call (the libc
+ * memcpy call was 5% of an arm's instructions): overlapping moves. */
+static inline void copy_inline(unsigned char *dst, const unsigned char *src, size_t n) {
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else if (n) {
+        dst[0] = src[0];
+        dst[n / 2] = src[n / 2];
+        dst[n - 1] = src[n - 1];
+    }
+}
+
 ot_ref ot_send_after(ot_pid to, int64_t ms, uint32_t tag, const void *data, size_t size) {
     struct ot_sched *s = ot__sched_get();
-    if (!atomic_load_explicit(&ot__rt.running, memory_order_acquire)) {
-        errno = ENOTCONN;
-        return OT_NOREF;
-    }
-    if (!s || ms < 0 || (size && !data) || to.v == 0) {
-        errno = !s ? EPERM : EINVAL;
-        return OT_NOREF;
-    }
-    if (size > OT_MSG_MAX) {
-        errno = EMSGSIZE;
-        return OT_NOREF;
-    }
-    struct ot_proc *me = cur_proc();
+    if (unlikely(!atomic_load_explicit(&ot__rt.running, memory_order_acquire) || !s || ms < 0 ||
+                 (size && !data) || to.v == 0 || size > OT_MSG_MAX))
+        return send_after_fail(s, to, ms, data, size);
+    struct ot_proc *me = s->in_process ? s->current : NULL; /* cur_proc(), s in hand */
     ot_pid from = me ? (ot_pid){atomic_load_explicit(&me->pid, memory_order_relaxed)} : OT_NOPID;
     struct env *e = NULL;
     if (size > TMR_INLINE && !(e = ot__env_new(to, tag, from, OT_NOREF, data, size))) {
         errno = ENOMEM;
         return OT_NOREF;
     }
-    /* filled before arm() publishes ARMED with release */
     struct ot_timer *t = arm(s, ot__tick_deadline(ms), TK_SEND);
-    if (!t) {
+    if (unlikely(!t)) {
         if (e)
             ot__env_free(e);
         errno = ENOMEM;
         return OT_NOREF;
     }
+    /* only the owner reads these (when it fires the timer) */
     t->target = to;
     t->from = from;
     t->tag = tag;
     t->size = (uint32_t)size;
     if (e)
         t->env = e;
-    else if (size)
-        memcpy(t->inl, data, size);
+    else
+        copy_inline(t->inl, data, size);
     uint32_t gen = (uint32_t)(atomic_load_explicit(&t->genstate, memory_order_relaxed) >> 8);
     ot_ref r = mk_ref((unsigned)s->id, t->idx, gen);
     if (e)
