@@ -336,9 +336,23 @@ extern __thread struct ot_sched *ot__cur_sched OT_HIDDEN;
 
 /* A process may resume on another thread than the one it switched out on,
  * and compilers treat the thread pointer as constant within a function, so
- * the core never caches a TLS address across a switch: it reads it through
- * this out-of-line call every time. */
+ * the core never caches a TLS address across a switch: on x86-64 it reads
+ * the variable through %fs in a volatile asm with a memory clobber, which the
+ * compiler can neither merge nor move across a call; elsewhere through an
+ * out-of-line call. */
+#if defined(__x86_64__)
+static inline struct ot_sched *ot__sched_get(void) {
+    struct ot_sched *s;
+    __asm__ volatile("movq ot__cur_sched@gottpoff(%%rip), %0\n\t"
+                     "movq %%fs:(%0), %0"
+                     : "=r"(s)
+                     :
+                     : "memory");
+    return s;
+}
+#else
 OT_HIDDEN struct ot_sched *ot__sched_get(void) __attribute__((noinline));
+#endif
 static inline struct ot_proc *cur_proc(void) {
     struct ot_sched *s = ot__sched_get();
     return (s && s->in_process) ? s->current : NULL;

@@ -35,11 +35,13 @@
 struct ot_runtime ot__rt;
 __thread struct ot_sched *ot__cur_sched __attribute__((tls_model("initial-exec")));
 
+#if !defined(__x86_64__)
 struct ot_sched *ot__sched_get(void) {
     struct ot_sched *s = ot__cur_sched;
     __asm__ volatile("" ::: "memory");
     return s;
 }
+#endif
 
 uint64_t ot__clock_ns(void) {
     struct timespec ts;
