@@ -5,9 +5,12 @@
  * slot at once when the wheel reaches it (a level-1 slot held 64 ms of
  * timers: 32,000 of them in the timers benchmark, a 3-10 ms stall of cache
  * misses that made timers that late), the next slot of each level migrates
- * down during the slot before it, a bounded number of timers per tick; the
+ * down during the slot before it, spread evenly over the ticks left (each
+ * slot counts its timers), after the tick's due timers have fired; the
  * 128-slot reach is what leaves room for that. A migration still unfinished
- * when its slot becomes current is completed at once.
+ * when its slot becomes current is completed at once. Deadlines are taken
+ * from an upper bound of the clock (clock_upper, below), never a lower one,
+ * so rounding up to a tick keeps every timer from firing early.
  *
  * Timers live in their scheduler's table (chunks of 4096, never freed while
  * the runtime runs) and are addressed by refs that carry scheduler, index and
@@ -45,11 +48,12 @@ void ot__wheel_init(struct ot_wheel *w, uint64_t now_tick) {
 }
 
 /* The table is one reservation of TMR_MAX timers (MAP_NORESERVE, so only what
- * is used costs memory) advised for transparent huge pages, populated a chunk
- * at a time. Populating 4 KiB pages cost a third of arming a million timers
- * in page faults and then, with MAP_POPULATE, a fifth in the kernel's
- * per-page accounting (page-table locks, memcg charges); a 2 MiB page does
- * that once per 26,000 timers. */
+ * is used costs memory), populated a chunk at a time: pages faulting in one by
+ * one were a third of arming a million timers. A record's index is written
+ * when it is first handed out, not in a pass over each new chunk. Not advised
+ * for transparent huge pages: they would save the kernel's per-page work, but
+ * with THP defrag at "madvise" (this machine's setting) a fault compacts
+ * memory synchronously, and one run of a million arms spent 0.16 s in it. */
 #define TMR_MAX (1u << 24) /* the ref's 24-bit index */
 #define TMR_CHUNK_BYTES ((size_t)TMR_CHUNK * sizeof(struct ot_timer))
 #ifndef MADV_POPULATE_WRITE
@@ -88,7 +92,6 @@ static bool tmr_grow(struct ot_wheel *w) {
             w->chunks = NULL;
             return false;
         }
-        madvise(base, (size_t)TMR_MAX * sizeof(struct ot_timer), MADV_HUGEPAGE); /* a hint */
         for (uint32_t c = 0; c < max; c++)
             w->chunks[c] = (struct ot_timer *)base + (size_t)c * TMR_CHUNK;
     }
