@@ -155,8 +155,8 @@ struct ot_proc {
     void *arg;       /* fn's arg, or the handler's state */
     ot_ref mark_ref; /* receive-mark: messages before mark_env are older */
     struct env *mark_env;
-    uint64_t tmo_gen;
-    struct ot_sched *tmo_owner;
+    uint32_t tmo_gen;   /* the armed receive timeout's generation */
+    uint16_t tmo_owner; /* ... and the id of the scheduler whose wheel holds it */
     void (*fn)(void *);   /* stackful entry */
     uint32_t next_free;   /* free-list link (slot index + 1) */
     _Atomic uint32_t gen; /* generation of the current or last pid */
@@ -169,6 +169,9 @@ struct ot_proc {
     const char *behaviour;
     ot_reason reason; /* exit reason, valid in PS_EXITING */
 } __attribute__((aligned(OT_CACHELINE)));
+/* six lines: the idle handler's whole footprint (spawn_bytes_per_proc), and
+ * what a spawn burst through fresh slots populates per process */
+_Static_assert(sizeof(struct ot_proc) == 6 * OT_CACHELINE, "process record grew past 384 B");
 
 static inline uint32_t pid_index(ot_pid p) {
     return (uint32_t)(p.v & 0xffffffffu);

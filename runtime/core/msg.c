@@ -126,8 +126,8 @@ static ot_msg *receive(struct ot_proc *p, bool (*umatch)(const ot_msg *, void *)
                 errno = ENOMEM;
                 return NULL;
             }
-            p->tmo_gen = gen;
-            p->tmo_owner = s;
+            p->tmo_gen = (uint32_t)gen;
+            p->tmo_owner = (uint16_t)s->id;
             armed = true;
         }
         ot__park();
@@ -218,8 +218,8 @@ void ot_sleep(int64_t ms) {
         p->tmo = ot__timer_arm_wake(s, p, ot__tick_deadline(ms), seq, &gen);
         if (!p->tmo)
             return;
-        p->tmo_gen = gen;
-        p->tmo_owner = s;
+        p->tmo_gen = (uint32_t)gen;
+        p->tmo_owner = (uint16_t)s->id;
     }
     for (;;) {
         ot__park();

@@ -40,9 +40,9 @@ void ot__ptab_fini(void) {
     cap = 0;
 }
 
-/* Records are 448 B, so a 4 KiB page holds nine, and a spawn burst through
+/* Records are 384 B, so a 4 KiB page holds ten, and a spawn burst through
  * fresh slots would take a page fault (1.3-1.8 us here, most of it the trap)
- * every ninth spawn. The thread that takes the first slot of each batch
+ * every tenth spawn. The thread that takes the first slot of each batch
  * populates the whole batch in one call instead. Huge pages would cut the
  * faults further but stall for hundreds of microseconds in compaction when
  * memory is fragmented. Populating is only an optimisation: on kernels

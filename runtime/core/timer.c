@@ -584,7 +584,7 @@ void ot__timer_cancel_wake(struct ot_proc *p) {
         return;
     struct ot_timer *t = p->tmo;
     p->tmo = NULL;
-    cancel(t, (uint32_t)p->tmo_gen, p->tmo_owner, false);
+    cancel(t, p->tmo_gen, ot__rt.sched[p->tmo_owner], false);
 }
 
 /* ---- the public timer API ------------------------------------------------------- */
