@@ -213,6 +213,52 @@ OT_TEST(timer, send_after_bad_input, .timeout = 30) {
     ot_assert(ot_receive(0) == NULL);
 }
 
+/* The owner's own cancels leave timers linked until the wheel reaches them;
+ * past 65,536 dead and half the wheel the owner sweeps them out of the
+ * (singly linked) slots. A process bound to scheduler 0 arms and cancels, so
+ * every cancel is the owner's. The survivors still fire, each exactly once,
+ * and no cancelled one does. */
+enum { SW_N = 140000, SW_CANCEL = 100000 };
+static ot_pid sweep_parent;
+
+static void sweep_worker(void *arg) {
+    (void)arg;
+    ot_pid self = ot_self();
+    ot_ref *refs = calloc(SW_N, sizeof *refs);
+    uint8_t *seen = calloc(SW_N, 1);
+    ot_assert(refs && seen);
+    for (uint32_t i = 0; i < SW_N; i++) {
+        refs[i] = ot_send_after(self, 1000 + (int64_t)(i % 100), TAG_T, &i, sizeof i);
+        ot_assert(refs[i].v != 0);
+    }
+    for (uint32_t i = 0; i < SW_CANCEL; i++)
+        ot_assert(ot_cancel_timer(refs[i]) >= 0, "(timer %u fired before its cancel)", i);
+    uint32_t got = 0;
+    for (; got < SW_N - SW_CANCEL; got++) {
+        ot_msg *m = ot_receive_tag(TAG_T, 10000);
+        ot_assert(m != NULL, "(%u of %u arrived)", got, SW_N - SW_CANCEL);
+        uint32_t i = u32_of(m);
+        ot_msg_free(m);
+        ot_assert(i >= SW_CANCEL && i < SW_N, "(cancelled timer %u fired)", i);
+        ot_assert(!seen[i], "(timer %u fired twice)", i);
+        seen[i] = 1;
+    }
+    ot_assert(ot_receive_tag(TAG_T, 150) == NULL);
+    free(refs);
+    free(seen);
+    ot_send(sweep_parent, TAG_DONE, &got, sizeof got);
+}
+
+OT_TEST(timer, owner_cancels_sweep_the_wheel, .timeout = 60) {
+    sweep_parent = ot_self();
+    ot_spawn_opts o = {.scheduler = 0, .scheduler_set = true, .bind = true};
+    ot_assert(ot_spawn_opt(sweep_worker, NULL, &o).v != 0);
+    ot_msg *m = ot_receive_tag(TAG_DONE, 30000);
+    ot_assert(m != NULL);
+    ot_assert_eq(u32_of(m), SW_N - SW_CANCEL);
+    ot_msg_free(m);
+}
+
 /* ---- cancelling from another scheduler -------------------------------------------- */
 
 #ifdef OT_SANITIZE

@@ -208,25 +208,26 @@ enum { TMR_FREE = 0, TMR_ARMED, TMR_CANCELLED, TMR_FIRED };
 enum { TK_SEND = 1, TK_WAKE };
 
 #define TMR_INLINE 16 /* send_after payloads up to this size live in the timer */
+#define TMR_ENV 0xff /* ot_timer.size: the payload is in env */
+/* One cache line: migration, firing and cancelling touch a timer once each,
+ * and a million of them are 64 MB. */
 struct ot_timer {
-    struct ot_timer *next, *prev; /* wheel bucket, or free list (next) */
-    _Atomic uint64_t genstate;    /* gen << 8 | state: CAS'd by cancellers */
+    struct ot_timer *next;     /* wheel slot, due list or free list */
+    _Atomic uint64_t genstate; /* gen << 8 | state: CAS'd by cancellers */
     _Atomic uint64_t expire; /* tick (OT_TICK_NS): cancellers read it (relaxed) before their CAS */
-    uint32_t idx;            /* index in its scheduler's timer table */
-    uint8_t kind;
-    uint8_t level, slot;
-    uint8_t in_wheel;
     ot_pid target;
     union {
         uint64_t seq; /* TK_WAKE: the wait it ends */
         ot_pid from;  /* TK_SEND: the arming process */
     };
-    uint32_t tag, size; /* TK_SEND */
+    uint32_t tag; /* TK_SEND */
+    uint8_t kind;
+    uint8_t size; /* TK_SEND: payload bytes in inl, or TMR_ENV */
     union {
-        struct env *env;               /* TK_SEND, size > TMR_INLINE: built at arm time */
+        struct env *env;               /* TK_SEND, size TMR_ENV: built at arm time */
         unsigned char inl[TMR_INLINE]; /* TK_SEND, small: the payload itself */
     };
-};
+} __attribute__((aligned(64)));
 
 /* The wheel's tick: a quarter of a millisecond, so that rounding a deadline
  * up to a tick (never early) costs at most 0.25 ms of lateness; with 1 ms

@@ -35,6 +35,8 @@ static inline ot_ref mk_ref(unsigned sched, uint32_t idx, uint32_t gen) {
 
 static inline uint64_t clock_upper(void);
 
+_Static_assert(sizeof(struct ot_timer) == 64, "a timer is one cache line");
+
 static inline uint64_t gs(uint32_t gen, unsigned st) {
     return (uint64_t)gen << 8 | st;
 }
@@ -64,7 +66,7 @@ void ot__wheel_fini(struct ot_wheel *w) {
     for (uint32_t c = 0; c < w->nchunks; c++) {
         struct ot_timer *ch = w->chunks[c];
         for (uint32_t i = 0; i < TMR_CHUNK; i++)
-            if (ch[i].kind == TK_SEND && ch[i].size > TMR_INLINE && ch[i].env)
+            if (ch[i].kind == TK_SEND && ch[i].size == TMR_ENV && ch[i].env)
                 ot__env_free(ch[i].env);
     }
     if (w->chunks && w->chunks[0])
@@ -115,7 +117,7 @@ static struct ot_timer *tmr_alloc(struct ot_wheel *w) {
     if (w->used == w->nchunks * TMR_CHUNK && !tmr_grow(w))
         return NULL;
     t = &w->chunks[w->used >> TMR_CHUNK_BITS][w->used & (TMR_CHUNK - 1)];
-    t->idx = w->used++; /* here, not in a pass over the chunk: one write stream */
+    w->used++;
     return t;
 }
 
@@ -124,12 +126,17 @@ static void tmr_free(struct ot_wheel *w, struct ot_timer *t) {
     /* a new generation: stale refs can no longer CAS it (release pairs with
      * cancellers' acquire) */
     atomic_store_explicit(&t->genstate, gs(gen + 1, TMR_FREE), memory_order_release);
-    if (t->kind == TK_SEND && t->size > TMR_INLINE && t->env)
+    if (t->kind == TK_SEND && t->size == TMR_ENV && t->env)
         ot__env_free(t->env);
     t->kind = 0;
     t->env = NULL;
     t->next = w->free;
     w->free = t;
+}
+
+/* The table is one reservation: a timer's index is its offset in it. */
+static inline uint32_t tmr_index(const struct ot_wheel *w, const struct ot_timer *t) {
+    return (uint32_t)(t - w->chunks[0]);
 }
 
 static struct ot_timer *tmr_at(struct ot_wheel *w, uint32_t idx) {
@@ -151,42 +158,13 @@ static inline void bit_clear(struct ot_wheel *w, unsigned l, unsigned k) {
     w->bitmap[l][k >> 6] &= ~(1ull << (k & 63));
 }
 
+/* Slots and the due list are singly linked: only the sweep removes a timer
+ * from the middle of one, and it walks the whole list anyway. */
 static void slot_link(struct ot_wheel *w, struct ot_timer *t, unsigned lvl, unsigned slot) {
-    t->level = (uint8_t)lvl;
-    t->slot = (uint8_t)slot;
-    t->prev = NULL;
     t->next = w->slots[lvl][slot];
-    if (t->next)
-        t->next->prev = t;
     w->slots[lvl][slot] = t;
     w->nslot[lvl][slot]++;
     bit_set(w, lvl, slot);
-    t->in_wheel = 1;
-}
-
-static void slot_unlink(struct ot_wheel *w, struct ot_timer *t) {
-    if (!t->in_wheel)
-        return;
-    if (t->level == 0xff) { /* on the due list */
-        if (t->prev)
-            t->prev->next = t->next;
-        else
-            w->due = t->next;
-        if (t->next)
-            t->next->prev = t->prev;
-    } else {
-        if (t->prev)
-            t->prev->next = t->next;
-        else
-            w->slots[t->level][t->slot] = t->next;
-        if (t->next)
-            t->next->prev = t->prev;
-        w->nslot[t->level][t->slot]--;
-        if (!w->slots[t->level][t->slot])
-            bit_clear(w, t->level, t->slot);
-    }
-    t->in_wheel = 0;
-    w->count--;
 }
 
 /* Lowest level whose 128-slot reach holds the deadline. A timer filed at
@@ -195,13 +173,8 @@ static void slot_unlink(struct ot_wheel *w, struct ot_timer *t) {
 static void file_timer(struct ot_wheel *w, struct ot_timer *t) {
     uint64_t e = atomic_load_explicit(&t->expire, memory_order_relaxed);
     if (e <= w->now) {
-        t->level = 0xff;
-        t->prev = NULL;
         t->next = w->due;
-        if (w->due)
-            w->due->prev = t;
         w->due = t;
-        t->in_wheel = 1;
         return;
     }
     for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
@@ -231,12 +204,12 @@ static void fire(struct ot_sched *s, struct ot_timer *t) {
     }
     if (t->kind == TK_SEND) {
         struct env *e;
-        if (t->size > TMR_INLINE) {
+        if (t->size == TMR_ENV) {
             e = t->env;
             t->env = NULL;
         } else {
             uint32_t gen = (uint32_t)(v >> 8);
-            ot_ref r = mk_ref((unsigned)s->id, t->idx, gen);
+            ot_ref r = mk_ref((unsigned)s->id, tmr_index(&s->wheel, t), gen);
             e = ot__env_new(t->target, t->tag, t->from, r, t->inl, t->size);
         }
         if (e)
@@ -258,7 +231,6 @@ static void fire(struct ot_sched *s, struct ot_timer *t) {
 static void fire_list(struct ot_sched *s, struct ot_timer *head) {
     while (head) {
         struct ot_timer *n = head->next;
-        head->in_wheel = 0;
         s->wheel.count--;
         fire(s, head);
         head = n;
@@ -273,7 +245,6 @@ static inline bool is_cancelled(struct ot_timer *t) {
 
 /* Drops a cancelled timer that has just been taken off its list. */
 static void drop(struct ot_wheel *w, struct ot_timer *t) {
-    t->in_wheel = 0;
     w->count--;
     if (w->dead)
         w->dead--;
@@ -287,16 +258,18 @@ static void drop(struct ot_wheel *w, struct ot_timer *t) {
 static void sweep(struct ot_wheel *w) {
     for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
         for (unsigned k = 0; k < WHEEL_SLOTS; k++) {
-            struct ot_timer *t = w->slots[l][k];
-            while (t) {
-                struct ot_timer *n = t->next;
+            struct ot_timer **pp = &w->slots[l][k], *t;
+            while ((t = *pp)) {
                 if (is_cancelled(t)) {
-                    slot_unlink(w, t);
-                    w->count++; /* slot_unlink counted it out; drop does */
+                    *pp = t->next; /* before drop puts t on the free list */
+                    w->nslot[l][k]--;
                     drop(w, t);
+                } else {
+                    pp = &t->next;
                 }
-                t = n;
             }
+            if (!w->slots[l][k])
+                bit_clear(w, l, k);
         }
     }
     w->dead = 0;
@@ -318,9 +291,7 @@ static unsigned migrate_slot(struct ot_wheel *w, unsigned l, unsigned k, unsigne
     }
     w->slots[l][k] = t;
     w->nslot[l][k] -= moved;
-    if (t)
-        t->prev = NULL;
-    else
+    if (!t)
         bit_clear(w, l, k);
     return budget - moved;
 }
@@ -658,13 +629,13 @@ ot_ref ot_send_after(ot_pid to, int64_t ms, uint32_t tag, const void *data, size
     t->target = to;
     t->from = from;
     t->tag = tag;
-    t->size = (uint32_t)size;
+    t->size = e ? TMR_ENV : (uint8_t)size;
     if (e)
         t->env = e;
     else
         copy_inline(t->inl, data, size);
     uint32_t gen = (uint32_t)(atomic_load_explicit(&t->genstate, memory_order_relaxed) >> 8);
-    ot_ref r = mk_ref((unsigned)s->id, t->idx, gen);
+    ot_ref r = mk_ref((unsigned)s->id, tmr_index(&s->wheel, t), gen);
     if (e)
         e->msg.ref = r;
     if (me)
