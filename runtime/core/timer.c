@@ -76,7 +76,7 @@ void ot__wheel_fini(struct ot_wheel *w) {
 }
 
 /* Maps the next chunk of the table; false when out of memory or timers. */
-static bool tmr_grow(struct ot_wheel *w) {
+static __attribute__((noinline)) bool tmr_grow(struct ot_wheel *w) {
     uint32_t max = TMR_MAX >> TMR_CHUNK_BITS;
     if (w->nchunks == max)
         return false; /* 16 M timers on one scheduler */
@@ -108,7 +108,7 @@ static bool tmr_grow(struct ot_wheel *w) {
     return true;
 }
 
-static struct ot_timer *tmr_alloc(struct ot_wheel *w) {
+static inline struct ot_timer *tmr_alloc(struct ot_wheel *w) {
     struct ot_timer *t = w->free;
     if (t) {
         w->free = t->next;
@@ -170,7 +170,7 @@ static void slot_link(struct ot_wheel *w, struct ot_timer *t, unsigned lvl, unsi
 /* Lowest level whose 128-slot reach holds the deadline. A timer filed at
  * level l >= 1 is then at least two level-l slots away (else level l-1 would
  * hold it), so it never lands in the slot that is being migrated. */
-static void file_timer(struct ot_wheel *w, struct ot_timer *t) {
+static inline void file_timer(struct ot_wheel *w, struct ot_timer *t) {
     uint64_t e = atomic_load_explicit(&t->expire, memory_order_relaxed);
     if (e <= w->now) {
         t->next = w->due;
@@ -419,12 +419,12 @@ void ot__wheel_advance(struct ot_sched *s, uint64_t now_tick) {
  * went backwards or an old pair reads the clock itself. */
 #if defined(__x86_64__)
 #include <x86intrin.h>
-#define CAL_NS 20000000u /* calibration interval */
-#define REF_NS 1000000u  /* a thread's reference pair is used this long */
-static _Atomic uint64_t tsc_mult;   /* ns per cycle << 32, raised; 0 until calibrated */
-static _Atomic uint64_t tsc_span;   /* REF_NS in cycles */
-static _Atomic int tsc_state;       /* 0 unprobed, 1 usable, -1 not */
-static uint64_t cal_tsc, cal_ns;    /* the calibration's first pair, under tsc_state */
+#define CAL_NS 20000000u          /* calibration interval */
+#define REF_NS 1000000u           /* a thread's reference pair is used this long */
+static _Atomic uint64_t tsc_mult; /* ns per cycle << 32, raised; 0 until calibrated */
+static _Atomic uint64_t tsc_span; /* REF_NS in cycles */
+static _Atomic int tsc_state;     /* 0 unprobed, 1 usable, -1 not */
+static uint64_t cal_tsc, cal_ns;  /* the calibration's first pair, under tsc_state */
 static __thread uint64_t ref_tsc, ref_ns;
 
 static inline uint64_t tsc_read(void) {
@@ -444,8 +444,8 @@ static void tsc_probe(void) {
     cal_tsc = tsc_read();
     cal_ns = ot__clock_ns();
     /* release pairs with the acquire load in clock_upper: cal_* are written first */
-    atomic_compare_exchange_strong_explicit(&tsc_state, &want, tsc ? 1 : -1,
-                                            memory_order_release, memory_order_relaxed);
+    atomic_compare_exchange_strong_explicit(&tsc_state, &want, tsc ? 1 : -1, memory_order_release,
+                                            memory_order_relaxed);
 }
 
 /* Reads the clock and makes it this thread's reference pair. */
@@ -488,7 +488,8 @@ uint64_t ot__tick_deadline(int64_t ms) {
     return (at + OT_TICK_NS - 1) / OT_TICK_NS; /* round up: never early */
 }
 
-static struct ot_timer *arm(struct ot_sched *s, uint64_t expire, uint8_t kind) {
+static inline __attribute__((always_inline)) struct ot_timer *arm(struct ot_sched *s,
+                                                                  uint64_t expire, uint8_t kind) {
     struct ot_timer *t = tmr_alloc(&s->wheel);
     if (!t)
         return NULL;
@@ -545,7 +546,8 @@ static int64_t cancel(struct ot_timer *t, uint32_t gen, struct ot_sched *owner, 
      * timers when it migrates or fires their slot, and the owner sweeps when
      * its own cancels have left many behind, so memory stays bounded. */
     struct ot_sched *me = ot__sched_get();
-    if (me == owner && ++owner->wheel.dead > SWEEP_MIN && owner->wheel.dead > owner->wheel.count / 2)
+    if (me == owner && ++owner->wheel.dead > SWEEP_MIN &&
+        owner->wheel.dead > owner->wheel.count / 2)
         sweep(&owner->wheel);
     return left;
 }
@@ -572,9 +574,8 @@ static struct ot_timer *from_ref(ot_ref r, struct ot_sched **owner, uint32_t *ge
 }
 
 /* errno for a send_after that cannot arm, checked in this order */
-static __attribute__((noinline, cold)) ot_ref send_after_fail(struct ot_sched *s, ot_pid to,
-                                                             int64_t ms, const void *data,
-                                                             size_t size) {
+static __attribute__((noinline, cold)) ot_ref
+send_after_fail(struct ot_sched *s, ot_pid to, int64_t ms, const void *data, size_t size) {
     if (!atomic_load_explicit(&ot__rt.running, memory_order_acquire))
         errno = ENOTCONN;
     else if (!s || ms < 0 || (size && !data) || to.v == 0)
