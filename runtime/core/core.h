@@ -297,6 +297,7 @@ struct ot_sched {
     void **res_chunks;      /* this scheduler's stack reservations */
     size_t res_nchunks, res_capchunks;
     char *res_next, *res_end;
+    int self_pidfd; /* for batched process_madvise on our own memory, or -1 */
     struct ot_wheel wheel;
     uint64_t now_ns;       /* the loop's clock */
     uint64_t run_start_ns; /* coarse ms of the last switch back (long_schedule) */
