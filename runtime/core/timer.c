@@ -418,14 +418,16 @@ void ot__wheel_advance(struct ot_sched *s, uint64_t now_tick) {
  * the bound is at most 4 us over the clock. Any other clocksource, a TSC that
  * went backwards or an old pair reads the clock itself. */
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <x86intrin.h>
 #define CAL_NS 20000000u          /* calibration interval */
 #define REF_NS 1000000u           /* a thread's reference pair is used this long */
 static _Atomic uint64_t tsc_mult; /* ns per cycle << 32, raised; 0 until calibrated */
 static _Atomic uint64_t tsc_span; /* REF_NS in cycles */
-static _Atomic int tsc_state;     /* 0 unprobed, 1 usable, -1 not */
-static uint64_t cal_tsc, cal_ns;  /* the calibration's first pair, under tsc_state */
-static __thread uint64_t ref_tsc, ref_ns;
+static _Atomic int tsc_state;     /* 0 unprobed, 1 probing, 2 usable, -1 not */
+static uint64_t cal_tsc, cal_ns;  /* the calibration's first pair, written while probing */
+static __thread uint64_t ref_tsc __attribute__((tls_model("initial-exec")));
+static __thread uint64_t ref_ns __attribute__((tls_model("initial-exec")));
 
 static inline uint64_t tsc_read(void) {
     unsigned aux;
@@ -434,30 +436,44 @@ static inline uint64_t tsc_read(void) {
     return __rdtscp(&aux);
 }
 
+/* The TSC is used when the CPU has rdtscp and the kernel's clocksource is
+ * the TSC (the kernel picks it only when it is stable and synchronised). */
 static void tsc_probe(void) {
     int want = 0;
-    char buf[16] = {0};
-    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
-    bool tsc = f && fgets(buf, sizeof buf, f) && strncmp(buf, "tsc\n", 4) == 0;
-    if (f)
-        fclose(f);
-    cal_tsc = tsc_read();
-    cal_ns = ot__clock_ns();
-    /* release pairs with the acquire load in clock_upper: cal_* are written first */
-    atomic_compare_exchange_strong_explicit(&tsc_state, &want, tsc ? 1 : -1, memory_order_release,
-                                            memory_order_relaxed);
+    /* acquire/release: one prober; the others read the clock meanwhile */
+    if (!atomic_compare_exchange_strong_explicit(&tsc_state, &want, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return;
+    unsigned a, b, c, d;
+    bool ok = __get_cpuid(0x80000001u, &a, &b, &c, &d) && (d & (1u << 27)); /* RDTSCP */
+    if (ok) {
+        char buf[16] = {0};
+        FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+        ok = f && fgets(buf, sizeof buf, f) && strncmp(buf, "tsc\n", 4) == 0;
+        if (f)
+            fclose(f);
+    }
+    if (ok) {
+        cal_tsc = tsc_read();
+        cal_ns = ot__clock_ns();
+    }
+    /* release pairs with the acquire load in clock_refresh: cal_* first */
+    atomic_store_explicit(&tsc_state, ok ? 2 : -1, memory_order_release);
 }
 
 /* Reads the clock and makes it this thread's reference pair. */
 static uint64_t clock_refresh(void) {
+    int st = atomic_load_explicit(&tsc_state, memory_order_acquire);
+    if (st != 2) {
+        if (st == 0)
+            tsc_probe();
+        return ot__clock_ns();
+    }
     uint64_t c = tsc_read(), ns = ot__clock_ns();
     ref_tsc = c;
     ref_ns = ns;
-    int st = atomic_load_explicit(&tsc_state, memory_order_acquire);
-    if (st == 0) {
-        tsc_probe();
-    } else if (st == 1 && !atomic_load_explicit(&tsc_mult, memory_order_relaxed) &&
-               ns - cal_ns >= CAL_NS && c > cal_tsc) {
+    if (!atomic_load_explicit(&tsc_mult, memory_order_relaxed) && ns - cal_ns >= CAL_NS &&
+        c > cal_tsc) {
         double per = (double)(ns - cal_ns + 1000) / (double)(c - cal_tsc); /* ns per cycle */
         uint64_t mult = (uint64_t)(per * (1.0 + 1.0 / 256) * 4294967296.0) + 1;
         atomic_store_explicit(&tsc_span, (uint64_t)(REF_NS / per), memory_order_relaxed);
