@@ -214,10 +214,16 @@ int ot__deliver(ot_pid to, struct env *e) {
                                                     memory_order_acq_rel, memory_order_relaxed)) {
             if (unlikely(atomic_load_explicit(&p->pid, memory_order_acquire) != to.v ||
                          (p->flags & PF_FOREIGN))) {
-                /* the slot changed hands since the check above (a spurious
-                 * wake is harmless), or a foreign thread waits on its futex */
+                /* The slot changed hands since the check above (a spurious
+                 * wake is harmless), or a foreign thread waits on its futex.
+                 * Either way the envelope takes the MPSC path. The wake we
+                 * won went out before the push: a foreign thread it woke
+                 * may have found nothing and parked again, so the push is
+                 * followed by the usual check (the Dekker pair below). */
                 ot__mq_push(p, e);
                 ot__wake_won(p);
+                if (atomic_load_explicit(&p->state, memory_order_seq_cst) == PS_WAITING)
+                    ot__wake(p);
                 return 0;
             }
             q_append(p, e);
