@@ -9,7 +9,10 @@
  * scheduler thread that makes them (bounded, and refilled by the envelopes its
  * processes free), so a local send+receive touches no allocator; others come
  * from jemalloc's thread cache on the sending thread and are freed by the
- * receiver. The size class is kept in the envelope itself. */
+ * receiver. The size class is kept in the envelope itself. A message to a
+ * parked receiver skips the MPSC queue: the sender that wins the receiver's
+ * wake owns its next run and appends to its private queue directly (see
+ * ot__deliver for why per-sender order holds). */
 #include "runtime/core/core.h"
 
 #include <stdlib.h>

@@ -15,7 +15,14 @@
  * fences, and only if it sees SS_SLEEPING does it CAS it away and send the
  * wake (MSG_RING from a scheduler, the eventfd from a foreign thread): the
  * Dekker pair (state store / inbox load vs inbox push / state load) means a
- * wake is never lost and never sent to a scheduler that is awake. */
+ * wake is never lost and never sent to a scheduler that is awake.
+ *
+ * Direct switches: a process that parks (or a handler done with its
+ * messages) switches straight to the run-next process when that one can be
+ * resumed without the loop. Invariant: a process is published as parked (or
+ * its borrowed stack returned) only once it is off its stack, by whoever
+ * lands next on the thread (finish_direct); every landing of a process
+ * context runs that first. */
 #include "runtime/core/core.h"
 #include "runtime/core/ctx.h"
 #include "runtime/core/sanit.h"
