@@ -510,6 +510,32 @@ static void bag_add(ets_table *t, hslot *s, ets_rec *r)
     ets_count_locked(t, r->hash, 1, obj_bytes(r));
 }
 
+/* The home slot is most likely a cache miss in a big table: a writer starts
+ * it before its stripe lock's locked instruction, which later loads wait for
+ * (the array read here is re-read under the lock). */
+static inline void prefetch_home(const htab *ht, uint64_t h)
+{
+    const harr *a = atomic_load_explicit(&ht->arr, memory_order_acquire);
+    __builtin_prefetch(&a->s[home(a, h)], 1);
+}
+
+/* Under the key's stripe lock: its live slot in the current array, or NULL. */
+static hslot *locked_slot(ets_table *t, const void *k, size_t kl, uint64_t h)
+{
+    harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire);
+    long reuse;
+    size_t end;
+    long i = wfind(a, h, k, kl, &reuse, &end);
+    return i >= 0 ? &a->s[i] : NULL;
+}
+
+/* A record holding the inline object of slot words w (key k). */
+static inline ets_rec *rec_of_inline(const void *k, size_t kl, const uint64_t *w, uint32_t meta,
+                                     uint64_t h)
+{
+    return ets__rec_new(k, kl, (const unsigned char *)w + ets_pad8(kl), meta_vlen(meta), h);
+}
+
 static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_t vl, uint64_t h,
                     bool new_only, ets_vec *out)
 {
@@ -524,12 +550,7 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
     }
     long bytes = r ? obj_bytes(r) : 0;
     ets_stripe *st = ets_stripe_of(t, h);
-    {
-        /* The home slot is most likely a cache miss in a big table: start it
-         * before the lock's locked instruction, which later loads wait for. */
-        const harr *a = atomic_load_explicit(&ht->arr, memory_order_acquire); /* as below */
-        __builtin_prefetch(&a->s[home(a, h)], 1);
-    }
+    prefetch_home(ht, h);
     for (;;) {
         ets_stripe_lock(st);
         harr *a = atomic_load_explicit(&ht->arr, memory_order_acquire);
@@ -601,11 +622,7 @@ int ets__hash_put_small(ets_table *t, uint64_t kw, uint32_t meta, uint64_t vw, u
 {
     htab *ht = H(t);
     ets_stripe *st = ets_stripe_of(t, h);
-    {
-        /* As in hash_put. */
-        const harr *a = atomic_load_explicit(&ht->arr, memory_order_acquire);
-        __builtin_prefetch(&a->s[home(a, h)], 1);
-    }
+    prefetch_home(ht, h);
     const uint64_t w[HW] = {kw, vw};
     ets_stripe_lock(st);
     harr *a = atomic_load_explicit(&ht->arr, memory_order_acquire);
@@ -650,14 +667,10 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
 {
     ets_stripe *st = ets_stripe_of(t, h);
     ets_stripe_lock(st);
-    harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire);
-    long reuse;
-    size_t end;
-    long i = wfind(a, h, k, kl, &reuse, &end);
+    hslot *s = locked_slot(t, k, kl, h);
     int n = 0;
     long bytes = 0;
-    if (i >= 0) {
-        hslot *s = &a->s[i];
+    if (s) {
         uint32_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed); /* locked */
         if (meta & META_INLINE) {
             uint64_t w[HW];
@@ -665,7 +678,7 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
             const unsigned char *val = (const unsigned char *)w + ets_pad8(kl);
             if (!v || (meta_vlen(meta) == vl && memcmp(val, v, vl) == 0)) {
                 if (want) {
-                    ets_rec *c = ets__rec_new(k, kl, val, meta_vlen(meta), h);
+                    ets_rec *c = rec_of_inline(k, kl, w, meta, h);
                     if (c)
                         ets__vec_push(out, c);
                 }
@@ -707,18 +720,14 @@ static int promote(ets_table *t, const void *k, size_t kl, uint64_t h)
 {
     ets_stripe *st = ets_stripe_of(t, h);
     ets_stripe_lock(st);
-    harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire);
-    long reuse;
-    size_t end;
-    long i = wfind(a, h, k, kl, &reuse, &end);
+    hslot *s = locked_slot(t, k, kl, h);
     int rc = 0;
-    if (i >= 0) {
-        hslot *s = &a->s[i];
+    if (s) {
         uint32_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed); /* locked */
         if (meta & META_INLINE) {
             uint64_t w[HW];
             locked_words(s, w);
-            ets_rec *r = ets__rec_new(k, kl, (unsigned char *)w + ets_pad8(kl), meta_vlen(meta), h);
+            ets_rec *r = rec_of_inline(k, kl, w, meta, h);
             if (r) {
                 slot_set(s, rec_words(t, r, w), w);
                 ets_count_locked(t, h, 0, obj_bytes(r));

@@ -7,16 +7,6 @@
 
 #include <stdlib.h>
 
-static inline uint64_t ets_mix(uint64_t x)
-{
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ull;
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ull;
-    x ^= x >> 32;
-    return x;
-}
-
 /* Keys other than 8 bytes long (ets__hash handles those inline). */
 uint64_t ets__hash_long(const void *k, size_t kl)
 {
@@ -25,16 +15,16 @@ uint64_t ets__hash_long(const void *k, size_t kl)
     while (kl >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
-        h = ets_mix(h ^ w) + 0x9e3779b97f4a7c15ull;
+        h = ets_fmix(h ^ w) + 0x9e3779b97f4a7c15ull;
         p += 8;
         kl -= 8;
     }
     if (kl) {
         uint64_t w = 0;
         memcpy(&w, p, kl);
-        h = ets_mix(h ^ w ^ 0x5bd1e9955bd1e995ull);
+        h = ets_fmix(h ^ w ^ 0x5bd1e9955bd1e995ull);
     }
-    h = ets_mix(h ^ 0x2545f4914f6cdd1dull);
+    h = ets_fmix(h ^ 0x2545f4914f6cdd1dull);
     return h ? h : 1; /* 0 marks an empty hash slot */
 }
 

@@ -21,6 +21,16 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <liburing.h>
+#include <sys/mman.h>
+
+/* madvise advice newer than some libc headers: populating (5.14) and guard
+ * regions (6.13); each use has a fallback for kernels without them. */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
 
 #include "alloc/heap.h"
 #include "runtime/core/ext.h"

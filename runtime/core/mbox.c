@@ -215,23 +215,18 @@ int ot__deliver(ot_pid to, struct env *e) {
         uint32_t st = PS_WAITING;
         if (atomic_compare_exchange_strong_explicit(&p->state, &st, PS_RUNNABLE,
                                                     memory_order_acq_rel, memory_order_relaxed)) {
-            if (unlikely(atomic_load_explicit(&p->pid, memory_order_acquire) != to.v ||
-                         (p->flags & PF_FOREIGN))) {
-                /* The slot changed hands since the check above (a spurious
-                 * wake is harmless), or a foreign thread waits on its futex.
-                 * Either way the envelope takes the MPSC path. The wake we
-                 * won went out before the push: a foreign thread it woke
-                 * may have found nothing and parked again, so the push is
-                 * followed by the usual check (the Dekker pair below). */
-                ot__mq_push(p, e);
-                ot__wake_won(p);
-                if (atomic_load_explicit(&p->state, memory_order_seq_cst) == PS_WAITING)
-                    ot__wake(p);
+            if (likely(atomic_load_explicit(&p->pid, memory_order_acquire) == to.v &&
+                       !(p->flags & PF_FOREIGN))) {
+                q_append(p, e);
+                ot__make_runnable(p, true);
                 return 0;
             }
-            q_append(p, e);
-            ot__make_runnable(p, true);
-            return 0;
+            /* The slot changed hands since the check above (a spurious wake
+             * is harmless), or a foreign thread waits on its futex: the wake
+             * we won goes out, and the envelope takes the MPSC path below,
+             * whose check after the push catches a foreign thread that this
+             * wake found empty-handed and that parked again. */
+            ot__wake_won(p);
         }
     }
     ot__mq_push(p, e);

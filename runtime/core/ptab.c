@@ -47,9 +47,6 @@ void ot__ptab_fini(void) {
  * faults further but stall for hundreds of microseconds in compaction when
  * memory is fragmented. Populating is only an optimisation: on kernels
  * without MADV_POPULATE_WRITE (before 5.14) the slots fault in as used. */
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 enum { POPULATE_SLOTS = 1024 };
 static _Atomic bool populate_unsupported;
 
@@ -57,7 +54,7 @@ static void populate_batch(size_t first) {
     if (atomic_load_explicit(&populate_unsupported, memory_order_relaxed))
         return;
     size_t last = first + POPULATE_SLOTS < cap ? first + POPULATE_SLOTS : cap;
-    uintptr_t page = 4096;
+    uintptr_t page = ot__rt.page;
     uintptr_t lo = (uintptr_t)&table[first] & ~(page - 1);
     uintptr_t hi = ((uintptr_t)&table[last] + page - 1) & ~(page - 1);
     if (madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)

@@ -74,12 +74,20 @@ void ot__ring_probe(struct ot__io_features *f) {
     }
 }
 
-static void arm_evfd(struct ot_sched *s) {
+/* An SQE of s's ring; a full SQ is submitted first. NULL only if the kernel
+ * took none of it. */
+static struct io_uring_sqe *ring_sqe(struct ot_sched *s) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
     if (!sqe) {
         io_uring_submit(&s->ring);
+        s->pending_sqes = 0;
         sqe = io_uring_get_sqe(&s->ring);
     }
+    return sqe;
+}
+
+static void arm_evfd(struct ot_sched *s) {
+    struct io_uring_sqe *sqe = ring_sqe(s);
     io_uring_prep_read(sqe, s->evfd, &s->evbuf, sizeof s->evbuf, 0);
     sqe->user_data = UD_EVFD;
     s->pending_sqes++;
@@ -202,11 +210,7 @@ void ot__ring_sleep(struct ot_sched *s, int64_t timeout_ns) {
 
 void ot__ring_wake_remote(struct ot_sched *from, struct ot_sched *to) {
     if (from && from->ring_ok && ot__rt.feat.msg_ring && ot__sched_get() == from) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&from->ring);
-        if (!sqe) {
-            io_uring_submit(&from->ring);
-            sqe = io_uring_get_sqe(&from->ring);
-        }
+        struct io_uring_sqe *sqe = ring_sqe(from);
         if (sqe) {
             io_uring_prep_msg_ring(sqe, to->ring.ring_fd, 0, UD_WAKE, 0);
             sqe->user_data = 0;
@@ -226,11 +230,7 @@ struct io_uring_sqe *ot__io_get_sqe(void) {
         errno = EPERM;
         return NULL;
     }
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-    if (!sqe) {
-        ot__ring_submit(s);
-        sqe = io_uring_get_sqe(&s->ring);
-    }
+    struct io_uring_sqe *sqe = ring_sqe(s);
     if (sqe) {
         io_uring_sqe_set_data64(sqe, 0);
         s->pending_sqes++;
@@ -260,11 +260,7 @@ const struct ot__io_features *ot__features(void) {
  * process on that scheduler while the op is in flight). */
 void ot__io_cancel(struct ot__io_op *op) {
     struct ot_sched *s = ot__sched_get();
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-    if (!sqe) {
-        ot__ring_submit(s);
-        sqe = io_uring_get_sqe(&s->ring);
-    }
+    struct io_uring_sqe *sqe = ring_sqe(s);
     if (!sqe)
         return;
     io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
@@ -285,11 +281,7 @@ void ot__ring_drain(struct ot_sched *s) {
         io_uring_unregister_ring_fd(&s->ring);
     if (!s->inflight)
         return;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-    if (!sqe) {
-        io_uring_submit(&s->ring);
-        sqe = io_uring_get_sqe(&s->ring);
-    }
+    struct io_uring_sqe *sqe = ring_sqe(s);
     if (sqe) {
         io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
         sqe->user_data = 0;

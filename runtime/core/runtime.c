@@ -12,9 +12,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#ifndef MADV_GUARD_INSTALL
-#define MADV_GUARD_INSTALL 102
-#endif
 
 static pthread_mutex_t life_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t main_mu = PTHREAD_MUTEX_INITIALIZER;

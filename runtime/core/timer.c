@@ -58,9 +58,6 @@ void ot__wheel_init(struct ot_wheel *w, uint64_t now_tick) {
  * memory synchronously, and one run of a million arms spent 0.16 s in it. */
 #define TMR_MAX (1u << 24) /* the ref's 24-bit index */
 #define TMR_CHUNK_BYTES ((size_t)TMR_CHUNK * sizeof(struct ot_timer))
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 
 void ot__wheel_fini(struct ot_wheel *w) {
     for (uint32_t c = 0; c < w->nchunks; c++) {
