@@ -33,6 +33,7 @@
 #endif
 
 #include "alloc/heap.h"
+#include "runtime/core/ahead.h"
 #include "runtime/core/ext.h"
 #include "runtime/core/map.h"
 
@@ -258,6 +259,7 @@ struct ot_wheel {
     struct ot_timer **chunks;  /* timer table: chunks of TMR_CHUNK */
     uint32_t nchunks, cap_chunks, used;
     struct ot_timer *free;
+    struct ot__ahead ahead; /* the table, populated ahead of its chunks */
 };
 #define TMR_CHUNK_BITS 12
 #define TMR_CHUNK (1u << TMR_CHUNK_BITS)

@@ -6,6 +6,7 @@
  * an ABA tag; fresh slots come from a bump index before the free list is used.
  * Records are never unmapped while the runtime runs (type-stable memory), so
  * any thread may read a slot's atomics through any pid. */
+#include "runtime/core/ahead.h"
 #include "runtime/core/core.h"
 
 #include <sys/mman.h>
@@ -16,6 +17,7 @@ static size_t map_bytes;
 static _Atomic size_t bump;        /* slots ever handed out */
 static _Atomic uint64_t free_head; /* tag << 32 | (index + 1), 0 = empty */
 static _Atomic size_t live;
+static struct ot__ahead ahead; /* the table, populated ahead of the bump index */
 
 int ot__ptab_init(size_t n) {
     if (n == 0 || n > (1u << 31))
@@ -27,6 +29,7 @@ int ot__ptab_init(size_t n) {
         return -ENOMEM;
     table = m;
     cap = n;
+    ot__ahead_init(&ahead, m, map_bytes);
     atomic_store_explicit(&bump, 0, memory_order_relaxed);
     atomic_store_explicit(&free_head, 0, memory_order_relaxed);
     atomic_store_explicit(&live, 0, memory_order_relaxed);
@@ -34,6 +37,7 @@ int ot__ptab_init(size_t n) {
 }
 
 void ot__ptab_fini(void) {
+    ot__ahead_fini(&ahead);
     if (table)
         munmap(table, map_bytes);
     table = NULL;
@@ -42,23 +46,21 @@ void ot__ptab_fini(void) {
 
 /* Records are 384 B, so a 4 KiB page holds ten, and a spawn burst through
  * fresh slots would take a page fault (1.3-1.8 us here, most of it the trap)
- * every tenth spawn. The thread that takes the first slot of each batch
- * populates the whole batch in one call instead. Huge pages would cut the
- * faults further but stall for hundreds of microseconds in compaction when
- * memory is fragmented. Populating is only an optimisation: on kernels
- * without MADV_POPULATE_WRITE (before 5.14) the slots fault in as used. */
+ * every tenth spawn: more than the spawn itself. The thread that takes the
+ * first slot of each batch of POPULATE_SLOTS makes sure the batch is
+ * populated, in one call where the populate-ahead thread (ahead.h) has not
+ * done it already, and asks that thread for as much again as the table
+ * has used so far, up to AHEAD_MAX, so a burst on one core finds its pages
+ * made by another. Huge pages would cut the faults further but stall for
+ * hundreds of microseconds in compaction when memory is fragmented. */
 enum { POPULATE_SLOTS = 1024 };
-static _Atomic bool populate_unsupported;
+#define AHEAD_MAX ((size_t)4 << 20)
 
 static void populate_batch(size_t first) {
-    if (atomic_load_explicit(&populate_unsupported, memory_order_relaxed))
-        return;
     size_t last = first + POPULATE_SLOTS < cap ? first + POPULATE_SLOTS : cap;
-    uintptr_t page = ot__rt.page;
-    uintptr_t lo = (uintptr_t)&table[first] & ~(page - 1);
-    uintptr_t hi = ((uintptr_t)&table[last] + page - 1) & ~(page - 1);
-    if (madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
-        atomic_store_explicit(&populate_unsupported, true, memory_order_relaxed);
+    size_t used = last * sizeof(struct ot_proc);
+    /* best effort: a slot whose page could not be had faults in when used */
+    (void)ot__ahead_use(&ahead, used, used < AHEAD_MAX ? used : AHEAD_MAX);
 }
 
 static void slot_first_use(struct ot_proc *p) {

@@ -4,6 +4,7 @@
  * completes on its scheduler, so links, monitors, ETS hooks and heaps all
  * run), then stops the threads and frees every pool, leaving nothing
  * allocated. ot_run wraps the three around one main process. */
+#include "runtime/core/ahead.h"
 #include "runtime/core/core.h"
 
 #include <stdio.h>
@@ -42,6 +43,7 @@ int ot_scheduler_id(void) {
 }
 
 static void teardown(void) {
+    ot__ahead_stop(); /* first: it may be populating the tables freed below */
     if (ot__rt.sched) {
         for (unsigned i = 0; i < ot__rt.nsched; i++) {
             struct ot_sched *s = ot__rt.sched[i];
@@ -108,6 +110,8 @@ int ot_start(const ot_config *cfg) {
     ot__ring_probe(&ot__rt.feat);
     ot__rt.feat.guard_regions = probe_guard_regions(ot__rt.page);
     int rc = ot__ptab_init(c.max_processes);
+    if (!rc)
+        rc = ot__ahead_start();
     if (!rc)
         rc = ot__heap_pool_init(c.heap_arenas);
     if (!rc)

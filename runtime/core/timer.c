@@ -58,6 +58,7 @@ void ot__wheel_init(struct ot_wheel *w, uint64_t now_tick) {
  * memory synchronously, and one run of a million arms spent 0.16 s in it. */
 #define TMR_MAX (1u << 24) /* the ref's 24-bit index */
 #define TMR_CHUNK_BYTES ((size_t)TMR_CHUNK * sizeof(struct ot_timer))
+#define TMR_AHEAD_MAX ((size_t)4 << 20) /* the most populated ahead of use */
 
 void ot__wheel_fini(struct ot_wheel *w) {
     for (uint32_t c = 0; c < w->nchunks; c++) {
@@ -66,6 +67,7 @@ void ot__wheel_fini(struct ot_wheel *w) {
             if (ch[i].kind == TK_SEND && ch[i].size == TMR_ENV && ch[i].env)
                 ot__env_free(ch[i].env);
     }
+    ot__ahead_fini(&w->ahead);
     if (w->chunks && w->chunks[0])
         munmap(w->chunks[0], (size_t)TMR_MAX * sizeof(struct ot_timer));
     free(w->chunks);
@@ -93,11 +95,13 @@ static __attribute__((noinline)) bool tmr_grow(struct ot_wheel *w) {
         }
         for (uint32_t c = 0; c < max; c++)
             w->chunks[c] = (struct ot_timer *)base + (size_t)c * TMR_CHUNK;
+        ot__ahead_init(&w->ahead, base, (size_t)TMR_MAX * sizeof(struct ot_timer));
     }
-    struct ot_timer *ch = w->chunks[w->nchunks];
-    /* populated in one call (pages that fault in one by one cost ~1.5 us
-     * each); before 5.14 (EINVAL) they fault in as used */
-    if (madvise(ch, TMR_CHUNK_BYTES, MADV_POPULATE_WRITE) != 0 && errno != EINVAL)
+    /* the chunk populated, in one call unless the populate-ahead thread
+     * made it already (pages that fault in one by one cost ~1.5 us each),
+     * and as much again as the table has used asked of that thread */
+    size_t used = (size_t)(w->nchunks + 1) * TMR_CHUNK_BYTES;
+    if (ot__ahead_use(&w->ahead, used, used < TMR_AHEAD_MAX ? used : TMR_AHEAD_MAX) != 0)
         return false;
     /* release pairs with the acquire load in tmr_at: the chunk is mapped
      * before a canceller can see the new count */

@@ -1,0 +1,194 @@
+/* The populate-ahead thread (ahead.h). One thread per runtime, at SCHED_IDLE,
+ * sleeping on a futex word until an owner asks for more than has been
+ * claimed; it then claims and populates 256 KiB at a time, so an owner that
+ * catches up with it waits for at most one such stretch's faults and never
+ * for the whole window, and so mmap_lock (held for reading during a
+ * populate) is never held long against a writer.
+ *
+ * The list of regions changes only under `mu`; the thread populates outside
+ * it with `busy` naming the region, and ot__ahead_fini waits until the
+ * thread is not busy with the region it drops, so a region is never
+ * populated after its owner unmaps it. Owners never take `mu` on their hot
+ * path: they CAS `claimed` and `asked`, bump `seq` and wake the thread only
+ * when it said it sleeps (a Dekker pair of seq_cst operations, below). */
+#include "runtime/core/ahead.h"
+#include "runtime/core/core.h"
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define AHEAD_STRETCH ((size_t)256 << 10)
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t idle_cv;    /* signalled when busy goes back to NULL */
+    struct ot__ahead *regions; /* under mu */
+    struct ot__ahead *busy;    /* the region being populated, under mu */
+    pthread_t th;
+    bool started;
+    _Atomic bool stop;
+    _Atomic uint32_t seq;    /* bumped by every ask: the futex word */
+    _Atomic bool sleeping;   /* the thread is (about to be) in FUTEX_WAIT */
+    _Atomic bool no_populate; /* MADV_POPULATE_WRITE is missing: do nothing */
+} svc = {.mu = PTHREAD_MUTEX_INITIALIZER, .idle_cv = PTHREAD_COND_INITIALIZER};
+
+static inline size_t page_up(size_t n) {
+    size_t pg = ot__rt.page;
+    return (n + pg - 1) & ~(pg - 1);
+}
+
+/* Moves claimed from where it is to upto; true, with the stretch now the
+ * caller's to populate, unless somebody already claimed that far. */
+static bool claim(struct ot__ahead *a, size_t upto, size_t *from) {
+    /* relaxed: claimed orders nothing but itself; the pages are the
+     * kernel's to keep coherent */
+    size_t c = atomic_load_explicit(&a->claimed, memory_order_relaxed);
+    while (c < upto) {
+        if (atomic_compare_exchange_weak_explicit(&a->claimed, &c, upto, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *from = c;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int populate(struct ot__ahead *a, size_t from, size_t to) {
+    if (atomic_load_explicit(&svc.no_populate, memory_order_relaxed))
+        return 0;
+    if (madvise(a->base + from, to - from, MADV_POPULATE_WRITE) == 0)
+        return 0;
+    if (errno == EINVAL) {
+        atomic_store_explicit(&svc.no_populate, true, memory_order_relaxed);
+        return 0;
+    }
+    return errno == ENOMEM ? -ENOMEM : 0;
+}
+
+static struct ot__ahead *wanted(void) {
+    for (struct ot__ahead *a = svc.regions; a; a = a->next) {
+        if (atomic_load_explicit(&a->asked, memory_order_relaxed) >
+            atomic_load_explicit(&a->claimed, memory_order_relaxed))
+            return a;
+    }
+    return NULL;
+}
+
+static void *ahead_main(void *arg) {
+    (void)arg;
+    /* only cores nothing else wants: best effort, a normal thread otherwise */
+    struct sched_param sp = {0};
+    (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    pthread_mutex_lock(&svc.mu);
+    while (!atomic_load_explicit(&svc.stop, memory_order_acquire)) {
+        /* seq_cst: the load of seq before the look for work, which an ask
+         * that comes later bumps; see the sleep below */
+        uint32_t s = atomic_load(&svc.seq);
+        struct ot__ahead *a = wanted();
+        if (a) {
+            size_t c = atomic_load_explicit(&a->claimed, memory_order_relaxed);
+            size_t asked = atomic_load_explicit(&a->asked, memory_order_relaxed);
+            size_t upto = c + AHEAD_STRETCH < asked ? c + AHEAD_STRETCH : asked;
+            size_t from;
+            if (claim(a, upto, &from)) {
+                svc.busy = a;
+                pthread_mutex_unlock(&svc.mu);
+                (void)populate(a, from, upto);
+                pthread_mutex_lock(&svc.mu);
+                svc.busy = NULL;
+                pthread_cond_broadcast(&svc.idle_cv);
+            }
+            continue;
+        }
+        /* Dekker with ot__ahead_use: it stores asked, bumps seq, then reads
+         * sleeping; here sleeping is stored, then seq read again (all
+         * seq_cst). Either the asker sees sleeping and wakes us, or we see
+         * its bump and look again; FUTEX_WAIT itself refuses a stale s. */
+        atomic_store(&svc.sleeping, true);
+        if (atomic_load(&svc.seq) == s && !atomic_load_explicit(&svc.stop, memory_order_acquire)) {
+            pthread_mutex_unlock(&svc.mu);
+            syscall(SYS_futex, &svc.seq, FUTEX_WAIT_PRIVATE, s, NULL, NULL, 0);
+            pthread_mutex_lock(&svc.mu);
+        }
+        atomic_store(&svc.sleeping, false);
+    }
+    pthread_mutex_unlock(&svc.mu);
+    return NULL;
+}
+
+static void kick(void) {
+    atomic_fetch_add(&svc.seq, 1); /* seq_cst: see ahead_main */
+    if (atomic_load(&svc.sleeping))
+        syscall(SYS_futex, &svc.seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+int ot__ahead_start(void) {
+    atomic_store_explicit(&svc.stop, false, memory_order_relaxed);
+    atomic_store_explicit(&svc.no_populate, false, memory_order_relaxed);
+    int rc = pthread_create(&svc.th, NULL, ahead_main, NULL);
+    if (rc)
+        return -rc;
+    svc.started = true;
+    return 0;
+}
+
+void ot__ahead_stop(void) {
+    if (svc.started) {
+        atomic_store_explicit(&svc.stop, true, memory_order_release);
+        kick();
+        pthread_join(svc.th, NULL);
+        svc.started = false;
+    }
+    pthread_mutex_lock(&svc.mu);
+    svc.regions = NULL;
+    pthread_mutex_unlock(&svc.mu);
+}
+
+void ot__ahead_init(struct ot__ahead *a, void *base, size_t len) {
+    a->base = base;
+    a->len = page_up(len);
+    atomic_store_explicit(&a->claimed, 0, memory_order_relaxed);
+    atomic_store_explicit(&a->asked, 0, memory_order_relaxed);
+    pthread_mutex_lock(&svc.mu);
+    a->next = svc.regions;
+    svc.regions = a;
+    pthread_mutex_unlock(&svc.mu);
+}
+
+void ot__ahead_fini(struct ot__ahead *a) {
+    if (!a->base)
+        return;
+    pthread_mutex_lock(&svc.mu);
+    for (struct ot__ahead **pp = &svc.regions; *pp; pp = &(*pp)->next) {
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    }
+    while (svc.busy == a)
+        pthread_cond_wait(&svc.idle_cv, &svc.mu);
+    pthread_mutex_unlock(&svc.mu);
+    a->base = NULL;
+}
+
+int ot__ahead_use(struct ot__ahead *a, size_t upto, size_t ahead) {
+    upto = page_up(upto);
+    if (upto > a->len)
+        upto = a->len;
+    size_t from;
+    bool mine = claim(a, upto, &from);
+    size_t want = upto + page_up(ahead);
+    if (want > a->len)
+        want = a->len;
+    size_t asked = atomic_load_explicit(&a->asked, memory_order_relaxed);
+    if (svc.started && asked < want) {
+        while (asked < want && !atomic_compare_exchange_weak_explicit(
+                                   &a->asked, &asked, want, memory_order_relaxed,
+                                   memory_order_relaxed)) {
+        }
+        kick();
+    }
+    return mine ? populate(a, from, upto) : 0;
+}
