@@ -61,7 +61,7 @@ Test(ahead, owner_part_now_asked_part_soon_nothing_beyond) {
     size_t len = 16 * MIB;
     char *m = reserve(len);
     struct ot__ahead a;
-    ot__ahead_init(&a, m, len);
+    ot__ahead_init(&a, m, len, 0);
     cr_assert_eq(ot__ahead_use(&a, 64 * KIB, MIB), 0);
     cr_assert_eq(resident(m, 64 * KIB), 64 * KIB / page, "the owner's part is populated on return");
     cr_assert(wait_resident(m + 64 * KIB, MIB, 5000), "the part asked ahead became resident");
@@ -76,7 +76,7 @@ Test(ahead, claims_only_grow_and_stop_at_the_region_end) {
     size_t len = 256 * KIB;
     char *m = reserve(len);
     struct ot__ahead a;
-    ot__ahead_init(&a, m, len - 1000); /* rounded up to whole pages */
+    ot__ahead_init(&a, m, len - 1000, 0); /* rounded up to whole pages */
     cr_assert_eq(ot__ahead_use(&a, 10, 0), 0);
     cr_assert_eq(atomic_load(&a.claimed), page, "a part of a page claims the page");
     cr_assert_eq(ot__ahead_use(&a, 8 * KIB, 0), 0);
@@ -98,7 +98,7 @@ Test(ahead, fini_stops_work_on_the_region) {
         size_t len = 64 * MIB;
         char *m = reserve(len);
         struct ot__ahead a;
-        ot__ahead_init(&a, m, len);
+        ot__ahead_init(&a, m, len, 0);
         cr_assert_eq(ot__ahead_use(&a, 4 * KIB, 32 * MIB), 0);
         usleep((useconds_t)(i * 100));
         ot__ahead_fini(&a);
@@ -112,7 +112,7 @@ Test(ahead, fini_stops_work_on_the_region) {
     size_t len = 4 * MIB;
     char *m = reserve(len);
     struct ot__ahead a;
-    ot__ahead_init(&a, m, len);
+    ot__ahead_init(&a, m, len, 0);
     cr_assert_eq(ot__ahead_use(&a, 4 * KIB, MIB), 0);
     cr_assert(wait_resident(m, MIB + 4 * KIB, 5000));
     ot__ahead_fini(&a);
@@ -138,7 +138,7 @@ static void *owner(void *arg) {
 Test(ahead, concurrent_owners) {
     size_t len = 32 * MIB;
     shared_mem = reserve(len);
-    ot__ahead_init(&shared, shared_mem, len);
+    ot__ahead_init(&shared, shared_mem, len, 0);
     pthread_t th[4];
     for (size_t t = 0; t < 4; t++)
         cr_assert_eq(pthread_create(&th[t], NULL, owner, (void *)(t * 32)), 0);
@@ -164,12 +164,35 @@ Test(ahead_stopped, without_the_thread_only_the_owner_part, .timeout = 60) {
     size_t len = 4 * MIB;
     char *m = reserve(len);
     struct ot__ahead a;
-    ot__ahead_init(&a, m, len);
+    ot__ahead_init(&a, m, len, 0);
     cr_assert_eq(ot__ahead_use(&a, 64 * KIB, MIB), 0);
     cr_assert_eq(resident(m, 64 * KIB), 64 * KIB / page);
     usleep(50000);
     cr_assert_eq(atomic_load(&a.asked), 0);
     cr_assert_eq(resident(m + 64 * KIB, len - 64 * KIB), 0);
+    ot__ahead_fini(&a);
+    munmap(m, len);
+}
+
+/* Slots (stacks): only each slot's last page is populated, by the owner for
+ * the slots it uses and by the thread for the slots asked ahead; the rest
+ * of every slot, its guard page included, is never touched. */
+Test(ahead, slots_populate_only_their_last_page) {
+    size_t slot = 4 * page, nslots = 64, len = nslots * slot + 3 * page;
+    char *m = reserve(len);
+    struct ot__ahead a;
+    ot__ahead_init(&a, m, len, slot);
+    cr_assert_eq(a.len, nslots * slot, "a partial slot at the end is not the region's");
+    cr_assert_eq(ot__ahead_use(&a, 2 * slot - page, 4 * slot), 0);
+    cr_assert_eq(atomic_load(&a.claimed), 2 * slot, "positions round up to whole slots");
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq(resident(m + i * slot + slot - page, page), 1, "slot %zu's top", i);
+        cr_assert_eq(resident(m + i * slot, slot - page), 0, "slot %zu below its top", i);
+    }
+    for (size_t i = 2; i < 6; i++)
+        cr_assert(wait_resident(m + i * slot + slot - page, page, 5000), "slot %zu ahead", i);
+    cr_assert_eq(atomic_load(&a.claimed), 6 * slot);
+    cr_assert_eq(resident(m, len), 6, "six tops and nothing else");
     ot__ahead_fini(&a);
     munmap(m, len);
 }

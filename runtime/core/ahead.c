@@ -17,6 +17,7 @@
 #include <linux/futex.h>
 #include <sched.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define AHEAD_STRETCH ((size_t)256 << 10)
@@ -32,11 +33,17 @@ static struct {
     _Atomic uint32_t seq;    /* bumped by every ask: the futex word */
     _Atomic bool sleeping;   /* the thread is (about to be) in FUTEX_WAIT */
     _Atomic bool no_populate; /* MADV_POPULATE_WRITE is missing: do nothing */
-} svc = {.mu = PTHREAD_MUTEX_INITIALIZER, .idle_cv = PTHREAD_COND_INITIALIZER};
+    int pidfd;                /* ours, for process_madvise; -1 without */
+} svc = {.mu = PTHREAD_MUTEX_INITIALIZER, .idle_cv = PTHREAD_COND_INITIALIZER, .pidfd = -1};
 
 static inline size_t page_up(size_t n) {
     size_t pg = ot__rt.page;
     return (n + pg - 1) & ~(pg - 1);
+}
+
+/* A position rounded up to the region's unit: a page, or a whole slot. */
+static inline size_t unit_up(const struct ot__ahead *a, size_t n) {
+    return a->slot ? (n + a->slot - 1) / a->slot * a->slot : page_up(n);
 }
 
 /* Moves claimed from where it is to upto; true, with the stretch now the
@@ -55,16 +62,38 @@ static bool claim(struct ot__ahead *a, size_t upto, size_t *from) {
     return false;
 }
 
+/* The last page of each slot in [from, to), up to 64 of them per system
+ * call (process_madvise, 6.13; page by page where it refuses). */
+static int populate_tops(struct ot__ahead *a, size_t from, size_t to) {
+    size_t pg = ot__rt.page;
+    struct iovec v[64];
+    while (from < to) {
+        size_t n = 0;
+        for (; n < 64 && from < to; n++, from += a->slot)
+            v[n] = (struct iovec){.iov_base = a->base + from + a->slot - pg, .iov_len = pg};
+        if (svc.pidfd >= 0 &&
+            syscall(SYS_process_madvise, svc.pidfd, v, n, MADV_POPULATE_WRITE, 0) == (long)(n * pg))
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (madvise(v[i].iov_base, pg, MADV_POPULATE_WRITE) != 0)
+                return -errno;
+        }
+    }
+    return 0;
+}
+
 static int populate(struct ot__ahead *a, size_t from, size_t to) {
-    if (atomic_load_explicit(&svc.no_populate, memory_order_relaxed))
+    if (atomic_load_explicit(&svc.no_populate, memory_order_relaxed) || from >= to)
         return 0;
-    if (madvise(a->base + from, to - from, MADV_POPULATE_WRITE) == 0)
+    int rc = a->slot ? populate_tops(a, from, to)
+                     : (madvise(a->base + from, to - from, MADV_POPULATE_WRITE) ? -errno : 0);
+    if (rc == 0)
         return 0;
-    if (errno == EINVAL) {
+    if (rc == -EINVAL) {
         atomic_store_explicit(&svc.no_populate, true, memory_order_relaxed);
         return 0;
     }
-    return errno == ENOMEM ? -ENOMEM : 0;
+    return rc == -ENOMEM ? -ENOMEM : 0;
 }
 
 static struct ot__ahead *wanted(void) {
@@ -90,7 +119,9 @@ static void *ahead_main(void *arg) {
         if (a) {
             size_t c = atomic_load_explicit(&a->claimed, memory_order_relaxed);
             size_t asked = atomic_load_explicit(&a->asked, memory_order_relaxed);
-            size_t upto = c + AHEAD_STRETCH < asked ? c + AHEAD_STRETCH : asked;
+            /* a stretch: 256 KiB, or 32 stacks' tops */
+            size_t stretch = a->slot ? 32 * a->slot : AHEAD_STRETCH;
+            size_t upto = c + stretch < asked ? c + stretch : asked;
             size_t from;
             if (claim(a, upto, &from)) {
                 svc.busy = a;
@@ -125,6 +156,8 @@ static void kick(void) {
 }
 
 int ot__ahead_start(void) {
+    /* process_madvise on ourselves takes any advice since Linux 6.13 */
+    svc.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
     atomic_store_explicit(&svc.stop, false, memory_order_relaxed);
     atomic_store_explicit(&svc.no_populate, false, memory_order_relaxed);
     int rc = pthread_create(&svc.th, NULL, ahead_main, NULL);
@@ -141,14 +174,18 @@ void ot__ahead_stop(void) {
         pthread_join(svc.th, NULL);
         svc.started = false;
     }
+    if (svc.pidfd >= 0)
+        close(svc.pidfd);
+    svc.pidfd = -1;
     pthread_mutex_lock(&svc.mu);
     svc.regions = NULL;
     pthread_mutex_unlock(&svc.mu);
 }
 
-void ot__ahead_init(struct ot__ahead *a, void *base, size_t len) {
+void ot__ahead_init(struct ot__ahead *a, void *base, size_t len, size_t slot) {
     a->base = base;
-    a->len = page_up(len);
+    a->slot = slot;
+    a->len = slot ? len / slot * slot : page_up(len);
     atomic_store_explicit(&a->claimed, 0, memory_order_relaxed);
     atomic_store_explicit(&a->asked, 0, memory_order_relaxed);
     pthread_mutex_lock(&svc.mu);
@@ -174,12 +211,12 @@ void ot__ahead_fini(struct ot__ahead *a) {
 }
 
 int ot__ahead_use(struct ot__ahead *a, size_t upto, size_t ahead) {
-    upto = page_up(upto);
+    upto = unit_up(a, upto);
     if (upto > a->len)
         upto = a->len;
     size_t from;
     bool mine = claim(a, upto, &from);
-    size_t want = upto + page_up(ahead);
+    size_t want = upto + unit_up(a, ahead);
     if (want > a->len)
         want = a->len;
     size_t asked = atomic_load_explicit(&a->asked, memory_order_relaxed);

@@ -27,6 +27,8 @@
 struct ot__ahead {
     char *base;             /* the region: populated from its start */
     size_t len;             /* bytes that may ever be populated */
+    size_t slot;            /* 0: every page; else slots of this many bytes, of
+                               which only the last page is populated (stacks) */
     _Atomic size_t claimed; /* [0, claimed) is populated or being populated */
     _Atomic size_t asked;   /* the thread may populate up to here */
     struct ot__ahead *next; /* the thread's list of regions */
@@ -36,9 +38,13 @@ struct ot__ahead {
 __attribute__((visibility("hidden"))) int ot__ahead_start(void);
 __attribute__((visibility("hidden"))) void ot__ahead_stop(void);
 
-/* Registers [base, base + len); populating starts at base. */
+/* Registers [base, base + len); populating starts at base. With slot != 0
+ * (a multiple of the page size) the region is an array of slots of that
+ * size, and only each slot's last page is populated: a stack's top, where
+ * a new process's first frames go; the rest of a stack, and its guard page,
+ * are left alone. Lengths and positions then count whole slots. */
 __attribute__((visibility("hidden"))) void ot__ahead_init(struct ot__ahead *a, void *base,
-                                                          size_t len);
+                                                          size_t len, size_t slot);
 /* Unregisters; returns once the thread no longer touches the region, so the
  * caller may unmap it. Harmless on a region never registered (base NULL). */
 __attribute__((visibility("hidden"))) void ot__ahead_fini(struct ot__ahead *a);

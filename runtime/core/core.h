@@ -310,6 +310,8 @@ struct ot_sched {
     size_t res_nchunks, res_capchunks;
     char *res_next, *res_end;
     int self_pidfd; /* for batched process_madvise on our own memory, or -1 */
+    struct ot__ahead stk_ahead; /* stack tops from res_next on, populated ahead */
+    size_t stk_carved;          /* default-size stacks carved in batches, ever */
     struct ot_wheel wheel;
     uint64_t now_ns;       /* the loop's clock */
     uint64_t run_start_ns; /* coarse ms of the last switch back (long_schedule) */

@@ -29,7 +29,7 @@ int ot__ptab_init(size_t n) {
         return -ENOMEM;
     table = m;
     cap = n;
-    ot__ahead_init(&ahead, m, map_bytes);
+    ot__ahead_init(&ahead, m, map_bytes, 0);
     atomic_store_explicit(&bump, 0, memory_order_relaxed);
     atomic_store_explicit(&free_head, 0, memory_order_relaxed);
     atomic_store_explicit(&live, 0, memory_order_relaxed);

@@ -28,6 +28,15 @@ static size_t rec_size(void) {
     return (sizeof(struct stack) + 63) & ~(size_t)63;
 }
 
+/* The populate-ahead region's slots must be the default-size stacks that
+ * carve_batch will cut from res_next on: set up again whenever res_next
+ * moves otherwise (a new chunk, an odd-size stack). */
+static void rebase_ahead(struct ot_sched *s) {
+    ot__ahead_fini(&s->stk_ahead);
+    ot__ahead_init(&s->stk_ahead, s->res_next, (size_t)(s->res_end - s->res_next),
+                   ot__rt.page + ot__rt.stack_size);
+}
+
 static int new_chunk(struct ot_sched *s, size_t need) {
     size_t sz = need > RES_CHUNK ? need : RES_CHUNK;
     void *m = mmap(NULL, sz, PROT_READ | PROT_WRITE,
@@ -49,6 +58,7 @@ static int new_chunk(struct ot_sched *s, size_t need) {
     s->res_nchunks++;
     s->res_next = m;
     s->res_end = (char *)m + sz;
+    rebase_ahead(s);
     return 0;
 }
 
@@ -79,6 +89,7 @@ void ot__stack_forget_all(struct ot_sched *s) {
 }
 
 void ot__stack_release_reserve(struct ot_sched *s) {
+    ot__ahead_fini(&s->stk_ahead);
     if (s->self_pidfd >= 0)
         close(s->self_pidfd);
     s->self_pidfd = -1;
@@ -104,12 +115,17 @@ static struct stack *stack_at(char *lo, size_t size) {
 }
 
 /* A cold spawn of a stackful process costs a guard install and a fault on
- * its stack's top page (1.75-1.9 us a stack here). Carving default-size
+ * its stack's top page (1.75-1.9 us a stack here, and 4-15 us in bursts of
+ * a million, where the host backs fresh guest memory). Carving default-size
  * stacks CARVE_BATCH at a time, with one process_madvise installing every
- * guard and one populating every top page, costs 1.3-1.4 us a stack: no trap
- * per page and no system call per stack. The rest wait on the cold list (a
+ * guard, costs no trap per page and no system call per stack. The top pages
+ * are the populate-ahead thread's (ahead.h) where it got there first, and
+ * each batch asks it for as many more as have been carved, up to
+ * AHEAD_TOPS: a burst of spawns on one core then has its pages made on
+ * another. The guards are always installed here, by the owner, so a stack
+ * never runs without one. The rest of a batch waits on the cold list (a
  * top page each, at most CARVE_BATCH - 1 of them per scheduler). */
-enum { CARVE_BATCH = 32 };
+enum { CARVE_BATCH = 32, AHEAD_TOPS = 512 };
 
 static struct stack *carve_batch(struct ot_sched *s, size_t size) {
     size_t page = ot__rt.page;
@@ -119,12 +135,9 @@ static struct stack *carve_batch(struct ot_sched *s, size_t size) {
         n = CARVE_BATCH;
     if (n < 2)
         return NULL; /* the end of a chunk: one at a time */
-    struct iovec guards[CARVE_BATCH], tops[CARVE_BATCH];
-    for (size_t i = 0; i < n; i++) {
-        char *g = s->res_next + i * total;
-        guards[i] = (struct iovec){.iov_base = g, .iov_len = page};
-        tops[i] = (struct iovec){.iov_base = g + total - page, .iov_len = page};
-    }
+    struct iovec guards[CARVE_BATCH];
+    for (size_t i = 0; i < n; i++)
+        guards[i] = (struct iovec){.iov_base = s->res_next + i * total, .iov_len = page};
     if (syscall(SYS_process_madvise, s->self_pidfd, guards, n, MADV_GUARD_INSTALL, 0) !=
         (long)(n * page)) {
         /* nothing installed, or part: the one-by-one path installs again,
@@ -133,8 +146,11 @@ static struct stack *carve_batch(struct ot_sched *s, size_t size) {
         s->self_pidfd = -1;
         return NULL;
     }
-    /* best effort: a top page it did not populate faults in on first use */
-    (void)syscall(SYS_process_madvise, s->self_pidfd, tops, n, MADV_POPULATE_WRITE, 0);
+    /* best effort: a top page nobody populated faults in on first use */
+    s->stk_carved += n;
+    size_t tops = s->stk_carved < AHEAD_TOPS ? s->stk_carved : AHEAD_TOPS;
+    (void)ot__ahead_use(&s->stk_ahead, (size_t)(s->res_next - s->stk_ahead.base) + n * total,
+                        tops * total);
     char *base = s->res_next;
     s->res_next += n * total;
     for (size_t i = n - 1; i > 0; i--) {
@@ -157,6 +173,8 @@ static struct stack *carve(struct ot_sched *s, size_t size) {
     }
     char *guard = s->res_next;
     s->res_next += total;
+    if (size != ot__rt.stack_size)
+        rebase_ahead(s);
     if (ot__rt.feat.guard_regions) {
         if (madvise(guard, page, MADV_GUARD_INSTALL) != 0)
             return NULL;

@@ -95,7 +95,7 @@ static __attribute__((noinline)) bool tmr_grow(struct ot_wheel *w) {
         }
         for (uint32_t c = 0; c < max; c++)
             w->chunks[c] = (struct ot_timer *)base + (size_t)c * TMR_CHUNK;
-        ot__ahead_init(&w->ahead, base, (size_t)TMR_MAX * sizeof(struct ot_timer));
+        ot__ahead_init(&w->ahead, base, (size_t)TMR_MAX * sizeof(struct ot_timer), 0);
     }
     /* the chunk populated, in one call unless the populate-ahead thread
      * made it already (pages that fault in one by one cost ~1.5 us each),
