@@ -29,9 +29,13 @@
  * not change, which ot_ets_next relies on. A resize holds every stripe lock,
  * copies the live slots into a new array (records move, inline objects are
  * copied), publishes it and retires the old one, which stays frozen for
- * readers still inside it. A bag's objects hang off their slot as an RCU
- * list in insertion order. */
+ * readers still inside it. A growing big table's next array is mapped
+ * ahead and populated by the populate-ahead thread (prepare, below); only
+ * writers holding every stripe lock ever see it before it is published. A
+ * bag's objects hang off their slot as an RCU list in insertion order. */
 #include "hash_int.h"
+
+#include "runtime/core/ahead.h"
 
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -53,7 +57,21 @@ static inline ets_rec *slot_rec(const hslot *s)
 }
 
 
+/* A table's private part: the htab that ets.c reads first, then the next
+ * array made ahead of its resize (prepare, below). prep is read and written
+ * only with every stripe lock held (prepare, resize) or by hash_destroy,
+ * when no one else is left; readers never see it. prep_gen is the gen + 1
+ * of the last array a prepare was tried for, so one insert tries once per
+ * array however many cross the point. */
+typedef struct hprep hprep;
+typedef struct hash_tab {
+    htab pub;
+    hprep *prep;
+    _Atomic unsigned prep_gen;
+} hash_tab;
+
 static inline htab *H(ets_table *t) { return t->impl; }
+static inline hash_tab *HT(ets_table *t) { return t->impl; }
 
 ets_rec ets__hash_tomb;
 
@@ -147,24 +165,29 @@ static inline bool inline_is(uint32_t meta, const uint64_t *w, const uint64_t *k
     return true;
 }
 
-/* A big array's memory: anonymous, zeroed, and populated in one call, where
+/* A big array's memory: anonymous and zeroed. populate: in one call, where
  * first touches would take one fault each (~1.5 us here), since a resize is
- * about to write all over it anyway. Between HASH_HUGE_MIN and HASH_HUGE_MAX
- * it is also aligned to 2 MiB and asked for transparent huge pages: random
- * probes into a table of several megabytes otherwise miss the TLB on most
- * look-ups (a page walk that a VM makes two-dimensional); 100k-key reads
- * gain ~10% here. Not above: on these VMs a fresh huge page sometimes costs
- * ~2.4 ms to clear (the host backing memory the guest never touched, where
- * 4 KiB pages come recycled), and in a third of the runs that made 1M
- * inserts (up to a 64 MiB array) half as fast instead of 25% faster. THP
- * off, or MADV_POPULATE_WRITE missing (kernels before 5.14): the pages come
- * as 4 KiB ones, or by faults on first touch. */
-static void *map_array(size_t size, size_t *mapped)
+ * about to write all over it anyway; else the caller has the populate-ahead
+ * thread do it (prepare). Between HASH_HUGE_MIN and HASH_HUGE_MAX it is also
+ * aligned to 2 MiB and asked for transparent huge pages: random probes into
+ * a table of several megabytes otherwise miss the TLB on most look-ups (a
+ * page walk that a VM makes two-dimensional); 100k-key reads gain ~10% here.
+ * Not above: on these VMs a fresh huge page sometimes costs ~2.4 ms to clear
+ * (the host backing memory the guest never touched, where 4 KiB pages come
+ * recycled), and in a third of the runs that made 1M inserts (up to a 64 MiB
+ * array) half as fast instead of 25% faster. The populate-ahead thread's
+ * MADV_POPULATE_WRITE gets huge pages too (AnonHugePages counts a prepared
+ * 16 MiB array's), and with it THP made 1M inserts neither faster nor
+ * slower (5.85 against 5.98 M/s without, medians of 24 interleaved runs),
+ * so it stays for the reads. THP off, or MADV_POPULATE_WRITE missing
+ * (kernels before 5.14): the pages come as 4 KiB ones, or by faults on
+ * first touch. */
+static void *map_array(size_t size, size_t *mapped, bool populate)
 {
     size = (size + 4095) & ~(size_t)4095;
     if (size < HASH_HUGE_MIN || size > HASH_HUGE_MAX) {
         void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+                       MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
         *mapped = size;
         return p == MAP_FAILED ? NULL : p;
     }
@@ -177,36 +200,54 @@ static void *map_array(size_t size, size_t *mapped)
         munmap(p, (size_t)(b - p));
     if (p + len > b + size)
         munmap(b + size, (size_t)(p + len - (b + size)));
-    madvise(b, size, MADV_HUGEPAGE);       /* advice: failure leaves 4 KiB pages */
-    madvise(b, size, MADV_POPULATE_WRITE); /* as is failure here: faults instead */
+    madvise(b, size, MADV_HUGEPAGE); /* advice: failure leaves 4 KiB pages */
+    if (populate)
+        madvise(b, size, MADV_POPULATE_WRITE); /* as is failure here: faults instead */
     *mapped = size;
     return b;
 }
 
-static harr *harr_new(size_t cap)
+/* Bytes an array of cap slots takes (header, overflow tail, alignment). */
+static inline size_t harr_bytes(size_t cap)
 {
-    size_t nslots = cap + HASH_OVERFLOW;
-    /* Zeroed memory, never memset (zero slots are empty); big arrays are
-     * mapped (map_array). */
-    size_t size = sizeof(harr) + nslots * sizeof(hslot) + ETS_CACHELINE, mapped = 0;
-    void *base;
-    if (size >= HASH_MAP_MIN) {
-        if (!(base = map_array(size, &mapped)))
-            return NULL;
-    } else if (!(base = calloc(1, size))) {
-        return NULL;
-    }
+    return sizeof(harr) + (cap + HASH_OVERFLOW) * sizeof(hslot) + ETS_CACHELINE;
+}
+
+/* The array of cap slots in zeroed memory at base (mapped: bytes mmapped). */
+static harr *harr_at(void *base, size_t mapped, size_t cap, unsigned gen)
+{
     harr *a = (harr *)(((uintptr_t)base + ETS_CACHELINE - 1) & ~(uintptr_t)(ETS_CACHELINE - 1));
     a->base = base;
     a->mapped = mapped;
     a->cap = cap;
-    a->nslots = nslots;
+    a->nslots = cap + HASH_OVERFLOW;
     a->shift = 64 - (unsigned)__builtin_ctzll(cap);
+    a->gen = gen;
+    a->prep = NULL;
     return a;
 }
 
+static harr *harr_new(size_t cap, unsigned gen)
+{
+    /* Zeroed memory, never memset (zero slots are empty); big arrays are
+     * mapped (map_array). */
+    size_t size = harr_bytes(cap), mapped = 0;
+    void *base;
+    if (size >= HASH_MAP_MIN) {
+        if (!(base = map_array(size, &mapped, true)))
+            return NULL;
+    } else if (!(base = calloc(1, size))) {
+        return NULL;
+    }
+    return harr_at(base, mapped, cap, gen);
+}
+
+static void prep_done(struct hprep *p);
+
 static void harr_free(harr *a)
 {
+    if (a && a->prep)
+        prep_done(a->prep);
     if (a && a->mapped)
         munmap(a->base, a->mapped);
     else if (a)
@@ -221,22 +262,26 @@ static void harr_free_cb(struct rcu_head *h)
 
 static int hash_init(ets_table *t)
 {
-    htab *ht = calloc(1, sizeof *ht);
-    harr *a = harr_new(HASH_MIN_CAP);
+    hash_tab *ht = calloc(1, sizeof *ht);
+    harr *a = harr_new(HASH_MIN_CAP, 0);
     if (!ht || !a) {
         free(ht);
         harr_free(a);
         return -ENOMEM;
     }
-    atomic_init(&ht->arr, a);
+    atomic_init(&ht->pub.arr, a);
+    atomic_init(&ht->prep_gen, 0);
     t->impl = ht;
     return 0;
 }
 
+static void prep_release(hprep *p);
+
 static void hash_destroy(ets_table *t)
 {
-    htab *ht = H(t);
-    harr *a = atomic_load_explicit(&ht->arr, memory_order_relaxed); /* no one else left */
+    hash_tab *ht = HT(t);
+    prep_release(ht->prep); /* no one else left */
+    harr *a = atomic_load_explicit(&ht->pub.arr, memory_order_relaxed); /* no one else left */
     for (size_t i = 0; i < a->nslots; i++) {
         ets_rec *r = slot_rec(&a->s[i]);
         while (live(r)) {
@@ -387,13 +432,13 @@ static inline bool slot_live(const hslot *s)
            live(slot_rec(s));
 }
 
-/* Copies the live slots of a into a new array of cap slots; NULL when one
- * cluster runs off the end (the caller doubles cap) or memory is short. All
- * stripe locks are held: nothing changes in a. */
-static harr *rehash(ets_table *t, const harr *a, size_t cap)
+/* Copies the live slots of a into b, a fresh array of cap slots (NULL: a
+ * new one is made here); NULL, with b freed, when one cluster runs off the
+ * end (the caller doubles cap) or memory is short. All stripe locks are
+ * held: nothing changes in a. */
+static harr *rehash(ets_table *t, const harr *a, size_t cap, harr *b)
 {
-    harr *b = harr_new(cap);
-    if (!b)
+    if (!b && !(b = harr_new(cap, a->gen + 1)))
         return NULL;
     long claimed[ETS_STRIPES_MAX] = {0};
     for (size_t i = 0; i < a->nslots; i++) {
@@ -430,13 +475,151 @@ static harr *rehash(ets_table *t, const harr *a, size_t cap)
     return b;
 }
 
+/* Load at most a half after a resize, so probes stay short while slots are
+ * whole cache lines: the slots a resize gives nlive live keys. */
+static size_t cap_for(size_t nlive)
+{
+    size_t cap = HASH_MIN_CAP;
+    while (cap < (nlive + 1) * 2)
+        cap *= 2;
+    return cap;
+}
+
+/* ---- the next array, made ahead ---------------------------------------------
+ *
+ * A resize of a big table used to map and populate its new array there and
+ * then, on the inserting thread: at 1.3-1.8 us a page, a third of 1M fresh
+ * inserts went to MAP_POPULATE and MADV_POPULATE_WRITE (perf record of the
+ * inserting thread; 12% with what follows). So when a table whose next
+ * array will be mmapped has claimed HASH_PREP_AT sixteenths of its slots,
+ * half its way from the last resize (a quarter) to the next (a half), one
+ * insert maps that array unpopulated and hands all of it to the
+ * populate-ahead thread (runtime/core/ahead.h), which fills it on an idle
+ * core while the table takes its next cap/8 keys; the resize then
+ * populates only what the thread has not reached. Half way because the
+ * thread needs about two thirds of the time a single writer takes between
+ * two resizes (2 cap * 32 B at ~1.5 us a page, against cap/4 inserts at
+ * ~150 ns): perf/ets ets_insert went 5.34 -> 6.32 M/s (medians of 30
+ * interleaved runs on a shared 2-core VM); in the same kind of runs a
+ * trigger at a quarter of the way (5) gained about twice as much, one at
+ * three quarters (7) as much or less. Not earlier,
+ * for memory: from the trigger on the table holds its next array too,
+ * twice its current one and resident (the pages of a resize's peak,
+ * current plus next, held from 3/8 load instead of only during the
+ * resize), and a table that stops growing after the trigger keeps it
+ * until it is deleted or resized to another size: up to 3x its array's
+ * memory, e.g. 64 + 128 MiB for a 1M-key set, where a trigger at a
+ * quarter would make that the case for three quarters of all sizes
+ * instead of half. Only while the runtime runs: without the thread
+ * preparing gains nothing. */
+#define HASH_PREP_AT 6 /* sixteenths of cap claimed: 4 after a resize, 8 at the next */
+
+struct hprep {
+    struct ot__ahead ah; /* registered with the thread: a stable address */
+    void *base;          /* what map_array returned */
+    size_t mapped, cap;
+};
+
+/* Unregisters p, whose array is about to be unmapped: ot__ahead_fini
+ * returns once the thread no longer touches it. */
+static void prep_done(hprep *p)
+{
+    ot__ahead_fini(&p->ah);
+    free(p);
+}
+
+/* No lock: unregisters and unmaps a prepared array that no resize took. */
+static void prep_release(hprep *p)
+{
+    if (!p)
+        return;
+    void *base = p->base;
+    size_t mapped = p->mapped;
+    prep_done(p); /* before munmap: the thread may be populating it */
+    munmap(base, mapped);
+}
+
+/* All stripe locks held: the prepared array, populated now where the
+ * thread has not been, as the array of a's resize. It stays registered
+ * until it is freed (harr_free): all of it is claimed now, so the thread
+ * starts nothing more on it, but a stretch it has in flight may still be
+ * running, and the resize must not wait for a SCHED_IDLE thread with every
+ * stripe lock held. Populating never changes a page, so the copy may write
+ * meanwhile. */
+static harr *prep_take(hprep *p, const harr *a)
+{
+    /* best effort, as map_array's populate: a page that could not be had
+     * faults in when the copy touches it */
+    (void)ot__ahead_use(&p->ah, p->mapped, 0);
+    harr *b = harr_at(p->base, p->mapped, p->cap, a->gen + 1);
+    b->prep = p;
+    return b;
+}
+
+/* The slots the resize of a will likely want: the live keys now plus the
+ * claims left until it, as new keys (a bag's claimed slots all count as
+ * live, so its guess is the doubling). */
+static size_t prep_cap(ets_table *t, const harr *a)
+{
+    size_t used = 0;
+    for (unsigned i = 0; i <= t->stripe_mask; i++)
+        used += (size_t)atomic_load_explicit(&t->stripes[i].claimed, memory_order_relaxed);
+    size_t nlive = used;
+    if (t->type == OT_ETS_SET && ets__size(t) < nlive)
+        nlive = ets__size(t);
+    size_t left = a->cap / 2 + 1 > used ? a->cap / 2 + 1 - used : 0;
+    return cap_for(nlive + left);
+}
+
+/* No lock held, after an insert crossed the prepare point of a (want_grow):
+ * maps a's next array and asks the thread for all of it. The first insert
+ * to come tries, once per array; the array is installed under every stripe
+ * lock, which serialises it with resize (hash_destroy comes after a grace
+ * period, when no insert is left). */
+static void prepare(ets_table *t, const harr *a)
+{
+    hash_tab *ht = HT(t);
+    unsigned want = a->gen + 1;
+    /* Relaxed: this only elects the one insert that tries; the array itself
+     * is handed over under the stripe locks. Never moves back to an older
+     * array's gen (an insert that saw a before a resize). */
+    unsigned g = atomic_load_explicit(&ht->prep_gen, memory_order_relaxed);
+    if ((int)(g - want) >= 0 || !atomic_compare_exchange_strong_explicit(
+                                     &ht->prep_gen, &g, want, memory_order_relaxed,
+                                     memory_order_relaxed))
+        return;
+    if (!ot_schedulers())
+        return; /* no populate-ahead thread */
+    size_t cap = prep_cap(t, a);
+    size_t size = harr_bytes(cap);
+    hprep *p;
+    if (size < HASH_MAP_MIN || !(p = malloc(sizeof *p)))
+        return;
+    p->cap = cap;
+    if (!(p->base = map_array(size, &p->mapped, false))) {
+        free(p);
+        return;
+    }
+    ot__ahead_init(&p->ah, p->base, p->mapped, 0);
+    /* Nothing ourselves: all of it to the thread, which starts at once. */
+    (void)ot__ahead_use(&p->ah, 0, p->mapped);
+    lock_all(t);
+    if (atomic_load_explicit(&ht->pub.arr, memory_order_relaxed) == a && !ht->prep) {
+        ht->prep = p; /* all locks held */
+        p = NULL;
+    }
+    unlock_all(t);
+    prep_release(p); /* a resize came first */
+}
+
 /* Grows (or cleans out tombstones of) the array `seen`, unless another writer
- * has already replaced it. force: the last insert ran off the end. */
+ * has already replaced it. force: the last insert ran off the end. A
+ * prepared array of the size wanted is used, one of another size released. */
 static int resize(ets_table *t, harr *seen, bool force)
 {
-    htab *ht = H(t);
+    hash_tab *ht = HT(t);
     lock_all(t);
-    harr *a = atomic_load_explicit(&ht->arr, memory_order_relaxed); /* all locks held */
+    harr *a = atomic_load_explicit(&ht->pub.arr, memory_order_relaxed); /* all locks held */
     if (a != seen) {
         unlock_all(t);
         return 0;
@@ -449,45 +632,61 @@ static int resize(ets_table *t, harr *seen, bool force)
     else
         for (size_t i = 0; i < a->nslots; i++)
             nlive += slot_live(&a->s[i]);
-    /* Load at most a half after a resize, so probes stay short while slots
-     * are whole cache lines. */
-    size_t cap = HASH_MIN_CAP;
-    while (cap < (nlive + 1) * 2)
-        cap *= 2;
+    size_t cap = cap_for(nlive);
     if (force && cap <= a->cap)
         cap = a->cap * 2;
-    harr *b;
-    while (!(b = rehash(t, a, cap))) {
+    hprep *drop = ht->prep; /* all locks held */
+    ht->prep = NULL;
+    harr *b = NULL;
+    if (drop && drop->cap == cap) {
+        b = prep_take(drop, a);
+        drop = NULL;
+    }
+    while (!(b = rehash(t, a, cap, b))) {
         if (cap > ((size_t)1 << 40)) {
             unlock_all(t);
+            prep_release(drop);
             return -ENOMEM;
         }
         cap *= 2;
     }
     /* Pairs with the readers' acquire load of arr: the slots are visible. */
-    atomic_store_explicit(&ht->arr, b, memory_order_release);
+    atomic_store_explicit(&ht->pub.arr, b, memory_order_release);
     unlock_all(t);
+    prep_release(drop);
     ets__retire(&a->rcu, harr_free_cb);
     return 0;
 }
 
-/* Stripe lock held, after claiming a slot: true when the array should grow
- * (more than half its slots claimed). Each stripe checks its own share and
- * sums all stripes only when that share says so, so inserts write no shared
+/* What an insert that claimed a slot does next (want_grow). */
+enum { GROW_NO, GROW_PREPARE, GROW_NOW };
+
+/* Stripe lock held, after claiming a slot: GROW_NOW when the array should
+ * grow (more than half its slots claimed), GROW_PREPARE when its next array
+ * should be made ahead (prepare). Each stripe checks its own share and sums
+ * all stripes only when that share says so, so inserts write no shared
  * counter. */
-static bool want_grow(ets_table *t, const harr *a, ets_stripe *st)
+static int want_grow(ets_table *t, const harr *a, ets_stripe *st)
 {
     size_t stripes = t->stripe_mask + 1;
     /* Ours: only the holder of st's lock writes it; relaxed for the readers
      * of the sum below, which is an estimate. */
     long mine = atomic_load_explicit(&st->claimed, memory_order_relaxed) + 1;
     atomic_store_explicit(&st->claimed, mine, memory_order_relaxed);
-    if ((size_t)mine * stripes * 2 <= a->cap)
-        return false;
+    size_t share = (size_t)mine * stripes;
+    if (share * 16 <= a->cap * HASH_PREP_AT)
+        return GROW_NO;
+    /* Relaxed: as in prepare; a stale answer costs one sum or one missed try. */
+    bool prep = harr_bytes(a->cap * 2) >= HASH_MAP_MIN &&
+                atomic_load_explicit(&HT(t)->prep_gen, memory_order_relaxed) != a->gen + 1;
+    if (share * 2 <= a->cap && !prep)
+        return GROW_NO;
     size_t used = 0;
     for (unsigned i = 0; i < stripes; i++)
         used += (size_t)atomic_load_explicit(&t->stripes[i].claimed, memory_order_relaxed);
-    return used * 2 > a->cap;
+    if (used * 2 > a->cap)
+        return GROW_NOW;
+    return prep && used * 16 > a->cap * HASH_PREP_AT ? GROW_PREPARE : GROW_NO;
 }
 
 static inline long obj_bytes(const ets_rec *r) { return (long)ets_rec_size(r->klen, r->vlen); }
@@ -575,7 +774,7 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
             ets_stripe_unlock(st);
             return rc;
         }
-        bool grow = false;
+        int grow = GROW_NO;
         if (reuse < 0) {
             long c = -1;
             for (size_t j = end; j < a->nslots && c < 0; j++) {
@@ -605,8 +804,10 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
         slot_set(&a->s[reuse], meta ? meta : rec_words(t, r, w), w);
         ets_count_locked(t, h, 1, bytes);
         ets_stripe_unlock(st);
-        if (grow)
+        if (grow == GROW_NOW)
             resize(t, a, false); /* the insert is done; a failed grow retries later */
+        else if (grow == GROW_PREPARE)
+            prepare(t, a);
         return 0;
     }
 }
@@ -639,10 +840,12 @@ int ets__hash_put_small(ets_table *t, uint64_t kw, uint32_t meta, uint64_t vw, u
                 continue;
             slot_set(s, meta, w);
             ets_count_locked(t, h, 1, 0);
-            bool grow = want_grow(t, a, st);
+            int grow = want_grow(t, a, st);
             ets_stripe_unlock(st);
-            if (grow)
+            if (grow == GROW_NOW)
                 resize(t, a, false); /* as in hash_put */
+            else if (grow == GROW_PREPARE)
+                prepare(t, a);
             return 0;
         }
         if (sh != h)

@@ -38,9 +38,11 @@ static inline uint64_t rec_word(const ets_rec *r) { return (uint64_t)(uintptr_t)
 
 typedef struct harr {
     struct rcu_head rcu;
-    void *base;    /* what calloc or mmap returned */
-    size_t mapped; /* bytes mmapped at base; 0: calloc */
-    unsigned shift; /* home = hash >> shift */
+    void *base;         /* what calloc or mmap returned */
+    size_t mapped;      /* bytes mmapped at base; 0: calloc */
+    struct hprep *prep; /* hash.c: how it was made ahead, or NULL */
+    unsigned shift;     /* home = hash >> shift */
+    unsigned gen;       /* resizes before this array (hash.c's prepare) */
     size_t cap, nslots;
     hslot s[];
 } harr;

@@ -473,3 +473,79 @@ OT_TEST(ets_rt, give_away_round_trip, .timeout = 30)
     ot_free(o);
     ot_assert_eq(ot_ets_delete_table(t), 0);
 }
+
+/* Big tables grow through arrays made ahead of their resizes (hash.c's
+ * prepare: from 3/8 load, for arrays of 1 MiB and up); every key must come
+ * through each resize, including one that picks another size than the one
+ * prepared (after mass deletes) and so releases it. */
+static void check_keys(ot_tab t, uint64_t from, uint64_t to, uint64_t step)
+{
+    for (uint64_t k = from; k < to; k += step) {
+        ot_ets_obj *o;
+        size_t n;
+        ot_assert_eq(ot_ets_lookup(t, &k, 8, &o, &n), 0);
+        ot_assert_eq(n, 1);
+        uint64_t v;
+        memcpy(&v, o[0].val, 8);
+        ot_assert_eq(v, k * 3);
+        ot_assert_eq(o[0].vlen, k % 7 ? 8 : 24);
+        ot_free(o);
+    }
+}
+
+static void put_keys(ot_tab t, uint64_t from, uint64_t to)
+{
+    for (uint64_t k = from; k < to; k++) {
+        uint64_t v[3] = {k * 3, k, ~k}; /* every 7th a record, the rest inline */
+        ot_assert_eq(ot_ets_insert(t, &k, 8, v, k % 7 ? 8 : 24), 0);
+    }
+}
+
+OT_TEST(ets_rt, grows_through_prepared_arrays, .timeout = 120)
+{
+    ot_ets_opts o = {.type = OT_ETS_SET, .access = OT_ETS_PUBLIC, .write_concurrency = true};
+    ot_tab t = ot_ets_new(NULL, &o);
+    ot_assert(t.v);
+    /* resizes at arrays of 1 to 16 MiB, each prepared; 200k keys in 512k
+     * slots is past 3/8: the 1M-slot array is prepared */
+    put_keys(t, 0, 200000);
+    ot_assert_eq(ot_ets_size(t), 200000);
+    check_keys(t, 0, 200000, 1);
+    for (uint64_t k = 0; k < 200000; k++)
+        if (k % 10)
+            ot_assert_eq(ot_ets_delete(t, &k, 8), 0);
+    /* 20k live among tombstones: the next resize wants far fewer slots than
+     * the prepared array has, and releases it */
+    put_keys(t, 1000000, 1100000);
+    ot_assert_eq(ot_ets_size(t), 120000);
+    check_keys(t, 0, 200000, 10);
+    check_keys(t, 1000000, 1100000, 1);
+    ot_assert_eq(ot_ets_delete_table(t), 0);
+    ot_sleep(100); /* a grace period: destroyed before the runtime stops (ASan) */
+}
+
+static void fill_and_exit(void *p)
+{
+    ot_tab *t = p;
+    *t = ot_ets_new(NULL, NULL);
+    if (t->v)
+        put_keys(*t, 0, 200000); /* 3/8 of 512k slots: its 32 MiB next array prepared */
+}
+
+/* A table deleted while it holds a prepared array releases it (ASan sees
+ * the rest of it leak), whether deleted by call or by its owner's exit. */
+OT_TEST(ets_rt, delete_with_prepared_array, .timeout = 60)
+{
+    ot_tab t = ot_ets_new(NULL, NULL);
+    put_keys(t, 0, 200000);
+    ot_assert_eq(ot_ets_delete_table(t), 0);
+    ot_tab t2 = OT_NOTAB;
+    ot_ref mon = ot_monitor(ot_spawn(fill_and_exit, &t2));
+    ot_msg *m = ot_receive_ref(mon, 60000); /* the exit hook ran before the DOWN */
+    ot_assert(m != NULL && m->tag == OT_TAG_DOWN);
+    ot_msg_free(m);
+    ot_assert(t2.v != 0);
+    struct ot_ets_info i;
+    ot_assert_eq(ot_ets_info(t2, &i), -EBADF);
+    ot_sleep(100); /* as above */
+}
