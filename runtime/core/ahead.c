@@ -1,9 +1,12 @@
 /* The populate-ahead thread (ahead.h). One thread per runtime, at SCHED_IDLE,
  * sleeping on a futex word until an owner asks for more than has been
- * claimed; it then claims and populates 256 KiB at a time, so an owner that
- * catches up with it waits for at most one such stretch's faults and never
- * for the whole window, and so mmap_lock (held for reading during a
- * populate) is never held long against a writer.
+ * claimed; it then claims and populates a stretch at a time (64 KiB, or 8
+ * stack tops: ~25 us of faults here), so an owner that catches up with it
+ * finds at most one stretch in flight, and mmap_lock, which a populate holds
+ * for reading, is held only that long against a writer (an mmap or munmap
+ * elsewhere in the program). Unless the thread is preempted inside a
+ * stretch: at SCHED_IDLE that lasts until a core goes idle, which a writer
+ * blocked on the lock itself brings about.
  *
  * The list of regions changes only under `mu`; the thread populates outside
  * it with `busy` naming the region, and ot__ahead_fini waits until the
@@ -20,7 +23,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define AHEAD_STRETCH ((size_t)256 << 10)
+#define AHEAD_STRETCH ((size_t)64 << 10)
+#define AHEAD_STRETCH_SLOTS 8
 
 static struct {
     pthread_mutex_t mu;
@@ -119,8 +123,7 @@ static void *ahead_main(void *arg) {
         if (a) {
             size_t c = atomic_load_explicit(&a->claimed, memory_order_relaxed);
             size_t asked = atomic_load_explicit(&a->asked, memory_order_relaxed);
-            /* a stretch: 256 KiB, or 32 stacks' tops */
-            size_t stretch = a->slot ? 32 * a->slot : AHEAD_STRETCH;
+            size_t stretch = a->slot ? AHEAD_STRETCH_SLOTS * a->slot : AHEAD_STRETCH;
             size_t upto = c + stretch < asked ? c + stretch : asked;
             size_t from;
             if (claim(a, upto, &from)) {
