@@ -17,7 +17,7 @@ endif
 
 CC      ?= cc
 OPT     ?= -O2
-WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-sign-conversion \
+WARN    := -Wall -Wextra -Wshadow -Wconversion -Wno-unused-parameter \
            -Wno-missing-field-initializers
 ifneq ($(WERROR),)
 WARN    += -Werror

@@ -68,8 +68,8 @@ static double run2(ot_tab t, int what, uint64_t n)
     unsigned ns = ot_schedulers();
     uint64_t t0 = bench_now_ns();
     for (int i = 0; i < 2; i++) {
-        w[i] = (work){t, what, n / 2, 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1), ot_self()};
-        ot_spawn_opts o = {.scheduler = (int)(i % (ns ? ns : 1)), .scheduler_set = true,
+        w[i] = (work){t, what, n / 2, UINT64_C(0x9e3779b97f4a7c15) * (uint64_t)(i + 1), ot_self()};
+        ot_spawn_opts o = {.scheduler = (int)((unsigned)i % (ns ? ns : 1)), .scheduler_set = true,
                            .bind = true};
         if (ot_pid_eq(ot_spawn_opt(worker, &w[i], &o), OT_NOPID))
             bench_fail("ot_spawn_opt", errno);

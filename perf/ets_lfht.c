@@ -81,7 +81,7 @@ static double run(int which, struct cds_lfht *ht, ot_tab t, uint64_t total)
     pthread_t th[2];
     uint64_t t0 = bench_now_ns();
     for (int i = 0; i < 2; i++) {
-        a[i] = (reader_arg){which, ht, t, total / 2, 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1), 0};
+        a[i] = (reader_arg){which, ht, t, total / 2, UINT64_C(0x9e3779b97f4a7c15) * (uint64_t)(i + 1), 0};
         pthread_create(&th[i], NULL, reader, &a[i]);
     }
     for (int i = 0; i < 2; i++)

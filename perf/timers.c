@@ -86,7 +86,7 @@ static void bench_main(void *arg) {
         if (late < late_min) late_min = late;
     }
     /* send_after never fires early in Erlang; say so if one did here. */
-    if (late_min < 0) fprintf(stderr, "timers: a timer fired %.3f ms early\n", -late_min / 1e6);
+    if (late_min < 0) fprintf(stderr, "timers: a timer fired %.3f ms early\n", (double)-late_min / 1e6);
     if (ot_receive_tag(TAG_TIMER, 50)) bench_fail("a cancelled timer fired", 0);
     bench_figure("timer_arm", bench_rate(a->n, t0, t1), "arms/s", true);
     bench_figure("timer_cancel", bench_rate((a->n + 1) / 2, t1, t2), "cancels/s", true);

@@ -25,6 +25,8 @@ enum { TAG_GO = OT_TAG_USER + 1, TAG_STATS, TAG_ALLOC };
 
 #define WAIT_MS 30000
 
+static double mb(size_t bytes) { return (double)bytes / 1e6; }
+
 static size_t allocated_bytes(void) {
 #if defined(OT_SANITIZE)
     return __sanitizer_get_current_allocated_bytes();
@@ -180,7 +182,7 @@ OT_TEST(heap_proc, million_processes_keep_rss_flat, .timeout = 600) {
     const size_t warm = total / 10;
     size_t rss_warm = 0, alloc_warm = 0;
     printf("heap_proc: %zu processes, 2 at a time; start RSS %.1f MB, allocated %.1f MB\n",
-           total, ot_test_rss_bytes() / 1e6, allocated_bytes() / 1e6);
+           total, mb(ot_test_rss_bytes()), mb(allocated_bytes()));
     for (size_t i = 0; i < total; i += 2) {
         ot_ref r1, r2;
         ot_spawn_opts o1 = {.monitor = true, .monitor_ref = &r1};
@@ -196,13 +198,13 @@ OT_TEST(heap_proc, million_processes_keep_rss_flat, .timeout = 600) {
         }
         if ((i + 2) % (total / 5) == 0)
             printf("heap_proc: after %7zu processes: RSS %.1f MB, allocated %.1f MB\n", i + 2,
-                   ot_test_rss_bytes() / 1e6, allocated_bytes() / 1e6);
+                   mb(ot_test_rss_bytes()), mb(allocated_bytes()));
     }
     size_t rss_end = ot_test_rss_bytes(), alloc_end = allocated_bytes();
     printf("heap_proc: RSS after warm-up (%zu) %.1f MB, at the end %.1f MB (%+.2f MB); "
            "allocated %.1f MB -> %.1f MB (%+.2f MB)\n",
-           warm, rss_warm / 1e6, rss_end / 1e6, ((double)rss_end - (double)rss_warm) / 1e6,
-           alloc_warm / 1e6, alloc_end / 1e6, ((double)alloc_end - (double)alloc_warm) / 1e6);
+           warm, mb(rss_warm), mb(rss_end), mb(rss_end) - mb(rss_warm),
+           mb(alloc_warm), mb(alloc_end), mb(alloc_end) - mb(alloc_warm));
 #if !defined(OT_TSAN)
     /* Under TSan each fresh process context is a new TSan fiber, whose state
      * TSan keeps in its own registry: RSS then measures TSan, not the heaps.

@@ -586,7 +586,7 @@ static void *incr_thread(void *p) {
     size_t cl = strlen(cmd);
     char *req = malloc(cl * 100);
     for (int i = 0; i < 100; i++)
-        memcpy(req + cl * i, cmd, cl);
+        memcpy(req + cl * (size_t)i, cmd, cl);
     char buf[4096];
     for (int b = 0; b < a->n / 100; b++) {
         send_all(fd, req, cl * 100);

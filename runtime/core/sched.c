@@ -140,7 +140,7 @@ static __attribute__((noinline)) void share_work(struct ot_sched *s, uint32_t h)
         return;
     unsigned n = ot__rt.nsched;
     for (unsigned i = 1; i < n; i++) {
-        struct ot_sched *t = ot__rt.sched[(s->id + i) % n];
+        struct ot_sched *t = ot__rt.sched[((unsigned)s->id + i) % n];
         /* relaxed: a peek; ot__sched_kick makes the fenced check and the CAS */
         if (atomic_load_explicit(&t->sleep_state, memory_order_relaxed) == SS_SLEEPING) {
             ot__sched_kick(t);
@@ -233,7 +233,7 @@ static struct ot_proc *steal_from(struct ot_sched *s, struct ot_sched *v) {
 static struct ot_proc *try_steal(struct ot_sched *s) {
     unsigned n = ot__rt.nsched;
     for (unsigned i = 1; i < n; i++) {
-        struct ot_sched *v = ot__rt.sched[(s->id + i) % n];
+        struct ot_sched *v = ot__rt.sched[((unsigned)s->id + i) % n];
         struct ot_proc *p = steal_from(s, v);
         if (p)
             return p;

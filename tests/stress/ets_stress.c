@@ -132,7 +132,7 @@ static void *writer(void *p)
 {
     targ *a = p;
     run *r = a->r;
-    uint64_t x = 0x9e3779b97f4a7c15ull * (a->id + 1), seq = 0;
+    uint64_t x = UINT64_C(0x9e3779b97f4a7c15) * (uint64_t)(a->id + 1), seq = 0;
     unsigned char k[8], v[96];
     bool bagish = r->type == OT_ETS_BAG || r->type == OT_ETS_DUPLICATE_BAG;
     char *present = calloc(NKEYS, 1);
@@ -141,8 +141,8 @@ static void *writer(void *p)
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         /* This writer's keys: ids >= STABLE with id % nwriters == writer. */
         uint64_t id = STABLE + (x >> 8) % (NKEYS - STABLE);
-        id -= (id - STABLE) % r->nwriters;
-        id += a->id;
+        id -= (id - STABLE) % (uint64_t)r->nwriters;
+        id += (uint64_t)a->id;
         if (id >= NKEYS)
             continue;
         size_t kl = make_key(k, id);
@@ -207,7 +207,7 @@ static void *reader(void *p)
 {
     targ *a = p;
     run *r = a->r;
-    uint64_t x = 0x2545f4914f6cdd1dull * (a->id + 7);
+    uint64_t x = UINT64_C(0x2545f4914f6cdd1d) * (uint64_t)(a->id + 7);
     int64_t last_ctr = 0;
     unsigned char k[8];
     long n_reads = 0;
@@ -372,7 +372,7 @@ static void run_procs(run *r, int nw, int nr)
     for (int i = 0; i < nw + nr + 1; i++, n++) {
         void *(*fn)(void *) = i < nw ? writer : i < nw + nr ? reader : iterator;
         args[n] = (parg){{r, i < nw ? i : i < nw + nr ? i - nw : 0}, fn, ot_self()};
-        ot_spawn_opts o = {.scheduler = (int)(i % ns), .scheduler_set = true};
+        ot_spawn_opts o = {.scheduler = (int)((unsigned)i % ns), .scheduler_set = true};
         ot_assert(!ot_pid_eq(ot_spawn_opt(proc_main, &args[n], &o), OT_NOPID));
     }
     ot_sleep(RUN_MS);
