@@ -55,7 +55,7 @@ EX_SRC   := $(wildcard examples/*.c)
 EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 HEADERS  := $(wildcard include/*.h include/otter/*.h)
 
-.PHONY: all lib test test-asan test-tsan test-werror bench examples install clean deps \
+.PHONY: all lib test test-asan test-tsan test-werror test-aarch64 bench examples install clean deps \
         deps-bench format check-format
 all: lib $(BUILD)/kv $(EX_BIN)
 
@@ -128,6 +128,17 @@ test-asan:
 
 test-tsan:
 	@$(MAKE) --no-print-directory SAN=tsan test
+
+# The context switch for aarch64, which no machine of ours runs natively:
+# tests/test_ctx.c built on its own (no Criterion, no liburing) with the
+# cross compiler and run under qemu-user; both come from Debian (deps.sh cross).
+CROSS_AARCH64 ?= aarch64-linux-gnu-gcc
+test-aarch64:
+	@sh scripts/deps.sh cross
+	@mkdir -p $(BUILD)/aarch64
+	$(Q)$(CROSS_AARCH64) -std=gnu11 -O2 -static -Wall -Wextra -Wconversion -Werror -DCTX_STANDALONE \
+	    -I. -Iinclude tests/test_ctx.c runtime/core/switch.S -o $(BUILD)/aarch64/test_ctx
+	$(Q)qemu-aarch64 $(BUILD)/aarch64/test_ctx
 
 test-werror:
 	@$(MAKE) --no-print-directory BUILD=build-werror WERROR=1 all tests $(patsubst $(BUILD)/%,build-werror/%,$(PERF_BIN))
