@@ -30,8 +30,10 @@
  * copies the live slots into a new array (records move, inline objects are
  * copied), publishes it and retires the old one, which stays frozen for
  * readers still inside it. A growing big table's next array is mapped
- * ahead and populated by the populate-ahead thread (prepare, below); only
- * writers holding every stripe lock ever see it before it is published. A
+ * ahead and populated by the populate-ahead thread, in proportion to the
+ * table's progress toward its resize (prepare, below: the memory held ahead
+ * is (steps + 1) / 16 of the next array); writers see it under one stripe
+ * lock at least, readers never before it is published. A
  * bag's objects hang off their slot as an RCU list in insertion order. */
 #include "hash_int.h"
 
@@ -58,16 +60,25 @@ static inline ets_rec *slot_rec(const hslot *s)
 
 
 /* A table's private part: the htab that ets.c reads first, then the next
- * array made ahead of its resize (prepare, below). prep is read and written
- * only with every stripe lock held (prepare, resize) or by hash_destroy,
- * when no one else is left; readers never see it. prep_gen is the gen + 1
- * of the last array a prepare was tried for, so one insert tries once per
- * array however many cross the point. */
+ * array made ahead of its resize (prepare, below). prep is written only with
+ * every stripe lock held (prepare, resize, prep_drop) or by hash_destroy,
+ * when no one else is left, so any one stripe lock keeps it in place for a
+ * reader (want_grow's steps, hash_overhead); lock-free readers never see
+ * it. prep_gen is the gen + 1 of the last array a prepare was tried for, so
+ * one insert tries once per array however many cross the point. prep_mark:
+ * the claimed slots of the current array above which want_grow looks at
+ * the sum (the next prepare step, or the resize at cap / 2); written under
+ * all stripe locks or, only ever upwards, under one. prep_floor: the live
+ * objects below which hash_del gives a held prepared array back (0: none
+ * held); written under all stripe locks. Both sit on the line every insert
+ * reads anyway (pub.arr) and change a few times per resize. */
 typedef struct hprep hprep;
 typedef struct hash_tab {
     htab pub;
     hprep *prep;
     _Atomic unsigned prep_gen;
+    _Atomic size_t prep_mark;
+    _Atomic size_t prep_floor;
 } hash_tab;
 
 static inline htab *H(ets_table *t) { return t->impl; }
@@ -260,6 +271,8 @@ static void harr_free_cb(struct rcu_head *h)
     harr_free(caa_container_of(h, harr, rcu));
 }
 
+static size_t prep_mark_for(const harr *a);
+
 static int hash_init(ets_table *t)
 {
     hash_tab *ht = calloc(1, sizeof *ht);
@@ -271,6 +284,8 @@ static int hash_init(ets_table *t)
     }
     atomic_init(&ht->pub.arr, a);
     atomic_init(&ht->prep_gen, 0);
+    atomic_init(&ht->prep_mark, prep_mark_for(a));
+    atomic_init(&ht->prep_floor, 0);
     t->impl = ht;
     return 0;
 }
@@ -490,29 +505,39 @@ static size_t cap_for(size_t nlive)
  * A resize of a big table used to map and populate its new array there and
  * then, on the inserting thread: at 1.3-1.8 us a page, a third of 1M fresh
  * inserts went to MAP_POPULATE and MADV_POPULATE_WRITE (perf record of the
- * inserting thread; 12% with what follows). So when a table whose next
- * array will be mmapped has claimed HASH_PREP_AT sixteenths of its slots,
- * half its way from the last resize (a quarter) to the next (a half), one
- * insert maps that array unpopulated and hands all of it to the
+ * inserting thread). So a table whose next array will be mmapped maps it
+ * ahead, unpopulated (address space only), registers it with the
  * populate-ahead thread (runtime/core/ahead.h), which fills it on an idle
- * core while the table takes its next cap/8 keys; the resize then
- * populates only what the thread has not reached. Half way because the
- * thread needs about two thirds of the time a single writer takes between
- * two resizes (2 cap * 32 B at ~1.5 us a page, against cap/4 inserts at
- * ~150 ns): perf/ets ets_insert went 5.34 -> 6.32 M/s (medians of 30
- * interleaved runs on a shared 2-core VM); in the same kind of runs a
- * trigger at a quarter of the way (5) gained about twice as much, one at
- * three quarters (7) as much or less. Not earlier,
- * for memory: from the trigger on the table holds its next array too,
- * twice its current one and resident (the pages of a resize's peak,
- * current plus next, held from 3/8 load instead of only during the
- * resize), and a table that stops growing after the trigger keeps it
- * until it is deleted or resized to another size: up to 3x its array's
- * memory, e.g. 64 + 128 MiB for a 1M-key set, where a trigger at a
- * quarter would make that the case for three quarters of all sizes
- * instead of half. Only while the runtime runs: without the thread
- * preparing gains nothing. */
-#define HASH_PREP_AT 6 /* sixteenths of cap claimed: 4 after a resize, 8 at the next */
+ * core, and the resize populates only what the thread has not reached.
+ *
+ * Memory is asked for in proportion to progress. An array's interval runs
+ * from cap / 4 claimed slots (the load a growing resize leaves) to cap / 2
+ * (the next resize), in HASH_PREP_STEPS steps. At step HASH_PREP_AT one
+ * insert maps the next array; from then on the thread is asked for
+ * HASH_PREP_LEAD steps' share of it beyond the steps done (all of it from
+ * HASH_PREP_STEPS - HASH_PREP_LEAD on), and each insert that crosses a step
+ * (prep_mark, in want_grow) extends the ask. The thread needs about two
+ * thirds of a single writer's time between two resizes (2 cap * 32 B at
+ * ~1.5 us a page against cap / 4 inserts at ~150 ns), so it keeps up with
+ * the ask and the lead only covers its wake-up and a step. A table that
+ * stops growing holds the part asked so far: (steps + lead) / 16 of its next
+ * array, where it used to hold all of it from 3/8 load on; one whose live
+ * objects fall back under cap / 4 (mass deletes) gives it back at once
+ * (hash_del), since the resize would then pick a smaller array anyway.
+ * A resize's own peak (current plus next array) is what it was. Only while
+ * the runtime runs: without the thread preparing gains nothing.
+ * Measured (perf/ets, 1M fresh inserts, medians of 11 interleaved runs on a
+ * shared 2-core VM): 6.15 -> 6.81 M/s against the whole array asked at 3/8
+ * load; mapping at step 0 or asking 2 steps ahead was no faster, mapping
+ * at step 8 slower. Its 1M-key table ends 14 steps into its interval, so it
+ * holds 15/16 of its 128 MiB next array (peak RSS 286 MiB; 250 before,
+ * when the thread, asked for all of it only at 3/8 load, had not caught up
+ * by the end of the inserts, but would have gone on to all of it as soon as
+ * a core was idle). A table stopped at 200k keys (512k slots) holds 9/16 of
+ * its 32 MiB next array instead of all of it. */
+#define HASH_PREP_STEPS 16 /* steps from cap / 4 claimed slots to cap / 2 */
+#define HASH_PREP_AT 2     /* the step at which the next array is mapped */
+#define HASH_PREP_LEAD 1   /* steps of it asked beyond those done */
 
 struct hprep {
     struct ot__ahead ah; /* registered with the thread: a stable address */
@@ -556,14 +581,57 @@ static harr *prep_take(hprep *p, const harr *a)
     return b;
 }
 
+/* Claimed slots at step s of a's interval. */
+static inline size_t prep_step_at(const harr *a, size_t s)
+{
+    return a->cap / 4 + a->cap / 4 / HASH_PREP_STEPS * s;
+}
+
+/* The first mark of a fresh array: its prepare step, or its resize when its
+ * next array would not be mmapped (then nothing is prepared). */
+static size_t prep_mark_for(const harr *a)
+{
+    return harr_bytes(a->cap * 2) >= HASH_MAP_MIN ? prep_step_at(a, HASH_PREP_AT) : a->cap / 2;
+}
+
+/* Moves the mark up to m (never down: two stripes may step at once). */
+static void prep_mark_raise(hash_tab *ht, size_t m)
+{
+    /* Relaxed: a stale mark costs one sum or one step later than due. */
+    size_t cur = atomic_load_explicit(&ht->prep_mark, memory_order_relaxed);
+    while (cur < m && !atomic_compare_exchange_weak_explicit(&ht->prep_mark, &cur, m,
+                                                             memory_order_relaxed,
+                                                             memory_order_relaxed)) {
+    }
+}
+
+/* Asks the thread for p's share at a's progress `used` (claimed slots);
+ * returns the mark of the next step (cap / 2 once all of it is asked).
+ * Lock-free, no wait on the thread: a CAS, and a futex wake if it sleeps. */
+static size_t prep_ask(hprep *p, const harr *a, size_t used)
+{
+    size_t s = used > a->cap / 4 ? (used - a->cap / 4) / (a->cap / 4 / HASH_PREP_STEPS) : 0;
+    size_t want = s + HASH_PREP_LEAD < HASH_PREP_STEPS ? s + HASH_PREP_LEAD : HASH_PREP_STEPS;
+    (void)ot__ahead_use(&p->ah, 0, p->mapped / HASH_PREP_STEPS * want);
+    return want < HASH_PREP_STEPS ? prep_step_at(a, s + 1) : a->cap / 2;
+}
+
+/* Slots claimed in the current array. */
+static size_t used_slots(ets_table *t)
+{
+    size_t used = 0;
+    /* Relaxed: exact under all the stripe locks, else an estimate. */
+    for (unsigned i = 0; i <= t->stripe_mask; i++)
+        used += (size_t)atomic_load_explicit(&t->stripes[i].claimed, memory_order_relaxed);
+    return used;
+}
+
 /* The slots the resize of a will likely want: the live keys now plus the
  * claims left until it, as new keys (a bag's claimed slots all count as
  * live, so its guess is the doubling). */
 static size_t prep_cap(ets_table *t, const harr *a)
 {
-    size_t used = 0;
-    for (unsigned i = 0; i <= t->stripe_mask; i++)
-        used += (size_t)atomic_load_explicit(&t->stripes[i].claimed, memory_order_relaxed);
+    size_t used = used_slots(t);
     size_t nlive = used;
     if (t->type == OT_ETS_SET && ets__size(t) < nlive)
         nlive = ets__size(t);
@@ -572,10 +640,11 @@ static size_t prep_cap(ets_table *t, const harr *a)
 }
 
 /* No lock held, after an insert crossed the prepare point of a (want_grow):
- * maps a's next array and asks the thread for all of it. The first insert
- * to come tries, once per array; the array is installed under every stripe
- * lock, which serialises it with resize (hash_destroy comes after a grace
- * period, when no insert is left). */
+ * maps a's next array and asks the thread for the share due. The first
+ * insert to come tries, once per array; the array is installed under every
+ * stripe lock, which serialises it with resize (hash_destroy comes after a
+ * grace period, when no insert is left). Mapping and registering (a mutex
+ * the SCHED_IDLE thread takes) happen with no lock held. */
 static void prepare(ets_table *t, const harr *a)
 {
     hash_tab *ht = HT(t);
@@ -588,28 +657,54 @@ static void prepare(ets_table *t, const harr *a)
                                      &ht->prep_gen, &g, want, memory_order_relaxed,
                                      memory_order_relaxed))
         return;
-    if (!ot_schedulers())
-        return; /* no populate-ahead thread */
+    hprep *p = NULL;
     size_t cap = prep_cap(t, a);
     size_t size = harr_bytes(cap);
-    hprep *p;
-    if (size < HASH_MAP_MIN || !(p = malloc(sizeof *p)))
-        return;
-    p->cap = cap;
-    if (!(p->base = map_array(size, &p->mapped, false))) {
-        free(p);
-        return;
+    /* no populate-ahead thread without schedulers */
+    if (ot_schedulers() && size >= HASH_MAP_MIN && (p = malloc(sizeof *p))) {
+        p->cap = cap;
+        if ((p->base = map_array(size, &p->mapped, false))) {
+            ot__ahead_init(&p->ah, p->base, p->mapped, 0);
+        } else {
+            free(p);
+            p = NULL;
+        }
     }
-    ot__ahead_init(&p->ah, p->base, p->mapped, 0);
-    /* Nothing ourselves: all of it to the thread, which starts at once. */
-    (void)ot__ahead_use(&p->ah, 0, p->mapped);
+    /* Asked before it is installed: the thread starts at once. */
+    size_t mark = p ? prep_ask(p, a, used_slots(t)) : a->cap / 2;
     lock_all(t);
     if (atomic_load_explicit(&ht->pub.arr, memory_order_relaxed) == a && !ht->prep) {
-        ht->prep = p; /* all locks held */
-        p = NULL;
+        /* all locks held; without p, the mark moves on to the resize */
+        prep_mark_raise(ht, mark);
+        if (p) {
+            ht->prep = p;
+            atomic_store_explicit(&ht->prep_floor, a->cap / 4, memory_order_relaxed);
+            p = NULL;
+        }
     }
     unlock_all(t);
     prep_release(p); /* a resize came first */
+}
+
+/* No lock held, after a delete took the live objects under prep_floor:
+ * gives the prepared array back, unless a resize or another delete has. */
+static void prep_drop(ets_table *t)
+{
+    hash_tab *ht = HT(t);
+    hprep *p = NULL;
+    lock_all(t);
+    /* all locks held: the size is exact */
+    if (ht->prep && ets__size(t) < atomic_load_explicit(&ht->prep_floor, memory_order_relaxed)) {
+        p = ht->prep;
+        ht->prep = NULL;
+        atomic_store_explicit(&ht->prep_floor, 0, memory_order_relaxed);
+        const harr *a = atomic_load_explicit(&ht->pub.arr, memory_order_relaxed);
+        /* nothing left to step: looks again only for the resize (prep_gen
+         * stays, so this array is not prepared again) */
+        atomic_store_explicit(&ht->prep_mark, a->cap / 2, memory_order_relaxed);
+    }
+    unlock_all(t);
+    prep_release(p);
 }
 
 /* Grows (or cleans out tombstones of) the array `seen`, unless another writer
@@ -637,6 +732,7 @@ static int resize(ets_table *t, harr *seen, bool force)
         cap = a->cap * 2;
     hprep *drop = ht->prep; /* all locks held */
     ht->prep = NULL;
+    atomic_store_explicit(&ht->prep_floor, 0, memory_order_relaxed);
     harr *b = NULL;
     if (drop && drop->cap == cap) {
         b = prep_take(drop, a);
@@ -644,12 +740,15 @@ static int resize(ets_table *t, harr *seen, bool force)
     }
     while (!(b = rehash(t, a, cap, b))) {
         if (cap > ((size_t)1 << 40)) {
+            /* a stays, with nothing prepared (prep_gen says tried) */
+            atomic_store_explicit(&ht->prep_mark, a->cap / 2, memory_order_relaxed);
             unlock_all(t);
             prep_release(drop);
             return -ENOMEM;
         }
         cap *= 2;
     }
+    atomic_store_explicit(&ht->prep_mark, prep_mark_for(b), memory_order_relaxed);
     /* Pairs with the readers' acquire load of arr: the slots are visible. */
     atomic_store_explicit(&ht->pub.arr, b, memory_order_release);
     unlock_all(t);
@@ -663,30 +762,35 @@ enum { GROW_NO, GROW_PREPARE, GROW_NOW };
 
 /* Stripe lock held, after claiming a slot: GROW_NOW when the array should
  * grow (more than half its slots claimed), GROW_PREPARE when its next array
- * should be made ahead (prepare). Each stripe checks its own share and sums
- * all stripes only when that share says so, so inserts write no shared
- * counter. */
+ * should be mapped (prepare); a prepare step is taken here (prep_ask). Each
+ * stripe checks its own share against the mark and sums all stripes only
+ * when that share passes it, so inserts write no shared counter; between
+ * two marks an insert reads one more word, on a line it reads anyway. */
 static int want_grow(ets_table *t, const harr *a, ets_stripe *st)
 {
+    hash_tab *ht = HT(t);
     size_t stripes = t->stripe_mask + 1;
     /* Ours: only the holder of st's lock writes it; relaxed for the readers
      * of the sum below, which is an estimate. */
     long mine = atomic_load_explicit(&st->claimed, memory_order_relaxed) + 1;
     atomic_store_explicit(&st->claimed, mine, memory_order_relaxed);
-    size_t share = (size_t)mine * stripes;
-    if (share * 16 <= a->cap * HASH_PREP_AT)
+    /* Relaxed: an estimate; writers hold a stripe lock (prep_mark_raise). */
+    size_t mark = atomic_load_explicit(&ht->prep_mark, memory_order_relaxed);
+    if ((size_t)mine * stripes <= mark)
         return GROW_NO;
-    /* Relaxed: as in prepare; a stale answer costs one sum or one missed try. */
-    bool prep = harr_bytes(a->cap * 2) >= HASH_MAP_MIN &&
-                atomic_load_explicit(&HT(t)->prep_gen, memory_order_relaxed) != a->gen + 1;
-    if (share * 2 <= a->cap && !prep)
-        return GROW_NO;
-    size_t used = 0;
-    for (unsigned i = 0; i < stripes; i++)
-        used += (size_t)atomic_load_explicit(&t->stripes[i].claimed, memory_order_relaxed);
+    size_t used = used_slots(t);
     if (used * 2 > a->cap)
         return GROW_NOW;
-    return prep && used * 16 > a->cap * HASH_PREP_AT ? GROW_PREPARE : GROW_NO;
+    if (used <= mark)
+        return GROW_NO;
+    /* Relaxed: as in prepare; a stale answer costs one missed try. */
+    if (atomic_load_explicit(&ht->prep_gen, memory_order_relaxed) != a->gen + 1)
+        return GROW_PREPARE;
+    /* Our lock keeps ht->prep in place (its writers hold them all); NULL
+     * while the prepare that was elected maps it (it sets the mark). */
+    if (ht->prep)
+        prep_mark_raise(ht, prep_ask(ht->prep, a, used));
+    return GROW_NO;
 }
 
 static inline long obj_bytes(const ets_rec *r) { return (long)ets_rec_size(r->klen, r->vlen); }
@@ -913,7 +1017,17 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
         }
         ets_count_locked(t, h, -n, -bytes);
     }
+    /* A prepared array held while the live objects fall under its floor is
+     * given back (prep_drop). As in want_grow: our stripe's share first, on
+     * lines this delete has read or written, the sum only past it. */
+    size_t floor = atomic_load_explicit(&HT(t)->prep_floor, memory_order_relaxed);
+    bool drop = n && floor &&
+                (size_t)atomic_load_explicit(&st->size, memory_order_relaxed) *
+                        (t->stripe_mask + 1) < floor &&
+                ets__size(t) < floor;
     ets_stripe_unlock(st);
+    if (drop)
+        prep_drop(t);
     return n;
 }
 
@@ -1045,10 +1159,22 @@ static bool hash_next(ets_table *t, const void *k, size_t kl, uint64_t h, ets_ob
     return walk_from(t, k, kl, h, o);
 }
 
+/* The current array, and of a prepared one the part the thread has
+ * claimed (populated, or being populated); its unasked rest is address
+ * space only. */
 static size_t hash_overhead(ets_table *t)
 {
     harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire); /* as in hash_get */
-    return sizeof(htab) + sizeof(harr) + a->nslots * sizeof(hslot);
+    size_t n = sizeof(hash_tab) + sizeof(harr) + a->nslots * sizeof(hslot);
+    ets_stripe_lock(&t->stripes[0]); /* keeps ht->prep in place (see hash_tab) */
+    hprep *p = HT(t)->prep;
+    if (p) {
+        /* Relaxed: a figure, moved by the thread's claims. */
+        size_t c = atomic_load_explicit(&p->ah.claimed, memory_order_relaxed);
+        n += c < p->mapped ? c : p->mapped;
+    }
+    ets_stripe_unlock(&t->stripes[0]);
+    return n;
 }
 
 const ets_methods ets__hash_methods = {

@@ -524,6 +524,51 @@ OT_TEST(ets_rt, grows_through_prepared_arrays, .timeout = 120)
     ot_sleep(100); /* a grace period: destroyed before the runtime stops (ASan) */
 }
 
+static size_t tab_memory(ot_tab t)
+{
+    struct ot_ets_info i;
+    ot_assert_eq(ot_ets_info(t, &i), 0);
+    return i.memory;
+}
+
+/* A table that stops just past its prepare point holds only the share of
+ * its next array asked so far (hash.c: steps of 1/16 of the way from cap/4
+ * to cap/2 claimed slots, mapped at the second, asked one step ahead), which
+ * ot_ets_info's memory counts once the thread has claimed it; mass deletes
+ * that take it back under cap/4 live keys give it back. */
+OT_TEST(ets_rt, prepared_array_held_in_proportion, .timeout = 120)
+{
+    ot_ets_opts o = {.type = OT_ETS_SET, .access = OT_ETS_PUBLIC, .write_concurrency = true};
+    ot_tab t = ot_ets_new(NULL, &o);
+    ot_assert(t.v);
+    /* 512k slots (16 MiB) from key 131073 on; its 1M-slot (32 MiB) next
+     * array is mapped at 147456 claimed slots */
+    put_keys(t, 0, 140000);
+    size_t m0 = tab_memory(t);
+    put_keys(t, 140000, 160000); /* step 3: 4/16 of it asked, 8 MiB */
+    size_t m1 = m0;
+    for (int i = 0; i < 1000 && m1 < m0 + (4u << 20); i++) {
+        ot_sleep(10); /* an idle core for the SCHED_IDLE thread */
+        m1 = tab_memory(t);
+    }
+    ot_assert(m1 >= m0 + (4u << 20), "prepared part counted: %zu -> %zu", m0, m1);
+    ot_sleep(200); /* the thread stops at what was asked */
+    m1 = tab_memory(t);
+    ot_assert(m1 < m0 + (16u << 20), "at most half the next array: %zu -> %zu", m0, m1);
+    for (uint64_t k = 0; k < 40000; k++)
+        ot_assert_eq(ot_ets_delete(t, &k, 8), 0);
+    /* 120k live keys, under a quarter of 512k slots: given back */
+    size_t m2 = tab_memory(t);
+    ot_assert(m2 < m0, "released: %zu -> %zu (before it: %zu)", m1, m2, m0);
+    /* grows on through plain resizes */
+    put_keys(t, 1000000, 1200000);
+    ot_assert_eq(ot_ets_size(t), 320000);
+    check_keys(t, 40000, 160000, 1);
+    check_keys(t, 1000000, 1200000, 1);
+    ot_assert_eq(ot_ets_delete_table(t), 0);
+    ot_sleep(100); /* as in grows_through_prepared_arrays */
+}
+
 static void fill_and_exit(void *p)
 {
     ot_tab *t = p;
