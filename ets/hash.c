@@ -538,6 +538,14 @@ static size_t cap_for(size_t nlive)
 #define HASH_PREP_STEPS 16 /* steps from cap / 4 claimed slots to cap / 2 */
 #define HASH_PREP_AT 2     /* the step at which the next array is mapped */
 #define HASH_PREP_LEAD 1   /* steps of it asked beyond those done */
+/* The most slot memory prepared for one table. What a table that stops
+ * growing holds is speculation, so it is bounded in absolute terms too: a
+ * bigger next array is mapped and populated by its resize, as before
+ * preparing existed (a 128 MiB one costs that insert ~40 ms of faults). The
+ * 1M-key benchmark table ends just short of its next resize: with the bound
+ * it holds none of that 128 MiB array (peak RSS 286 -> ~165 MiB); its last
+ * resize, to 64 MiB, is still prepared. */
+#define HASH_PREP_MAX_SLOTS ((size_t)2 << 20)
 
 struct hprep {
     struct ot__ahead ah; /* registered with the thread: a stable address */
@@ -591,7 +599,9 @@ static inline size_t prep_step_at(const harr *a, size_t s)
  * next array would not be mmapped (then nothing is prepared). */
 static size_t prep_mark_for(const harr *a)
 {
-    return harr_bytes(a->cap * 2) >= HASH_MAP_MIN ? prep_step_at(a, HASH_PREP_AT) : a->cap / 2;
+    return harr_bytes(a->cap * 2) >= HASH_MAP_MIN && a->cap * 2 <= HASH_PREP_MAX_SLOTS
+               ? prep_step_at(a, HASH_PREP_AT)
+               : a->cap / 2;
 }
 
 /* Moves the mark up to m (never down: two stripes may step at once). */
@@ -661,7 +671,8 @@ static void prepare(ets_table *t, const harr *a)
     size_t cap = prep_cap(t, a);
     size_t size = harr_bytes(cap);
     /* no populate-ahead thread without schedulers */
-    if (ot_schedulers() && size >= HASH_MAP_MIN && (p = malloc(sizeof *p))) {
+    if (ot_schedulers() && size >= HASH_MAP_MIN && cap <= HASH_PREP_MAX_SLOTS &&
+        (p = malloc(sizeof *p))) {
         p->cap = cap;
         if ((p->base = map_array(size, &p->mapped, false))) {
             ot__ahead_init(&p->ah, p->base, p->mapped, 0);
