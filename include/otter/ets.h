@@ -115,7 +115,10 @@ OT_API int ot_ets_lookup(ot_tab t, const void *k, size_t kl, ot_ets_obj **objs, 
  * set object is shown from a consistent snapshot on the reader's stack, a
  * larger one in place). Returns the number of objects passed to fn (0 when
  * the key is absent) or -errno. A value that ot_ets_update_counter changes is
- * updated in place: read its counter words with relaxed atomic loads. */
+ * updated in place: read its counter words with relaxed atomic loads. fn runs
+ * inside the table's read section, as ot_ets_foldl's does: it must not block,
+ * yield or call ETS (a send may yield: copy what it needs and act after the
+ * call returns). */
 OT_API int ot_ets_read(ot_tab t, const void *k, size_t kl,
                        void (*fn)(const void *v, size_t vl, void *arg), void *arg);
 /* ets:member/2: false also for a bad handle or access (errno says which). */
