@@ -64,7 +64,8 @@ static int pingpongs;
 /* Twelve integers and eight doubles live across every switch: more than a
  * compiler can keep anywhere but the callee-saved registers and the stack,
  * so a switch that lost a register shows up as a wrong sum. The other side
- * scribbles over the same registers with its own values meanwhile. */
+ * scribbles over the same registers with its own values meanwhile. With
+ * mine NULL there is no switch: what the switching version must return. */
 static __attribute__((noinline)) uint64_t busy_side(void **mine, void **other, int rounds,
                                                      uint64_t k) {
     uint64_t a = seed ^ k, b = a * 3, c = a * 5, d = a * 7, e = a * 11, f = a * 13, g = a * 17,
@@ -72,8 +73,10 @@ static __attribute__((noinline)) uint64_t busy_side(void **mine, void **other, i
     double x0 = (double)(k + 1), x1 = x0 * 1.5, x2 = x0 * 2.5, x3 = x0 * 3.5, x4 = x0 * 4.5,
            x5 = x0 * 5.5, x6 = x0 * 6.5, x7 = x0 * 7.5;
     for (int r = 0; r < rounds; r++) {
-        ot__ctx_switch(mine, *other);
-        pingpongs++;
+        if (mine) {
+            ot__ctx_switch(mine, *other);
+            pingpongs++;
+        }
         a += b ^ c, b += c ^ d, c += d ^ e, d += e ^ f, e += f ^ g, f += g ^ h;
         g += h ^ i, h += i ^ j, i += j ^ l, j += l ^ m, l += m ^ a, m += a ^ b;
         x0 += x1 * 0.5, x1 += x2 * 0.25, x2 += x3 * 0.125, x3 += x4 * 0.5;
@@ -84,24 +87,7 @@ static __attribute__((noinline)) uint64_t busy_side(void **mine, void **other, i
            (uint64_t)(x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7);
 }
 
-/* The same arithmetic with no switch in between: what busy_side must return. */
-static __attribute__((noinline)) uint64_t plain_side(int rounds, uint64_t k) {
-    void *a = NULL, *b = NULL;
-    (void)a, (void)b;
-    uint64_t ta = seed ^ k, tb = ta * 3, tc = ta * 5, td = ta * 7, te = ta * 11, tf = ta * 13,
-             tg = ta * 17, th = ta * 19, ti = ta * 23, tj = ta * 29, tl = ta * 31, tm = ta * 37;
-    double x0 = (double)(k + 1), x1 = x0 * 1.5, x2 = x0 * 2.5, x3 = x0 * 3.5, x4 = x0 * 4.5,
-           x5 = x0 * 5.5, x6 = x0 * 6.5, x7 = x0 * 7.5;
-    for (int r = 0; r < rounds; r++) {
-        ta += tb ^ tc, tb += tc ^ td, tc += td ^ te, td += te ^ tf, te += tf ^ tg, tf += tg ^ th;
-        tg += th ^ ti, th += ti ^ tj, ti += tj ^ tl, tj += tl ^ tm, tl += tm ^ ta, tm += ta ^ tb;
-        x0 += x1 * 0.5, x1 += x2 * 0.25, x2 += x3 * 0.125, x3 += x4 * 0.5;
-        x4 += x5 * 0.25, x5 += x6 * 0.125, x6 += x7 * 0.5, x7 += x0 * 0.25;
-        x0 *= 0.5, x1 *= 0.5, x2 *= 0.5, x3 *= 0.5, x4 *= 0.5, x5 *= 0.5, x6 *= 0.5, x7 *= 0.5;
-    }
-    return ta ^ tb ^ tc ^ td ^ te ^ tf ^ tg ^ th ^ ti ^ tj ^ tl ^ tm ^
-           (uint64_t)(x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7);
-}
+static uint64_t plain_side(int rounds, uint64_t k) { return busy_side(NULL, NULL, rounds, k); }
 
 enum { ROUNDS = 1000 };
 static uint64_t co_result;
