@@ -53,6 +53,7 @@ static inline bool bad_val(const void *v, size_t vl) { return (!v && vl) || vl >
 static inline __attribute__((always_inline)) ets_table *begin(ot_tab h, bool write, int *tok,
                                                               int *rc)
 {
+    ets__charge();
     *tok = ets__enter();
     ets_table *t = ets__lookup(h);
     if (!t) {

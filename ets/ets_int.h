@@ -20,6 +20,8 @@
 
 #include <otter.h>
 #include <pthread.h>
+
+#include "runtime/core/ext.h"
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -317,6 +319,22 @@ void ets__registry_lock(void);
 void ets__registry_unlock(void);
 
 /* ---- QSBR (qsbr.c) ---------------------------------------------------------- */
+
+/* Reductions (ARCHITECTURE 3): every table operation costs one, charged
+ * ETS_CHARGE_BATCH at a time from a per-thread count, so that a process
+ * looping over ETS calls yields as one that sends does, while an operation
+ * pays only an increment and a test. The charge comes at the start of an
+ * operation, before it enters the table, where a yield holds nothing (a
+ * callback inside a read section must not call ETS). A batch lands on
+ * whichever process makes its last operation: the count is per thread, and
+ * reductions are a measure of work, not an account. */
+#define ETS_CHARGE_BATCH 64
+extern __thread unsigned ets__ops __attribute__((tls_model("initial-exec")));
+static inline void ets__charge(void)
+{
+    if (__builtin_expect(++ets__ops % ETS_CHARGE_BATCH == 0, 0))
+        ot__spend_here(ETS_CHARGE_BATCH);
+}
 
 enum { ETS_TOKEN_NONE = 0, ETS_TOKEN_OFFLINE = 1 };
 int ets__enter_slow(void);

@@ -22,6 +22,7 @@ static char ets_tsan_token;
 static pthread_key_t ets_thread_key;
 static pthread_once_t ets_thread_once = PTHREAD_ONCE_INIT;
 static __thread bool ets_registered_here;
+__thread unsigned ets__ops __attribute__((tls_model("initial-exec")));
 
 static void ets_thread_exit(void *unused)
 {

@@ -594,3 +594,54 @@ OT_TEST(ets_rt, delete_with_prepared_array, .timeout = 60)
     ot_assert_eq(ot_ets_info(t2, &i), -EBADF);
     ot_sleep(100); /* as above */
 }
+
+/* ---- reductions ---------------------------------------------------------------------------- */
+
+static ot_tab spin_tab;
+static _Atomic int spin_flag;
+static _Atomic uint64_t spin_ops;
+
+/* Reads in a loop with no other runtime call until the flag is up (or a
+ * bound it never reaches when ETS calls do not yield). */
+static void ets_spinner(void *arg) {
+    (void)arg;
+    uint64_t k = 1, n = 0;
+    while (!atomic_load_explicit(&spin_flag, memory_order_relaxed) && n < 200000000u) {
+        ot_ets_obj *objs;
+        size_t cnt;
+        if (ot_ets_lookup(spin_tab, &k, sizeof k, &objs, &cnt) == 0 && objs)
+            ot_free(objs);
+        n++;
+    }
+    atomic_store_explicit(&spin_ops, n, memory_order_relaxed);
+}
+
+static void flag_raiser(void *arg) {
+    (void)arg;
+    atomic_store_explicit(&spin_flag, 1, memory_order_relaxed);
+}
+
+/* ETS calls spend reductions (ARCHITECTURE 3): a process that loops over
+ * look-ups yields when its budget is gone, so a process bound to the same
+ * scheduler gets to run, and the looper's reductions count its calls. */
+OT_TEST(ets_rt, calls_spend_reductions_and_yield, .timeout = 60) {
+    ot_ets_opts o = {.type = OT_ETS_SET, .access = OT_ETS_PUBLIC};
+    spin_tab = ot_ets_new(NULL, &o);
+    ot_assert(spin_tab.v != 0);
+    uint64_t k = 1, v = 2;
+    ot_assert_eq(ot_ets_insert(spin_tab, &k, sizeof k, &v, sizeof v), 0);
+    int on = ot_scheduler_id();
+    ot_spawn_opts bo = {.scheduler = on, .scheduler_set = true, .bind = true};
+    ot_ref r;
+    ot_spawn_opts so = {.scheduler = on, .scheduler_set = true, .bind = true, .monitor = true,
+                        .monitor_ref = &r};
+    ot_pid spinner = ot_spawn_opt(ets_spinner, NULL, &so);
+    ot_assert(spinner.v != 0);
+    ot_assert(ot_spawn_opt(flag_raiser, NULL, &bo).v != 0);
+    ot_msg *m = ot_receive_ref(r, 30000);
+    ot_assert(m != NULL, "(the spinner did not stop)");
+    ot_msg_free(m);
+    uint64_t n = atomic_load_explicit(&spin_ops, memory_order_relaxed);
+    ot_assert(n < 200000000u, "(the flag raiser never ran: %llu reads)", (unsigned long long)n);
+    ot_assert(n > 0);
+}

@@ -75,6 +75,13 @@ const struct ot__io_features *ot__features(void);
  * and registering buffer rings; never submit on it directly. */
 struct io_uring *ot__io_ring(void);
 
+/* ---- reductions -------------------------------------------------------------
+ * Spends n reductions for the calling process; when its budget is gone it
+ * goes to the back of its run queue right here (ARCHITECTURE 3). Only where
+ * the caller holds no lock and nothing a quiescent state may free (outside
+ * an ETS read section). Nothing outside a process. */
+void ot__spend_here(int n);
+
 /* ---- test hooks ------------------------------------------------------------ */
 /* Process exits that waited for an in-flight op's final CQE (any thread). */
 uint64_t ot__io_deferred_teardowns(void);

@@ -508,6 +508,12 @@ void ot__spend(struct ot_proc *p, int n) {
     }
 }
 
+void ot__spend_here(int n) {
+    struct ot_proc *p = cur_proc();
+    if (p)
+        ot__spend(p, n);
+}
+
 /* After a process switched out with SW_PARK: make it WAITING unless something
  * arrived meanwhile. Runs on the scheduler's stack, so a waker that puts the
  * process on a run queue can never resume it while it is still on its stack. */
