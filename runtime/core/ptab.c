@@ -101,11 +101,6 @@ struct ot_proc *ot__ptab_alloc(void) {
         }
         if (i % POPULATE_SLOTS == 0)
             populate_batch(i);
-        /* The next fresh record, as on the free-list path: its page was
-         * zeroed by whoever populated it, often the populate-ahead thread on
-         * another core, so its lines are not in this core's cache. */
-        if (i + 1 < cap)
-            prefetch_record(&table[i + 1]);
         p = &table[i];
         slot_first_use(p);
     }
