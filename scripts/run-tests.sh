@@ -21,7 +21,7 @@ for t in "$@"; do
         s=$(echo "$syn" | sed -n 's/.*Skipped: \([0-9]*\).*/\1/p')
         passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0} + ${c:-0})); skipped=$((skipped + ${s:-0}))
         if [ "${f:-0}" != 0 ] || [ "${c:-0}" != 0 ] || [ $rc -ne 0 ]; then
-            grep -av "^\[----\]" "$out" | tail -60; bad="$bad $name"
+            tail -60 "$out"; bad="$bad $name"
             [ "${f:-0}${c:-0}" = "00" ] && failed=$((failed + 1))
         fi
         echo "== $name: $syn"
