@@ -208,16 +208,23 @@ int ot__deliver(ot_pid to, struct env *e) {
         atomic_load_explicit(&p->state, memory_order_relaxed) == PS_WAITING) {
         /* A parked receiver: whoever wins its wake owns its next run, so the
          * message can go straight onto its private queue, skipping the MPSC
-         * exchange and the consumer's re-push of the stub. Order per sender
-         * holds: a receiver only parks with its mailbox seen empty, and any
-         * earlier push of ours that it had not seen would have woken it (see
-         * below), so nothing of ours still waits in the MPSC. */
+         * exchange and the consumer's re-push of the stub, but only while
+         * the MPSC is empty. WAITING is published before the receiver looks
+         * at its queue one last time (park_from_sched), so a receiver can be
+         * WAITING with an earlier push of ours in the MPSC, seen and about
+         * to take it back; if this message went to the private queue, the
+         * drain would put that earlier one behind it (stress_messages saw
+         * seq 78 before 77). Owning the next run, we may read the consumer's
+         * head: while anything is in the MPSC, this message goes behind it. */
         uint32_t st = PS_WAITING;
         if (atomic_compare_exchange_strong_explicit(&p->state, &st, PS_RUNNABLE,
                                                     memory_order_acq_rel, memory_order_relaxed)) {
             if (likely(atomic_load_explicit(&p->pid, memory_order_acquire) == to.v &&
                        !(p->flags & PF_FOREIGN))) {
-                q_append(p, e);
+                if (likely(!ot__mq_maybe_nonempty(p)))
+                    q_append(p, e);
+                else
+                    ot__mq_push(p, e);
                 ot__make_runnable(p, true);
                 return 0;
             }
