@@ -272,6 +272,49 @@ OT_TEST(process, scheduler_and_bind, .timeout = 60) {
     ot_assert_eq(errno, EINVAL);
 }
 
+/* ---- work sharing --------------------------------------------------------------------------- */
+
+static ot_pid share_parent;
+
+static void busy_worker(void *arg) {
+    (void)arg;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do /* 20 us of work without a runtime call */
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 20000);
+    uint32_t id = (uint32_t)ot_scheduler_id();
+    ot_send(share_parent, TAG_DONE, &id, sizeof id);
+}
+
+/* A burst of runnable processes on one scheduler, more than its ring holds,
+ * while the other scheduler sleeps (its spin long over): the sleeper is
+ * woken and steals, also from what had spilled to the overflow list, so a
+ * good share of the burst runs there. Before, the sleeper slept through it
+ * and every worker ran on the spawner's scheduler. */
+OT_TEST(process, burst_wakes_a_sleeping_scheduler, .timeout = 60) {
+    if (ot_schedulers() < 2)
+        return;
+    enum { N = 2000 };
+    share_parent = ot_self();
+    int me = ot_scheduler_id();
+    ot_sleep(20); /* the others are asleep now */
+    for (int i = 0; i < N; i++)
+        ot_assert(ot_spawn(busy_worker, NULL).v != 0);
+    unsigned here = 0, there = 0;
+    for (int i = 0; i < N; i++) {
+        ot_msg *m = ot_receive_tag(TAG_DONE, 10000);
+        ot_assert(m != NULL);
+        if ((int)u32_of(m) == me)
+            here++;
+        else
+            there++;
+        ot_msg_free(m);
+    }
+    ot_assert(there >= N / 5, "(%u of %d workers ran on another scheduler)", there, N);
+    ot_assert_eq(here + there, N);
+}
+
 /* ---- ot_yield ----------------------------------------------------------------------------- */
 
 static char ylog[512];

@@ -324,6 +324,7 @@ struct ot_sched {
     void *tstack_lo; /* the thread's own stack, for ASan switches */
     size_t tstack_size;
     unsigned nloops;
+    uint64_t share_ns; /* when share_work last looked for a sleeper */
     bool handler_yield;    /* the handler body stopped on budget, not empty */
     _Atomic int ready;     /* 1 once its ring is up, negative errno if it failed */
     int switch_reason;     /* why the current process switched out */

@@ -37,6 +37,7 @@
 
 #define RUNNEXT_CAP 64     /* consecutive run-next picks before the queue gets a turn */
 #define STEAL_AGE_NS 20000 /* steal only processes that have waited this long */
+#define SHARE_AGE_NS 1000000 /* wake a sleeper for a backlog this old */
 #define BUDGET 4000        /* reductions per time slice */
 
 struct ot_runtime ot__rt;
@@ -122,8 +123,35 @@ static struct ot_proc *ovf_pop(struct ot_sched *s) {
     return p;
 }
 
-static void rq_push(struct ot_sched *s, struct ot_proc *p) {
-    atomic_store_explicit(&p->enq_ns, s->now_ns, memory_order_relaxed);
+/* Work piles up here while another scheduler sleeps: when the oldest of a
+ * quarter ring has waited SHARE_AGE_NS, wake a sleeper (at most every
+ * STEAL_AGE_NS), which then steals what has waited. Idle schedulers steal
+ * only while they spin; without this a backlog that outlasts their spin
+ * stays on one core. Not sooner: a burst of processes that each run for
+ * well under a microsecond (a million spawns that park at once) goes
+ * faster on the core whose caches hold it than spread over two, where each
+ * record and stack moves between cores (warm stackful spawns ran at
+ * 1.3-2.1 M/s spread at once, 3.9-4.3 unspread). */
+static __attribute__((noinline)) void share_work(struct ot_sched *s, uint32_t h) {
+    s->share_ns = s->now_ns;
+    struct ot_proc *oldest = atomic_load_explicit(&s->rq[h % RQ_SIZE], memory_order_relaxed);
+    /* relaxed: a stale stamp only delays or hastens one wake */
+    if (s->now_ns - atomic_load_explicit(&oldest->enq_ns, memory_order_relaxed) < SHARE_AGE_NS)
+        return;
+    unsigned n = ot__rt.nsched;
+    for (unsigned i = 1; i < n; i++) {
+        struct ot_sched *t = ot__rt.sched[((unsigned)s->id + i) % n];
+        /* relaxed: a peek; ot__sched_kick makes the fenced check and the CAS */
+        if (atomic_load_explicit(&t->sleep_state, memory_order_relaxed) == SS_SLEEPING) {
+            ot__sched_kick(t);
+            return;
+        }
+    }
+}
+
+/* Into the ring, or the overflow list when it is full or p may not be
+ * stolen; p's enq_ns is already stamped. */
+static void rq_put(struct ot_sched *s, struct ot_proc *p) {
     if (unlikely((p->flags & PF_BOUND) ||
                  (atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_IOWAIT))) {
         ovf_push(s, p);
@@ -132,6 +160,8 @@ static void rq_push(struct ot_sched *s, struct ot_proc *p) {
     uint32_t t = atomic_load_explicit(&s->rq_tail, memory_order_relaxed);
     /* acquire pairs with the thieves' release CAS of head */
     uint32_t h = atomic_load_explicit(&s->rq_head, memory_order_acquire);
+    if (unlikely(t - h >= RQ_SIZE / 4) && s->now_ns - s->share_ns >= STEAL_AGE_NS)
+        share_work(s, h);
     if (t - h < RQ_SIZE) {
         atomic_store_explicit(&s->rq[t % RQ_SIZE], p, memory_order_relaxed);
         /* release: the entry is visible before the new tail (thieves acquire tail) */
@@ -139,6 +169,20 @@ static void rq_push(struct ot_sched *s, struct ot_proc *p) {
         return;
     }
     ovf_push(s, p);
+}
+
+static void rq_push(struct ot_sched *s, struct ot_proc *p) {
+    atomic_store_explicit(&p->enq_ns, s->now_ns, memory_order_relaxed);
+    rq_put(s, p);
+}
+
+/* The ring ran dry with processes left on the overflow list: move up to
+ * half a ring of them back (bound ones go round to the list's tail), with
+ * their waiting times, so that thieves can see them again. */
+static void ovf_refill(struct ot_sched *s) {
+    size_t n = s->ovf_len < RQ_SIZE / 2 ? s->ovf_len : RQ_SIZE / 2;
+    for (size_t i = 0; i < n; i++)
+        rq_put(s, ovf_pop(s));
 }
 
 static struct ot_proc *rq_pop(struct ot_sched *s) {
@@ -208,7 +252,14 @@ static struct ot_proc *next_proc(struct ot_sched *s) {
     s->runnext_streak = 0;
     if (unlikely((s->nloops & 63) == 0) && (p = ovf_pop(s)))
         return p;
-    if ((p = rq_pop(s)) || (p = ovf_pop(s)))
+    if ((p = rq_pop(s)))
+        return p;
+    if (s->ovf_len > 1) {
+        ovf_refill(s);
+        if ((p = rq_pop(s)))
+            return p;
+    }
+    if ((p = ovf_pop(s)))
         return p;
     if ((p = s->runnext)) {
         s->runnext = NULL;
