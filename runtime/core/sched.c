@@ -177,12 +177,19 @@ static void rq_push(struct ot_sched *s, struct ot_proc *p) {
 }
 
 /* The ring ran dry with processes left on the overflow list: move up to
- * half a ring of them back (bound ones go round to the list's tail), with
- * their waiting times, so that thieves can see them again. */
+ * half a ring of them back, with their waiting times, so that thieves can
+ * see them again. It stops at the first that may not be stolen (bound, or
+ * with I/O in flight), which then runs next from the list: going round
+ * past them would cost every pick a walk when the list holds only such
+ * processes (a server's connections waiting on I/O). */
 static void ovf_refill(struct ot_sched *s) {
-    size_t n = s->ovf_len < RQ_SIZE / 2 ? s->ovf_len : RQ_SIZE / 2;
-    for (size_t i = 0; i < n; i++)
+    for (int i = 0; i < RQ_SIZE / 2 && s->ovf_head; i++) {
+        struct ot_proc *p = s->ovf_head;
+        if ((p->flags & PF_BOUND) ||
+            (atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_IOWAIT))
+            return;
         rq_put(s, ovf_pop(s));
+    }
 }
 
 static struct ot_proc *rq_pop(struct ot_sched *s) {
