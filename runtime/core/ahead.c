@@ -37,8 +37,7 @@ static struct {
     _Atomic uint32_t seq;    /* bumped by every ask: the futex word */
     _Atomic bool sleeping;   /* the thread is (about to be) in FUTEX_WAIT */
     _Atomic bool no_populate; /* MADV_POPULATE_WRITE is missing: do nothing */
-    int pidfd;                /* ours, for process_madvise; -1 without */
-} svc = {.mu = PTHREAD_MUTEX_INITIALIZER, .idle_cv = PTHREAD_COND_INITIALIZER, .pidfd = -1};
+} svc = {.mu = PTHREAD_MUTEX_INITIALIZER, .idle_cv = PTHREAD_COND_INITIALIZER};
 
 static inline size_t page_up(size_t n) {
     size_t pg = ot__rt.page;
@@ -75,8 +74,9 @@ static int populate_tops(struct ot__ahead *a, size_t from, size_t to) {
         size_t n = 0;
         for (; n < 64 && from < to; n++, from += a->slot)
             v[n] = (struct iovec){.iov_base = a->base + from + a->slot - pg, .iov_len = pg};
-        if (svc.pidfd >= 0 &&
-            syscall(SYS_process_madvise, svc.pidfd, v, n, MADV_POPULATE_WRITE, 0) == (long)(n * pg))
+        if (ot__rt.self_pidfd >= 0 &&
+            syscall(SYS_process_madvise, ot__rt.self_pidfd, v, n, MADV_POPULATE_WRITE, 0) ==
+                (long)(n * pg))
             continue;
         for (size_t i = 0; i < n; i++) {
             if (madvise(v[i].iov_base, pg, MADV_POPULATE_WRITE) != 0)
@@ -159,8 +159,6 @@ static void kick(void) {
 }
 
 int ot__ahead_start(void) {
-    /* process_madvise on ourselves takes any advice since Linux 6.13 */
-    svc.pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
     atomic_store_explicit(&svc.stop, false, memory_order_relaxed);
     atomic_store_explicit(&svc.no_populate, false, memory_order_relaxed);
     int rc = pthread_create(&svc.th, NULL, ahead_main, NULL);
@@ -177,9 +175,6 @@ void ot__ahead_stop(void) {
         pthread_join(svc.th, NULL);
         svc.started = false;
     }
-    if (svc.pidfd >= 0)
-        close(svc.pidfd);
-    svc.pidfd = -1;
     pthread_mutex_lock(&svc.mu);
     svc.regions = NULL;
     pthread_mutex_unlock(&svc.mu);

@@ -309,7 +309,7 @@ struct ot_sched {
     void **res_chunks;      /* this scheduler's stack reservations */
     size_t res_nchunks, res_capchunks;
     char *res_next, *res_end;
-    int self_pidfd; /* for batched process_madvise on our own memory, or -1 */
+    bool stack_batch_off; /* process_madvise refused a guard batch: one by one */
     struct ot__ahead stk_ahead; /* stack tops from res_next on, populated ahead */
     size_t stk_carved;          /* default-size stacks carved in batches, ever */
     struct ot_wheel wheel;
@@ -345,6 +345,7 @@ struct ot_runtime {
     ot_config cfg;
     size_t stack_size; /* default usable stack bytes */
     size_t page;
+    int self_pidfd; /* for batched process_madvise on our own memory, or -1 */
     struct ot__io_features feat;
     _Atomic uint64_t ref_counter;
     _Atomic uint64_t sleeping; /* count of sleeping schedulers, for spreading work */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 
@@ -75,6 +76,9 @@ static void teardown(void) {
     ot__ptab_fini();
     ot__heap_pool_fini();
     ot__fault_uninstall();
+    if (ot__rt.self_pidfd >= 0)
+        close(ot__rt.self_pidfd);
+    ot__rt.self_pidfd = -1;
 }
 
 int ot_start(const ot_config *cfg) {
@@ -109,6 +113,9 @@ int ot_start(const ot_config *cfg) {
     ot__rt.epoch = ++epochs;
     ot__ring_probe(&ot__rt.feat);
     ot__rt.feat.guard_regions = probe_guard_regions(ot__rt.page);
+    /* process_madvise on ourselves takes any advice since Linux 6.13: stack
+     * carving batches its guards, the populate-ahead thread its stack tops */
+    ot__rt.self_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
     int rc = ot__ptab_init(c.max_processes);
     if (!rc)
         rc = ot__ahead_start();

@@ -64,9 +64,9 @@ static int new_chunk(struct ot_sched *s, size_t need) {
 
 int ot__stack_reserve(struct ot_sched *s) {
     s->stack_warm_hwm = WARM_HWM;
-    /* process_madvise on ourselves takes any advice since Linux 6.13; where
-     * it does not, the first batch finds out and carving goes one by one */
-    s->self_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    /* batches use ot__rt.self_pidfd; where the kernel refuses the advice
+     * through process_madvise (before 6.13), the first batch finds out and
+     * carving goes one by one */
     return new_chunk(s, RES_CHUNK);
 }
 
@@ -90,9 +90,6 @@ void ot__stack_forget_all(struct ot_sched *s) {
 
 void ot__stack_release_reserve(struct ot_sched *s) {
     ot__ahead_fini(&s->stk_ahead);
-    if (s->self_pidfd >= 0)
-        close(s->self_pidfd);
-    s->self_pidfd = -1;
     for (size_t i = 0; i < s->res_nchunks; i++)
         munmap(s->res_chunks[2 * i], (size_t)s->res_chunks[2 * i + 1]);
     free(s->res_chunks);
@@ -138,12 +135,11 @@ static struct stack *carve_batch(struct ot_sched *s, size_t size) {
     struct iovec guards[CARVE_BATCH];
     for (size_t i = 0; i < n; i++)
         guards[i] = (struct iovec){.iov_base = s->res_next + i * total, .iov_len = page};
-    if (syscall(SYS_process_madvise, s->self_pidfd, guards, n, MADV_GUARD_INSTALL, 0) !=
+    if (syscall(SYS_process_madvise, ot__rt.self_pidfd, guards, n, MADV_GUARD_INSTALL, 0) !=
         (long)(n * page)) {
         /* nothing installed, or part: the one-by-one path installs again,
          * which is harmless, and this batch path is not tried again */
-        close(s->self_pidfd);
-        s->self_pidfd = -1;
+        s->stack_batch_off = true;
         return NULL;
     }
     /* best effort: a top page nobody populated faults in on first use */
@@ -166,7 +162,8 @@ static struct stack *carve(struct ot_sched *s, size_t size) {
     size_t total = page + size;
     if ((size_t)(s->res_end - s->res_next) < total && new_chunk(s, total) != 0)
         return NULL;
-    if (size == ot__rt.stack_size && s->self_pidfd >= 0 && ot__rt.feat.guard_regions) {
+    if (size == ot__rt.stack_size && ot__rt.self_pidfd >= 0 && !s->stack_batch_off &&
+        ot__rt.feat.guard_regions) {
         struct stack *st = carve_batch(s, size);
         if (st)
             return st;
