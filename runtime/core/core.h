@@ -458,7 +458,8 @@ OT_HIDDEN void ot__ring_wake_remote(struct ot_sched *from, struct ot_sched *to);
 OT_HIDDEN void ot__ring_drain(struct ot_sched *s);
 OT_HIDDEN void ot__io_count_deferred_teardown(void);
 
-/* fault.c */
+/* fault.c, crit.c */
+extern __thread unsigned ot__crit_depth OT_HIDDEN __attribute__((tls_model("initial-exec")));
 OT_HIDDEN int ot__fault_install(void);
 OT_HIDDEN void ot__fault_uninstall(void);
 OT_HIDDEN int ot__fault_thread_init(struct ot_sched *s);

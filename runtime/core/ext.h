@@ -6,6 +6,7 @@
 #define OT_CORE_EXT_H
 
 #include <otter.h>
+#include <stddef.h>
 
 struct io_uring_sqe;
 struct io_uring_cqe;
@@ -81,6 +82,19 @@ struct io_uring *ot__io_ring(void);
  * the caller holds no lock and nothing a quiescent state may free (outside
  * an ETS read section). Nothing outside a process. */
 void ot__spend_here(int n);
+
+/* ---- critical sections (ARCHITECTURE 7) ----------------------------------
+ * Runtime code that holds a lock (or state a fault would leave broken)
+ * brackets that section with ot__crit_enter/ot__crit_exit (per thread, nests,
+ * any thread). A fault inside one is not contained: the runtime writes a crash
+ * report saying so and aborts the program. */
+void ot__crit_enter(void);
+void ot__crit_exit(void);
+/* Bytes of usable stack left below the caller's stack pointer on the calling
+ * process's stack; SIZE_MAX when the caller is not a process (scheduler or
+ * foreign thread). Lock-holding runtime sections that may recurse or use
+ * large frames check it first (or run on the scheduler's stack). */
+size_t ot__stack_headroom(void);
 
 /* ---- test hooks ------------------------------------------------------------ */
 /* Process exits that waited for an in-flight op's final CQE (any thread). */

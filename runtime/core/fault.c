@@ -8,7 +8,11 @@
  * scheduler then finishes the process's exit with OT_FAULT or, for a hit on
  * the stack's guard, OT_STACK_OVERFLOW. A fault outside any process restores
  * the previous disposition and returns, so the fault repeats and is fatal as
- * before (the usual core dump). Sanitizer builds keep their own handlers. */
+ * before (the usual core dump). A fault inside a runtime critical section
+ * (crit.c) is not contained, since abandoning the section would leave a lock
+ * held: the handler writes a report saying so straight to stderr (write(2)
+ * only: the logger hook may take locks) and aborts. Sanitizer builds keep
+ * their own handlers. */
 #include "runtime/core/core.h"
 #include "runtime/core/ctx.h"
 
@@ -16,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #define ALTSTACK_SIZE (64 * 1024)
 
@@ -30,6 +35,91 @@ static int slot_of(int sig) {
     return -1;
 }
 
+/* ---- the fatal report: async-signal-safe formatting only ------------------- */
+
+struct wbuf {
+    char b[768];
+    size_t n;
+};
+
+static void w_str(struct wbuf *w, const char *s) {
+    while (*s && w->n < sizeof w->b - 1)
+        w->b[w->n++] = *s++;
+}
+
+static void w_num(struct wbuf *w, uint64_t v, unsigned base) {
+    char t[24];
+    int i = 0;
+    do {
+        t[i++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    if (base == 16)
+        w_str(w, "0x");
+    while (i > 0 && w->n < sizeof w->b - 1)
+        w->b[w->n++] = t[--i];
+}
+
+static const char *sig_name(int sig) {
+    switch (sig) {
+    case SIGSEGV:
+        return "SIGSEGV";
+    case SIGBUS:
+        return "SIGBUS";
+    case SIGFPE:
+        return "SIGFPE";
+    case SIGILL:
+        return "SIGILL";
+    default:
+        return "signal";
+    }
+}
+
+static uintptr_t ctx_pc(const ucontext_t *uc) {
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.pc;
+#endif
+}
+
+/* Never returns: the report, then SIGABRT with its default action. */
+static _Noreturn void fatal(int sig, const siginfo_t *si, const ucontext_t *uc, struct ot_proc *p,
+                            const char *where) {
+    struct wbuf w = {.n = 0};
+    w_str(&w, "otter: fatal: ");
+    w_str(&w, sig_name(sig));
+    w_str(&w, " at address ");
+    w_num(&w, (uintptr_t)si->si_addr, 16);
+    w_str(&w, ", pc ");
+    w_num(&w, ctx_pc(uc), 16);
+    if (p) {
+        uint64_t pid = atomic_load_explicit(&p->pid, memory_order_relaxed);
+        w_str(&w, ", in process <0.");
+        w_num(&w, pid & 0xffffffffu, 10);
+        w_str(&w, ".");
+        w_num(&w, pid >> 32, 10);
+        w_str(&w, ">");
+    }
+    w_str(&w, ": the fault hit ");
+    w_str(&w, where);
+    w_str(&w, ", which may hold locks other threads need; it cannot be contained to one "
+              "process, so the program aborts\n");
+    ssize_t rc = write(STDERR_FILENO, w.b, w.n);
+    (void)rc;
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGABRT, &dfl, NULL);
+    sigset_t m;
+    sigemptyset(&m);
+    sigaddset(&m, SIGABRT);
+    sigprocmask(SIG_UNBLOCK, &m, NULL);
+    raise(SIGABRT);
+    _exit(128 + SIGABRT); /* not reached */
+}
+
 __attribute__((unused)) /* not installed in sanitizer builds */
 static void on_fault(int sig, siginfo_t *si, void *ucv) {
     struct ot_sched *s = ot__cur_sched;
@@ -40,6 +130,8 @@ static void on_fault(int sig, siginfo_t *si, void *ucv) {
             signal(sig, SIG_DFL);
         return; /* the fault happens again, now fatal */
     }
+    if (ot__crit_depth)
+        fatal(sig, si, ucv, s->current, "inside a runtime critical section");
     s->fault_sig = sig;
     s->fault_addr = si->si_addr;
     ucontext_t *uc = ucv;

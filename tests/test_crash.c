@@ -1,0 +1,183 @@
+/* Faults that are not contained (ARCHITECTURE 7, "Which faults are
+ * contained"), and the critical-section interface that decides it
+ * (runtime/core/ext.h): a fault inside a runtime critical section aborts the
+ * whole program with a report on stderr that names the signal, the address
+ * and the process and says the fault could not be contained, never a silent
+ * wedge. Each such program runs in a forked child whose stderr the test
+ * reads; the test asserts SIGABRT and the report's text. Sections nest and
+ * leave no count behind: after balanced enter/exit pairs a fault is
+ * contained as usual. ot__stack_headroom reports the room left on the
+ * calling process's stack, less after a deep frame, and SIZE_MAX off a
+ * process. Fault tests skip in sanitizer builds (the sanitizers own the
+ * fault handlers there). */
+#include <otter/testing.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/core/ext.h"
+
+#define WAIT_MS 30000
+
+static int *volatile null_ptr;
+static volatile int sink;
+
+static void write_null(void) { *null_ptr = 42; }
+
+/* ---- running a program that should die in a child ------------------------------- */
+
+struct child_result {
+    int status;
+    char out[8192]; /* what it wrote to stderr and stdout */
+};
+
+/* Forks; the child runs body as the test process of a fresh runtime with its
+ * stdout and stderr on a pipe, and exits 0 if the body returns. */
+static void run_child(void (*body)(void *), struct child_result *r) {
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    fflush(NULL);
+    pid_t c = fork();
+    cr_assert(c >= 0);
+    if (c == 0) {
+        close(fds[0]);
+        dup2(fds[1], STDERR_FILENO);
+        dup2(fds[1], STDOUT_FILENO);
+        ot_config cfg = {.schedulers = 2};
+        int rc = ot__test_run(body, &cfg);
+        fflush(NULL);
+        _exit(rc == 0 ? 0 : 3);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    for (;;) {
+        ssize_t k = read(fds[0], r->out + n, sizeof r->out - 1 - n);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+        if (n == sizeof r->out - 1)
+            break;
+    }
+    r->out[n] = 0;
+    close(fds[0]);
+    cr_assert_eq(waitpid(c, &r->status, 0), c);
+}
+
+static void expect_abort_with(const struct child_result *r, const char *const *parts) {
+    cr_assert(WIFSIGNALED(r->status) && WTERMSIG(r->status) == SIGABRT,
+              "child status %#x (want SIGABRT); it wrote:\n%s", r->status, r->out);
+    for (int i = 0; parts[i]; i++)
+        cr_assert(strstr(r->out, parts[i]) != NULL, "report lacks \"%s\":\n%s", parts[i], r->out);
+}
+
+#if defined(OT_SANITIZE)
+#define SKIP_IN_SANITIZER()                                                                        \
+    cr_skip_test("sanitizer build: ASan/TSan own the fault handlers (runtime/core/fault.c)")
+#else
+#define SKIP_IN_SANITIZER() ((void)0)
+#endif
+
+/* ---- a fault inside a critical section -------------------------------------------- */
+
+static void fault_in_crit(void *arg) {
+    (void)arg;
+    ot__crit_enter();
+    write_null();
+    ot__crit_exit();
+}
+
+Test(crash, fault_in_critical_section_aborts_with_report, .timeout = 60) {
+    SKIP_IN_SANITIZER();
+    struct child_result r;
+    run_child(fault_in_crit, &r);
+    const char *parts[] = {"otter: fatal: SIGSEGV at address 0x0, pc 0x",
+                           ", in process <0.",
+                           "inside a runtime critical section",
+                           "cannot be contained to one process, so the program aborts",
+                           NULL};
+    expect_abort_with(&r, parts);
+}
+
+/* Balanced, nested sections leave nothing behind: the next fault is contained. */
+static void nested_then_fault(void *arg) {
+    (void)arg;
+    ot__crit_enter();
+    ot__crit_enter();
+    ot__crit_exit();
+    ot__crit_exit();
+    write_null();
+}
+
+OT_TEST(crash, balanced_sections_leave_faults_contained, .timeout = 60) {
+#if defined(OT_SANITIZE)
+    return; /* faults end sanitizer builds by design */
+#endif
+    ot_ref mr;
+    ot_spawn_opts o = {.monitor = true, .monitor_ref = &mr};
+    ot_pid p = ot_spawn_opt(nested_then_fault, NULL, &o);
+    ot_assert(p.v != 0);
+    ot_msg *m = ot_receive_tag(OT_TAG_DOWN, WAIT_MS);
+    ot_assert(m != NULL, "no DOWN");
+    ot_down_msg d;
+    memcpy(&d, ot_msg_data(m), sizeof d);
+    ot_msg_free(m);
+    ot_assert_eq(d.reason.kind, OT_FAULT);
+    ot_assert_eq(d.reason.detail, SIGSEGV);
+    /* and the test process itself, which entered nothing, is at depth zero:
+     * the same thread may have run the section */
+    ot_assert_eq(ot_is_alive(ot_self()), true);
+}
+
+/* ---- stack headroom ------------------------------------------------------------------- */
+
+static size_t headroom_deeper(int n) {
+    volatile char pad[4096];
+    pad[0] = (char)n;
+    pad[4095] = 0;
+    if (n == 0)
+        return ot__stack_headroom() + (size_t)pad[4095];
+    /* a volatile read after the call: not a tail call, so every frame stays */
+    return headroom_deeper(n - 1) + (size_t)pad[4095];
+}
+
+static void *foreign_headroom(void *arg) {
+    *(size_t *)arg = ot__stack_headroom();
+    return NULL;
+}
+
+static void report_headroom(void *arg) {
+    size_t *out = arg;
+    out[0] = ot__stack_headroom();
+    out[1] = headroom_deeper(8);
+    ot_send(*(ot_pid *)(out + 2), OT_TAG_USER, NULL, 0);
+}
+
+OT_TEST(crash, stack_headroom_is_the_room_left, .timeout = 60) {
+    size_t mine = ot__stack_headroom();
+    ot_assert(mine > 16 * 1024 && mine <= 256 * 1024, "(headroom %zu)", mine);
+    size_t got[3] = {0, 0, 0};
+    ot_pid me = ot_self();
+    memcpy(&got[2], &me, sizeof me);
+    ot_spawn_opts o = {.stack_size = 1024 * 1024};
+    ot_assert(ot_spawn_opt(report_headroom, got, &o).v != 0);
+    ot_msg_free(ot_receive_tag(OT_TAG_USER, WAIT_MS));
+    ot_assert(got[0] > 1000 * 1024 && got[0] <= 1024 * 1024, "(headroom %zu)", got[0]);
+    /* nine frames of 4 KiB and more each */
+    ot_assert(got[1] + 9 * 4096 <= got[0], "(%zu then %zu)", got[0], got[1]);
+    ot_assert(got[1] + 64 * 1024 > got[0], "(%zu then %zu)", got[0], got[1]);
+    size_t f = 0;
+    pthread_t t;
+    ot_assert_eq(pthread_create(&t, NULL, foreign_headroom, &f), 0);
+    pthread_join(t, NULL);
+    ot_assert(f == SIZE_MAX, "(foreign thread: %zu)", f);
+}
+
+Test(crash, stack_headroom_off_a_process_is_unbounded) {
+    cr_assert_eq(ot__stack_headroom(), SIZE_MAX);
+}
