@@ -18,6 +18,8 @@ enum {
     OT_TAG_TIMEOUT = 3,      /* a timeout (gen_server, ot_send_after by choice) */
     OT_TAG_ETS_TRANSFER = 4, /* a table given to this process: payload ot_ets_transfer_msg */
     OT_TAG_REPLY = 5,        /* a reply to ot_call */
+    OT_TAG_CALL = 6,         /* a gen_server call request (gen_server.h; never seen by callbacks) */
+    OT_TAG_CAST = 7,         /* a gen_server cast or system message (same) */
     OT_TAG_USER = 256,
 };
 
@@ -120,6 +122,10 @@ struct ot_process_info {
     size_t n_monitored_by;
     char name[OT_NAME_MAX]; /* registered name, "" if none */
     char behaviour[32];     /* "" if none */
+    /* gen_server's (gen_server.h), 0 for other processes */
+    uint64_t calls_expired;  /* calls dropped before handle_call: their caller had given up */
+    uint64_t calls_rejected; /* calls refused by the overload policy (-EAGAIN) */
+    uint64_t casts_dropped;  /* casts dropped by the overload policy */
 };
 OT_API int ot_process_info(ot_pid p, struct ot_process_info *out); /* -ESRCH if dead */
 /* Fills out with up to cap live pids; returns how many are alive in all. */
