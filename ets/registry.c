@@ -122,7 +122,9 @@ static ets_table *table_alloc(const char *name, const ot_ets_opts *o)
     t->m = o->type == OT_ETS_ORDERED_SET ? &ets__skiplist_methods : &ets__hash_methods;
     if (name)
         strcpy(t->name, name);
-    atomic_init(&t->heir, o->heir.v);
+    /* An heir already dead reads as none, as in OTP: it could never inherit
+     * (the exit hook checks again at the owner's exit). */
+    atomic_init(&t->heir, o->heir.v && ot_is_alive(o->heir) ? o->heir.v : 0);
     unsigned nstripes = o->write_concurrency ? ETS_STRIPES_MAX : 4;
     t->stripe_mask = nstripes - 1;
     t->stripes = aligned_alloc(ETS_CACHELINE, nstripes * sizeof(ets_stripe));
@@ -339,30 +341,30 @@ OT_API int ot_ets_info(ot_tab h, struct ot_ets_info *out)
 {
     if (!out)
         return -EINVAL;
+    struct ot_ets_info r; /* filled under the lock, copied to the caller after it */
+    memset(&r, 0, sizeof r);
     int tok = ets__enter();
     int rc = -EBADF;
     ets__registry_lock();
     ets_table *t = ets__lookup(h);
     if (t) {
-        uint64_t owner = atomic_load_explicit(&t->owner, memory_order_relaxed); /* lock held */
-        if (t->access == OT_ETS_PRIVATE && ot_self().v != owner) {
-            rc = -EACCES;
-        } else {
-            memset(out, 0, sizeof *out);
-            out->type = t->type;
-            out->access = t->access;
-            out->size = ets__size(t);
-            out->memory = sizeof *t + (t->stripe_mask + 1) * sizeof(ets_stripe) +
-                          t->m->overhead(t) + ets__bytes(t);
-            out->owner = (ot_pid){owner};
-            out->heir = (ot_pid){atomic_load_explicit(&t->heir, memory_order_relaxed)};
-            out->named = t->named;
-            out->write_concurrency = t->write_concurrency;
-            memcpy(out->name, t->name, sizeof out->name);
-            rc = 0;
-        }
+        /* Anyone may ask, of private tables too: OTP refuses only reads and
+         * writes of objects. */
+        r.type = t->type;
+        r.access = t->access;
+        r.size = ets__size(t);
+        r.memory = sizeof *t + (t->stripe_mask + 1) * sizeof(ets_stripe) + t->m->overhead(t) +
+                   ets__bytes(t);
+        r.owner = (ot_pid){atomic_load_explicit(&t->owner, memory_order_relaxed)}; /* lock held */
+        r.heir = (ot_pid){atomic_load_explicit(&t->heir, memory_order_relaxed)};
+        r.named = t->named;
+        r.write_concurrency = t->write_concurrency;
+        memcpy(r.name, t->name, sizeof r.name);
+        rc = 0;
     }
     ets__registry_unlock();
     ets__leave(tok);
+    if (rc == 0)
+        *out = r;
     return rc;
 }

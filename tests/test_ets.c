@@ -253,6 +253,8 @@ typedef struct {
     ot_tab t;
     ot_pid parent;
     int rc[8];
+    size_t size;
+    int size_errno;
 } probe_arg;
 
 /* Another process tries every kind of access and reports. */
@@ -266,6 +268,12 @@ static void prober(void *p)
     a->rc[1] = ot_ets_insert(a->t, "k2", 2, "v", 1);
     a->rc[2] = ot_ets_delete(a->t, "k", 1);
     a->rc[3] = ot_ets_first(a->t, kb, sizeof kb, &kl);
+    struct ot_ets_info i;
+    a->rc[6] = ot_ets_info(a->t, &i);
+    a->rc[7] = a->rc[6] ? a->rc[6] : (int)i.size * 10 + i.access;
+    errno = 0;
+    a->size = ot_ets_size(a->t);
+    a->size_errno = errno;
     a->rc[4] = ot_ets_delete_table(a->t);
     a->rc[5] = ot_ets_give_away(a->t, a->parent, NULL, 0);
     ot_send(a->parent, TAG_RESULT, NULL, 0);
@@ -300,11 +308,18 @@ OT_TEST(ets_rt, access, .timeout = 30)
     ot_ets_opts po = {.access = OT_ETS_PRIVATE};
     ot_tab priv = ot_ets_new(NULL, &po);
     ot_assert_eq(ot_ets_insert(priv, "k", 1, "v", 1), 0);
+    ot_assert_eq(ot_ets_insert(priv, "k2", 2, "v", 1), 0);
     probe(priv, &a);
     ot_assert_eq(a.rc[0], -EACCES);
     ot_assert_eq(a.rc[1], -EACCES);
     ot_assert_eq(a.rc[3], -EACCES);
     ot_assert_eq(a.rc[4], -EACCES);
+    /* ets:info/1,2 answer anyone, of a private table too (issue 11 item 8) */
+    ot_assert_eq(a.rc[6], 0);
+    ot_assert_eq(a.rc[7], 2 * 10 + OT_ETS_PRIVATE);
+    ot_assert_eq(a.size, 2);
+    ot_assert_eq(a.size_errno, 0);
+    ot_assert_eq(ot_ets_delete(priv, "k2", 2), 0);
     ot_assert_eq(ot_ets_size(priv), 1);
 
     po.access = OT_ETS_PUBLIC;
@@ -410,6 +425,30 @@ OT_TEST(ets_rt, dead_heir_deletes, .timeout = 30)
     ot_tab t = start_owner(&a, &mon);
     wait_down(mon);
     ot_assert_eq(ot_ets_insert(t, "x", 1, "y", 1), -EBADF);
+}
+
+/* ets:new with an heir already dead: no heir (OTP's none), never the dead
+ * pid; a live heir is kept. */
+OT_TEST(ets_rt, dead_heir_at_new_reads_none, .timeout = 30)
+{
+    ot_pid dead = ot_spawn(idle_proc, NULL);
+    ot_ref dm = ot_monitor(dead);
+    ot_send(dead, TAG_RESULT, NULL, 0);
+    wait_down(dm);
+    ot_ets_opts o = {.heir = dead, .heir_data = "d", .heir_data_len = 1};
+    ot_tab t = ot_ets_new(NULL, &o);
+    ot_assert(t.v != 0);
+    struct ot_ets_info i;
+    ot_assert_eq(ot_ets_info(t, &i), 0);
+    ot_assert_eq(i.heir.v, 0);
+    ot_pid live = ot_spawn(idle_proc, NULL);
+    o.heir = live;
+    ot_tab t2 = ot_ets_new(NULL, &o);
+    ot_assert_eq(ot_ets_info(t2, &i), 0);
+    ot_assert_eq(i.heir.v, live.v);
+    ot_send(live, TAG_RESULT, NULL, 0);
+    ot_assert_eq(ot_ets_delete_table(t), 0);
+    ot_assert_eq(ot_ets_delete_table(t2), 0);
 }
 
 OT_TEST(ets_rt, give_away, .timeout = 30)

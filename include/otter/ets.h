@@ -50,7 +50,7 @@ typedef struct ot_ets_opts {
     bool named;             /* register `name` so ot_ets_whereis finds it (-EEXIST if taken) */
     bool read_concurrency;  /* accepted for OTP parity: reads are always lock-free */
     bool write_concurrency; /* many lock stripes (64) instead of a few (4) */
-    ot_pid heir;            /* OT_NOPID: none */
+    ot_pid heir;            /* OT_NOPID: none; one not alive at ot_ets_new is none too */
     const void *heir_data;  /* copied; sent to the heir in its transfer message */
     size_t heir_data_len;
 } ot_ets_opts;
@@ -164,13 +164,15 @@ OT_API int ot_ets_foldl(ot_tab t,
 OT_API int ot_ets_select(ot_tab t, ot_ets_match_fn match, void *arg, ot_ets_obj **objs, size_t *n);
 /* ets:select_delete/2: deletes the matching objects; *deleted counts them. */
 OT_API int ot_ets_select_delete(ot_tab t, ot_ets_match_fn match, void *arg, size_t *deleted);
-/* ets:info(T, size): objects; 0 for a bad handle (errno EBADF). */
+/* ets:info(T, size): objects; 0 for a bad handle (errno EBADF). Any process
+ * may ask, of a private table too (only object reads and writes are the
+ * owner's). */
 OT_API size_t ot_ets_size(ot_tab t);
 /* ets:give_away/3: the owner hands the table to the live process `to`, which
  * receives OT_TAG_ETS_TRANSFER with the gift. -EPERM if the caller is not the
  * owner, -EINVAL if `to` is the owner, -ESRCH if `to` is not a live process. */
 OT_API int ot_ets_give_away(ot_tab t, ot_pid to, const void *gift, size_t len);
-/* ets:info/1. */
+/* ets:info/1: any process may ask, of a private table too. */
 OT_API int ot_ets_info(ot_tab t, struct ot_ets_info *out);
 
 #ifdef __cplusplus
