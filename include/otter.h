@@ -11,5 +11,6 @@
 #include <otter/ets.h>
 #include <otter/gen_server.h>
 #include <otter/agent.h>
+#include <otter/task.h>
 
 #endif
