@@ -29,10 +29,11 @@ unsigned ot__arena_pool_fini(void);
 /* Takes an arena off the stack: 0 and *slot, *arena set, or -EAGAIN if empty. */
 int ot__arena_pool_lease(unsigned *slot, unsigned *arena);
 /* Resets the leased arena (every block of it is gone) and pushes it back on
- * the stack. bytes is what the heap held: jemalloc keeps a reset arena's pages
- * dirty (resident), which is what makes the next lease cheap, so the pool
- * keeps an estimate of every arena's warm pages and purges an arena back to
- * the kernel when keeping it warm would take the pool over its budget. */
+ * the stack. bytes is the most the heap ever held (its peak): jemalloc keeps
+ * a reset arena's pages dirty (resident), which is what makes the next lease
+ * cheap, so the pool keeps an estimate of every arena's warm pages and purges
+ * an arena back to the kernel when keeping it warm would take the pool over
+ * its budget. */
 void ot__arena_pool_return(unsigned slot, size_t bytes);
 
 unsigned ot__arena_pool_size(void);      /* arenas the pool owns */

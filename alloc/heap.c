@@ -112,7 +112,7 @@ static void chunk_header(struct ot__heap_state *s, ot__chunk *c, uint32_t kind, 
     c->hdr_end = (uint16_t)sizeof(ot__chunk);
     memset(c->page_class, 0xff, sizeof c->page_class);
     link_chunk(s, c);
-    s->bytes += size;
+    ot__heap_set_bytes(s, s->bytes + size);
 }
 
 static ot__chunk *chunk_new(struct ot__heap_state *s) {
@@ -157,8 +157,11 @@ static int carve_run(struct ot__heap_state *s, unsigned c) {
  * put the state in it, right after its header. */
 static struct ot__heap_state *heap_open(ot__heap *h) {
     int mode = atomic_load_explicit(&heap_mode, memory_order_relaxed);
-    if (mode == OT__HEAP_DIRECT)
-        return h->state = ot__heap_direct_open();
+    if (mode == OT__HEAP_DIRECT) {
+        struct ot__heap_state *d = ot__heap_direct_open();
+        __atomic_store_n(&h->state, d, __ATOMIC_RELEASE); /* ot__heap_bytes may read it */
+        return d;
+    }
     unsigned slot = 0, arena = 0;
     int flags = 0;
     mode = OT__HEAP_FALLBACK;
@@ -181,7 +184,7 @@ static struct ot__heap_state *heap_open(ot__heap *h) {
     chunk_header(s, c, OT__CHUNK_SMALL, OT__HEAP_CHUNK);
     c->hdr_end = (uint16_t)((sizeof(ot__chunk) + sizeof *s + 15) & ~(size_t)15);
     s->cur = c;
-    h->state = s;
+    __atomic_store_n(&h->state, s, __ATOMIC_RELEASE); /* ot__heap_bytes may read it */
     return s;
 }
 
@@ -210,7 +213,7 @@ static void large_free(struct ot__heap_state *s, ot__chunk *c, void *p) {
         s->chunks = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    s->bytes -= c->size;
+    ot__heap_set_bytes(s, s->bytes - c->size);
     mem_free(s, c);
 }
 
@@ -229,7 +232,7 @@ static void *large_realloc(struct ot__heap_state *s, ot__chunk *c, size_t n) {
             return NULL;
         }
         size_t size = sallocx(nc, 0);
-        s->bytes = s->bytes - nc->size + size;
+        ot__heap_set_bytes(s, s->bytes - nc->size + size);
         nc->size = size;
         if (nc != c)
             relink_chunk(s, nc);
@@ -387,10 +390,10 @@ void ot__heap_release(ot__heap *h) {
     struct ot__heap_state *s = h->state;
     if (!s)
         return;
-    h->state = NULL;
+    __atomic_store_n(&h->state, NULL, __ATOMIC_RELAXED);
     if (s->mode == OT__HEAP_ARENA) {
         /* The state lives in the arena: read what we need before the reset. */
-        ot__arena_pool_return(s->slot, s->bytes);
+        ot__arena_pool_return(s->slot, s->peak);
     } else if (s->mode == OT__HEAP_FALLBACK) {
         ot__chunk *home = chunk_of(s), *next;
         for (ot__chunk *c = s->chunks; c; c = next) {
@@ -405,8 +408,10 @@ void ot__heap_release(ot__heap *h) {
 }
 
 size_t ot__heap_bytes(const ot__heap *h) {
-    const struct ot__heap_state *s = h->state;
-    return s ? s->bytes : 0;
+    /* any thread may ask (ot_process_info): the state pointer is published
+     * with a release store, and bytes is stored atomically (set_bytes) */
+    const struct ot__heap_state *s = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE);
+    return s ? __atomic_load_n(&s->bytes, __ATOMIC_RELAXED) : 0;
 }
 
 int ot__heap_mode_of(const ot__heap *h) {

@@ -45,7 +45,7 @@ void *ot__heap_direct_alloc(struct ot__heap_state *s, size_t n, int zero) {
     b->owner = s;
     b->size = n;
     link_block(s, b);
-    s->bytes += OT__HEAP_DIRECT_HDR + n;
+    ot__heap_set_bytes(s, s->bytes + OT__HEAP_DIRECT_HDR + n);
     return b + 1;
 }
 
@@ -65,7 +65,7 @@ void ot__heap_direct_free(struct ot__heap_state *s, void *p) {
         s->blocks = b->next;
     if (b->next)
         b->next->prev = b->prev;
-    s->bytes -= OT__HEAP_DIRECT_HDR + b->size;
+    ot__heap_set_bytes(s, s->bytes - (OT__HEAP_DIRECT_HDR + b->size));
     b->owner = NULL; /* a second free of p finds no owner (if ASan lets it get that far) */
     free(b);
 }
@@ -91,7 +91,7 @@ void *ot__heap_direct_realloc(struct ot__heap_state *s, void *p, size_t n) {
     if (nb->next)
         nb->next->prev = nb;
     nb->size = n;
-    s->bytes = s->bytes - old + n;
+    ot__heap_set_bytes(s, s->bytes - old + n);
     return nb + 1;
 }
 

@@ -55,11 +55,24 @@ struct ot__heap_state {
     unsigned slot; /* arena mode: pool slot and jemalloc arena index */
     unsigned arena;
     int flags;         /* arena mode: the MALLOCX_ flags of every jemalloc call */
-    size_t bytes;      /* what ot__heap_bytes reports */
+    size_t bytes;      /* what ot__heap_bytes reports: stored through set_bytes */
+    size_t peak;       /* the most bytes ever held: what the arena keeps warm at release */
     ot__chunk *cur;    /* chunk that new runs are carved from */
     ot__chunk *chunks; /* head of the list of chunks and large blocks */
     void *blocks;      /* direct mode: head of the block list */
 };
+
+/* Every change of bytes goes through here: other threads read it (the core's
+ * ot_process_info, through ot__heap_bytes) with a relaxed atomic load, and the
+ * pool's warm-page budget needs the peak, not the size at release (a heap
+ * that grew to 256 MiB and shrank to 64 B leaves 256 MiB of dirty pages in
+ * its arena). Only slow paths change bytes, so this costs the fast path
+ * nothing. */
+static inline void ot__heap_set_bytes(struct ot__heap_state *s, size_t b) {
+    __atomic_store_n(&s->bytes, b, __ATOMIC_RELAXED);
+    if (b > s->peak)
+        s->peak = b;
+}
 
 /* Like ot__heap_pool_init with the mode chosen (OT__HEAP_ARENA or
  * OT__HEAP_DIRECT), so that tests can exercise either in any build. */

@@ -722,3 +722,39 @@ Test(heap, million_heaps_rss_flat, .timeout = 300) {
 #endif
     ot__heap_pool_fini();
 }
+
+/* Issue 11 item 6: the warm-page budget counts what a heap's arena really
+ * keeps dirty, which is the most the heap ever held, not what it holds at
+ * release. A heap that touched 256 MiB and shrank to one 64-byte block before
+ * its release leaves its arena purged and RSS within the budget of where it
+ * started (the old estimate, the size at release, kept 256 MiB resident). */
+Test(heap, warm_budget_counts_the_peak, .timeout = 120) {
+    setup_mode(OT__HEAP_ARENA);
+    enum { BLOCK = 4 << 20, NBLOCKS = 64 };
+    size_t rss0 = rss_bytes();
+    ot__heap h = {0};
+    void *small = ot__heap_alloc(&h, 64);
+    cr_assert_not_null(small);
+    int a = ot__heap_arena_of(&h);
+    cr_assert_geq(a, 0);
+    void *blk[NBLOCKS];
+    for (int i = 0; i < NBLOCKS; i++) {
+        blk[i] = ot__heap_alloc(&h, BLOCK);
+        cr_assert_not_null(blk[i]);
+        memset(blk[i], i + 1, BLOCK); /* touched: resident */
+    }
+    cr_assert_geq(rss_bytes(), rss0 + (size_t)NBLOCKS * BLOCK);
+    for (int i = 0; i < NBLOCKS; i++)
+        ot__heap_free(&h, blk[i]);
+    cr_assert_eq(ot__heap_bytes(&h), OT__HEAP_CHUNK, "back to the first chunk");
+    ot__heap_release(&h);
+    epoch();
+    cr_assert_eq(arena_stat(a, "pdirty"), 0, "a 256 MiB peak is over the budget: purged");
+    cr_assert_leq(ot__arena_pool_warm(), OT__ARENA_POOL_WARM_BUDGET);
+    size_t rss1 = rss_bytes();
+    printf("warm budget: RSS %zu KiB before, %zu KiB after a 256 MiB heap\n", rss0 >> 10,
+           rss1 >> 10);
+    cr_assert_lt(rss1, rss0 + OT__ARENA_POOL_WARM_BUDGET, "RSS %zu KiB -> %zu KiB", rss0 >> 10,
+                 rss1 >> 10);
+    teardown_mode();
+}

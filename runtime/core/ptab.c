@@ -94,11 +94,15 @@ struct ot_proc *ot__ptab_alloc(void) {
         }
     }
     if (!p) {
-        size_t i = atomic_fetch_add_explicit(&bump, 1, memory_order_relaxed);
-        if (i >= cap) {
-            atomic_fetch_sub_explicit(&bump, 1, memory_order_relaxed);
-            return NULL;
-        }
+        /* a CAS, never an add undone on failure: the bump index bounds every
+         * walk of the table (ot__ptab_hwm, the slot look-up, ot_stop), so it
+         * must never pass cap, not even for a moment while spawns fail */
+        size_t i = atomic_load_explicit(&bump, memory_order_relaxed);
+        do {
+            if (i >= cap)
+                return NULL;
+        } while (!atomic_compare_exchange_weak_explicit(&bump, &i, i + 1, memory_order_relaxed,
+                                                        memory_order_relaxed));
         if (i % POPULATE_SLOTS == 0)
             populate_batch(i);
         p = &table[i];
