@@ -4,6 +4,9 @@
 # V=1 shows full command lines.
 
 PREFIX  ?= /usr/local
+# The library's version; the SONAME carries its major number (libotter.so.0).
+VERSION := 0.1.0
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 DESTDIR ?=
 SAN     ?=
 WERROR  ?=
@@ -44,6 +47,9 @@ endif
 LIB_SRC  := $(wildcard alloc/*.c runtime/core/*.c runtime/otp/*.c ets/*.c)
 LIB_ASM  := $(wildcard runtime/core/*.S)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(LIB_ASM:%.S=$(BUILD)/obj/%.o)
+# libotter-testing: the Criterion helpers of otter/testing.h, never in libotter
+TESTING_SRC := $(wildcard testing/*.c)
+TESTING_OBJ := $(TESTING_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(wildcard tests/*.c tests/stress/*.c)
 TEST_BIN := $(patsubst %.c,$(BUILD)/%,$(TEST_SRC))
 TEST_SUPPORT := $(wildcard tests/support/*.c)
@@ -56,10 +62,10 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 HEADERS  := $(wildcard include/*.h include/otter/*.h)
 
 .PHONY: all lib test test-asan test-tsan test-werror test-aarch64 bench examples install clean deps \
-        deps-bench format check-format
+        deps-bench format check-format check-install check-symbols
 all: lib $(BUILD)/kv $(EX_BIN)
 
-lib: $(BUILD)/libotter.a $(BUILD)/libotter.so $(BUILD)/otter.pc
+lib: $(BUILD)/libotter.a $(BUILD)/libotter.so $(BUILD)/libotter-testing.a
 
 deps:
 	@sh scripts/deps.sh $(if $(SAN),asan,)
@@ -67,12 +73,18 @@ deps:
 deps-bench:
 	@sh scripts/deps.sh bench
 
-$(BUILD)/obj/%.o: %.c $(HEADERS)
+# Objects depend on the flags they were built with: a change of CFLAGS
+# (here or on the command line) rebuilds them.
+FLAGS_STAMP := $(BUILD)/obj/.cflags
+$(shell mkdir -p $(BUILD)/obj && (echo '$(CFLAGS)' | cmp -s - $(FLAGS_STAMP) || \
+    echo '$(CFLAGS)' > $(FLAGS_STAMP)))
+
+$(BUILD)/obj/%.o: %.c $(HEADERS) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/%.o: %.S
+$(BUILD)/obj/%.o: %.S $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  AS      $<")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -81,21 +93,26 @@ $(BUILD)/libotter.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# The real file is libotter.so.VERSION with SONAME libotter.so.MAJOR; the two
+# links beside it are what ld.so (the SONAME) and -lotter (libotter.so) find.
 $(BUILD)/libotter.so: $(LIB_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -o $@ $^ $(LDSAN) $(LIBS)
+	$(Q)$(CC) -shared -Wl,-soname,libotter.so.$(SOMAJOR) $(if $(SAN),,-Wl,-z,defs) -o $@.$(VERSION) $^ \
+	    $(LDSAN) $(LIBS)
+	$(Q)ln -sf libotter.so.$(VERSION) $@.$(SOMAJOR) && ln -sf libotter.so.$(SOMAJOR) $@
 
-$(BUILD)/otter.pc: otter.pc.in
-	@mkdir -p $(BUILD)
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' $< > $@
+$(BUILD)/libotter-testing.a: $(TESTING_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 # Tests link the static library so internal (hidden) symbols stay reachable
 # for white-box suites that include private headers.
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libotter.a $(BUILD)/obj/examples_kv.a $(TEST_SUPPORT) $(HEADERS)
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libotter.a $(BUILD)/libotter-testing.a $(BUILD)/obj/examples_kv.a \
+                  $(TEST_SUPPORT) $(HEADERS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_SUPPORT) $(BUILD)/obj/examples_kv.a $(BUILD)/libotter.a \
-	    $(LDSAN) -lcriterion $(LIBS)
+	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_SUPPORT) $(BUILD)/obj/examples_kv.a \
+	    $(BUILD)/libotter-testing.a $(BUILD)/libotter.a $(LDSAN) -lcriterion $(LIBS)
 
 $(BUILD)/obj/examples_kv.a: $(KV_LIB_SRC:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(dir $@)
@@ -148,13 +165,34 @@ bench: deps-bench
 	    $(patsubst $(BUILD)/%,build-bench/%,$(PERF_BIN))
 	@python3 perf/run --build build-bench
 
+# Installs the shared library (versioned file plus its two links), the static
+# one, the headers, otter.pc, and apart from them the Criterion helpers
+# (libotter-testing.a, otter/testing.h, otter-testing.pc). ld.so finds libotter.so.0 in a prefix outside its search path
+# only through LD_LIBRARY_PATH (or ldconfig for /usr/local/lib): no rpath is
+# recorded, as distributions want.
+LIBDIR  := $(PREFIX)/lib
+PCSUBST := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/otter $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 $(BUILD)/libotter.a $(BUILD)/libotter.so $(DESTDIR)$(PREFIX)/lib/
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include/otter
+	install -m 755 $(BUILD)/libotter.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libotter.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libotter.so.$(SOMAJOR)
+	ln -sf libotter.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libotter.so
+	install -m 644 $(BUILD)/libotter.a $(BUILD)/libotter-testing.a $(DESTDIR)$(LIBDIR)/
 	install -m 644 include/otter.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(filter-out include/otter/testing.h,$(wildcard include/otter/*.h)) $(DESTDIR)$(PREFIX)/include/otter/
-	install -m 644 include/otter/testing.h $(DESTDIR)$(PREFIX)/include/otter/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' otter.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/otter.pc
+	install -m 644 $(wildcard include/otter/*.h) $(DESTDIR)$(PREFIX)/include/otter/
+	sed $(PCSUBST) otter.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/otter.pc
+	sed $(PCSUBST) otter-testing.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/otter-testing.pc
+
+# Installs into a fresh prefix, builds the README's example against it with
+# its pkg-config lines, shared and static, and runs both (.ci/run: install).
+check-install: lib
+	@rm -rf $(BUILD)/prefix
+	$(Q)$(MAKE) --no-print-directory install PREFIX=$(abspath $(BUILD)/prefix) >/dev/null
+	$(Q)sh scripts/check-install.sh $(abspath $(BUILD)/prefix) $(BUILD)
+
+# libotter.so exports the public API (ot_ names) and nothing else.
+check-symbols: $(BUILD)/libotter.so
+	$(Q)sh scripts/check-symbols.sh $(BUILD)/libotter.so
 
 format:
 	clang-format -i $(shell git ls-files '*.c' '*.h')
@@ -163,6 +201,6 @@ check-format:
 	clang-format --dry-run --Werror $(shell git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-tsan build-werror build-bench
+	rm -rf build build-asan build-tsan build-werror build-bench build-bench-before
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
