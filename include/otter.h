@@ -12,5 +12,6 @@
 #include <otter/gen_server.h>
 #include <otter/agent.h>
 #include <otter/task.h>
+#include <otter/supervisor.h>
 
 #endif

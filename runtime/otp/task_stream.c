@@ -10,6 +10,7 @@
  * oldest has the nearest deadline. Replies and DOWNs are found by ref through
  * a small open-addressed table, so a receive costs O(1) per message whatever
  * the window. */
+#include "runtime/otp/idmap.h"
 #include "runtime/otp/task_int.h"
 
 #include <string.h>
@@ -32,52 +33,17 @@ struct st {
     uint32_t cap;
     uint32_t *free; /* unordered: a stack of free slots */
     uint32_t nfree;
-    uint64_t *hkeys; /* ref -> slot, linear probing, 0 is empty */
-    uint32_t *hvals;
-    uint32_t hmask;
+    struct ot__idmap refs; /* a running task's monitor ref -> its slot */
     uint32_t head, tail; /* oldest and newest running */
     uint32_t running;
     uint64_t next_index, emit_index;
     const ot_stream_opts *o;
 };
 
-static uint32_t h_pos(const struct st *s, uint64_t k) {
-    return (uint32_t)((k * 0x9E3779B97F4A7C15ull) >> 32) & s->hmask;
-}
-
-static void h_put(struct st *s, uint64_t k, uint32_t v) {
-    uint32_t i = h_pos(s, k);
-    while (s->hkeys[i])
-        i = (i + 1) & s->hmask;
-    s->hkeys[i] = k;
-    s->hvals[i] = v;
-}
-
-static uint32_t h_get(const struct st *s, uint64_t k) {
-    for (uint32_t i = h_pos(s, k); s->hkeys[i]; i = (i + 1) & s->hmask)
-        if (s->hkeys[i] == k)
-            return s->hvals[i];
-    return NIL;
-}
-
-static void h_del(struct st *s, uint64_t k) { /* backward-shift deletion */
-    uint32_t i = h_pos(s, k);
-    while (s->hkeys[i] != k)
-        i = (i + 1) & s->hmask;
-    for (uint32_t j = (i + 1) & s->hmask; s->hkeys[j]; j = (j + 1) & s->hmask) {
-        uint32_t want = h_pos(s, s->hkeys[j]);
-        if (((j - want) & s->hmask) >= ((j - i) & s->hmask)) {
-            s->hkeys[i] = s->hkeys[j];
-            s->hvals[i] = s->hvals[j];
-            i = j;
-        }
-    }
-    s->hkeys[i] = 0;
-}
-
 static bool match(const ot_msg *m, void *arg) {
+    arg = &((struct st *)arg)->refs;
     return (m->tag == OT_TAG_REPLY || m->tag == OT_TAG_DOWN) && m->ref.v &&
-           h_get(arg, m->ref.v) != NIL;
+           ot__idmap_get(arg, m->ref.v) != OT__IDMAP_NONE;
 }
 
 static void run_unlink(struct st *s, uint32_t i) {
@@ -90,7 +56,7 @@ static void run_unlink(struct st *s, uint32_t i) {
         s->slots[x->newer].older = x->older;
     else
         s->tail = x->older;
-    h_del(s, x->t.ref.v);
+    ot__idmap_del(&s->refs, x->t.ref.v);
     s->running--;
 }
 
@@ -118,7 +84,7 @@ static int start_one(struct st *s, ot_task_fn fn, const ot_buf *item) {
     else
         s->head = i;
     s->tail = i;
-    h_put(s, x->t.ref.v, i);
+    ot__idmap_place(&s->refs, x->t.ref.v, i); /* sized for the window: no growth */
     s->running++;
     return 0;
 }
@@ -185,12 +151,9 @@ static int setup(struct st *s, const ot_stream_opts *o, unsigned mc) {
     uint32_t hcap = 8;
     while (hcap < 2 * mc)
         hcap <<= 1;
-    s->hmask = hcap - 1;
     s->slots = ot_calloc(s->cap, sizeof *s->slots);
     s->free = ot_calloc(s->cap, sizeof *s->free);
-    s->hkeys = ot_calloc(hcap, sizeof *s->hkeys);
-    s->hvals = ot_calloc(hcap, sizeof *s->hvals);
-    if (!s->slots || !s->free || !s->hkeys || !s->hvals)
+    if (!s->slots || !s->free || ot__idmap_init(&s->refs, hcap) < 0)
         return -ENOMEM;
     for (uint32_t i = 0; i < s->cap; i++)
         s->free[i] = s->cap - 1 - i;
@@ -202,8 +165,7 @@ static int setup(struct st *s, const ot_stream_opts *o, unsigned mc) {
 static void teardown(struct st *s) {
     ot_free(s->slots);
     ot_free(s->free);
-    ot_free(s->hkeys);
-    ot_free(s->hvals);
+    ot__idmap_fini(&s->refs);
 }
 
 static int drive(struct st *s, const ot_stream *in, ot_task_fn fn, unsigned mc,
@@ -245,7 +207,7 @@ static int drive(struct st *s, const ot_stream *in, ot_task_fn fn, unsigned mc,
         ot_msg *m = ot_receive_match(match, s, wait);
         uint32_t i;
         if (m) {
-            i = h_get(s, m->ref.v);
+            i = ot__idmap_get(&s->refs, m->ref.v);
             finish(s, i, m);
         } else {
             if (errno == ENOTCONN)
