@@ -9,6 +9,7 @@
 #include <otter/alloc.h>
 #include <otter/io.h>
 #include <otter/ets.h>
+#include <otter/registry.h>
 #include <otter/gen_server.h>
 #include <otter/agent.h>
 #include <otter/task.h>
