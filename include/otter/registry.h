@@ -47,8 +47,9 @@ typedef struct ot_reg_key {
     size_t klen;
 } ot_reg_key;
 
-/* A predicate on an entry's value (match, count_match, unregister_match). It
- * runs in the caller, outside any table, so it may do anything. */
+/* A predicate on an entry's value (match, count_match, unregister_match),
+ * given 8-byte aligned (NULL when vlen is 0). It runs in the caller, outside
+ * any table, so it may do anything. */
 typedef bool (*ot_reg_match_fn)(const void *value, size_t vlen, void *arg);
 
 /* Registry.start_link(keys:, name:, partitions:). The caller (a process) is

@@ -42,13 +42,14 @@ static bool slot_dead(struct reg_slot *s)
 static void slot_clear(struct reg_slot *s)
 {
     atomic_store_explicit(&s->id, 0, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release); /* pairs with reg_valid's acquire fence */
-    atomic_store_explicit(&s->nparts, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->root, 0, memory_order_relaxed);
+    /* Release stores from here on (they keep id = 0 before them): a reader
+     * whose acquire load sees one of them sees id changed (reg_valid). */
+    atomic_store_explicit(&s->nparts, 0, memory_order_release);
+    atomic_store_explicit(&s->root, 0, memory_order_release);
     for (unsigned i = 0; i < OT_REGISTRY_PARTITIONS_MAX; i++) {
-        atomic_store_explicit(&s->key_tab[i], 0, memory_order_relaxed);
-        atomic_store_explicit(&s->pid_tab[i], 0, memory_order_relaxed);
-        atomic_store_explicit(&s->part[i], 0, memory_order_relaxed);
+        atomic_store_explicit(&s->key_tab[i], 0, memory_order_release);
+        atomic_store_explicit(&s->pid_tab[i], 0, memory_order_release);
+        atomic_store_explicit(&s->part[i], 0, memory_order_release);
     }
 }
 
@@ -76,8 +77,9 @@ static struct reg_slot *slot_reserve(int kind, unsigned nparts, uint64_t *id_out
         slot_clear(s);
         s->used = true;
         s->gen++;
-        atomic_store_explicit(&s->kind, kind, memory_order_relaxed);
-        atomic_store_explicit(&s->nparts, nparts, memory_order_relaxed);
+        /* Seqlock field stores (see slot_clear). */
+        atomic_store_explicit(&s->kind, kind, memory_order_release);
+        atomic_store_explicit(&s->nparts, nparts, memory_order_release);
         got = s;
         idx = i;
     }
@@ -141,19 +143,19 @@ static int root_build(struct reg_slot *s)
     ot_tab meta = new_table(OT_ETS_SET);
     if (!meta.v)
         return -errno;
-    atomic_store_explicit(&s->meta, meta.v, memory_order_relaxed);
+    atomic_store_explicit(&s->meta, meta.v, memory_order_release);
     for (unsigned i = 0; i < n; i++) {
         ot_tab kt = new_table(kind == OT_UNIQUE ? OT_ETS_SET : OT_ETS_DUPLICATE_BAG);
         ot_tab pt = kt.v ? new_table(OT_ETS_DUPLICATE_BAG) : OT_NOTAB;
         if (!pt.v)
             return -errno;
-        atomic_store_explicit(&s->key_tab[i], kt.v, memory_order_relaxed);
-        atomic_store_explicit(&s->pid_tab[i], pt.v, memory_order_relaxed);
+        atomic_store_explicit(&s->key_tab[i], kt.v, memory_order_release);
+        atomic_store_explicit(&s->pid_tab[i], pt.v, memory_order_release);
         ot_spawn_opts o = {.link = true, .trap_exit = true, .behaviour = "registry_partition"};
         ot_pid p = ot_spawn_handler(part_fn, &s->pinfo[i], &o);
         if (!p.v)
             return -errno;
-        atomic_store_explicit(&s->part[i], p.v, memory_order_relaxed);
+        atomic_store_explicit(&s->part[i], p.v, memory_order_release);
     }
     return 0;
 }
@@ -172,8 +174,8 @@ static int root_init(struct reg_slot *s, const ot_msg *m)
             if (rep.rc == -EEXIST)
                 rep.holder = ot_whereis(in.name);
             if (rep.rc) {
+                /* Unpublished; nothing is written to the slot after. */
                 atomic_store_explicit(&s->id, 0, memory_order_relaxed);
-                atomic_thread_fence(memory_order_release); /* as slot_clear */
             }
         }
     }
@@ -188,8 +190,8 @@ static int root_init(struct reg_slot *s, const ot_msg *m)
  * deleted tables answer -EBADF instead). */
 static _Noreturn void root_exit(struct reg_slot *s, ot_reason why)
 {
+    /* Nothing is written to the slot after this store: no ordering needed. */
     atomic_store_explicit(&s->id, 0, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release); /* as slot_clear */
     ot_exit_self(why);
 }
 
@@ -268,7 +270,7 @@ OT_API int ot_registry_start_link(const char *name, int keys, unsigned partition
         slot_release(s);
         return -e;
     }
-    atomic_store_explicit(&s->root, root.v, memory_order_relaxed);
+    atomic_store_explicit(&s->root, root.v, memory_order_release); /* a seqlock field */
     /* The monitor's ref is the reply's: one receive sees the reply or DOWN. */
     ot_ref mref = ot_monitor(root);
     ot_send_ref(root, REG_TAG_INIT, mref, &in, sizeof in);
@@ -299,7 +301,7 @@ OT_API int ot_registry_stop(ot_reg r)
     int rc = reg_open(r, &v);
     if (rc)
         return rc;
-    ot_pid root = {atomic_load_explicit(&v.s->root, memory_order_relaxed)};
+    ot_pid root = {atomic_load_explicit(&v.s->root, memory_order_acquire)};
     if (!reg_valid(&v) || !ot_is_alive(root))
         return -EBADF;
     if (!ot_self().v) {
@@ -328,8 +330,8 @@ static ot_reg reg_of_pid(ot_pid p)
             break; /* slots are allocated in order */
         /* Pairs with the publishing release store (root_init). */
         uint64_t id = atomic_load_explicit(&s->id, memory_order_acquire);
-        if (id && atomic_load_explicit(&s->root, memory_order_relaxed) == p.v) {
-            atomic_thread_fence(memory_order_acquire); /* as reg_valid */
+        /* The root as a seqlock field: acquire, see reg_open. */
+        if (id && atomic_load_explicit(&s->root, memory_order_acquire) == p.v) {
             if (atomic_load_explicit(&s->id, memory_order_relaxed) == id)
                 return (ot_reg){id};
         }
@@ -354,6 +356,6 @@ OT_API ot_pid ot_registry_pid(ot_reg r)
     struct reg_view v;
     if (reg_open(r, &v))
         return OT_NOPID;
-    ot_pid root = {atomic_load_explicit(&v.s->root, memory_order_relaxed)};
+    ot_pid root = {atomic_load_explicit(&v.s->root, memory_order_acquire)};
     return reg_valid(&v) ? root : OT_NOPID;
 }

@@ -4,15 +4,18 @@
  * A registry lives in one of OT_REGISTRY_MAX static slots that are never
  * freed, so a reader holding a stale handle touches only memory that stays
  * valid. A slot is a seqlock: `id` (the handle value) is 0 while the slot is
- * set up or torn down and its other public fields are written only then;
- * readers load id (acquire), read fields, fence, and load id again. A slot is
+ * set up or torn down and its other public fields are written only then,
+ * with release stores after id went to 0; readers load id (acquire), read
+ * fields with acquire loads (so the re-check cannot move above them, and a
+ * field from a later registry shows that id changed), and load id again.
+ * (No fences: TSan does not model them.) A slot is
  * reused only when its root and partition processes are all dead (their
  * tables went with the root, which owns them).
  *
  * Tables, per partition i: key_tab[i] maps key -> [pid u64][value] (a set for
  * unique keys, a duplicate_bag for duplicate ones); pid_tab[i] (a
- * duplicate_bag) maps pid -> struct reg_pidrec + key [+ value for duplicate
- * registries], one record per entry, so that the partition can find and
+ * duplicate_bag) maps pid -> struct reg_pidrec + key [padded to 8, + value for
+ * duplicate registries], one record per entry, so that the partition can find and
  * remove a dead registrant's entries. A unique key lives in partition
  * hash(key); everything of one process lives in partition hash(pid) for
  * duplicate registries, and its pid records always do. Deletions are by the
@@ -70,7 +73,7 @@ struct reg_view {
 struct reg_slot *reg__slot_at(uint32_t idx); /* NULL if never allocated */
 
 /* The pid record's fixed part; the key (then, for duplicate registries, the
- * value) follows. nonce tells two registrations of one key apart. */
+ * key's padding to 8 bytes and the value) follows. nonce tells two registrations of one key apart. */
 struct reg_pidrec {
     uint64_t nonce;
     uint32_t kpart; /* partition of the key record */
@@ -90,8 +93,9 @@ static inline int reg_open(ot_reg r, struct reg_view *v)
         return -EBADF;
     v->s = s;
     v->id = r.v;
-    v->kind = atomic_load_explicit(&s->kind, memory_order_relaxed);
-    v->nparts = atomic_load_explicit(&s->nparts, memory_order_relaxed);
+    /* Seqlock fields: acquire, pairing with slot_clear's release stores. */
+    v->kind = atomic_load_explicit(&s->kind, memory_order_acquire);
+    v->nparts = atomic_load_explicit(&s->nparts, memory_order_acquire);
     return v->nparts ? 0 : -EBADF;
 }
 
@@ -99,23 +103,22 @@ static inline int reg_open(ot_reg r, struct reg_view *v)
  * to the same registry. */
 static inline bool reg_valid(const struct reg_view *v)
 {
-    /* Orders the field loads before the re-check (pairs with the release
-     * fence of reg__slot_retire). */
-    atomic_thread_fence(memory_order_acquire);
+    /* After the fields' acquire loads, which keep this load below them. */
     return atomic_load_explicit(&v->s->id, memory_order_relaxed) == v->id;
 }
 
+/* Seqlock field loads: acquire, as in reg_open. */
 static inline ot_tab reg_key_tab(const struct reg_view *v, unsigned p)
 {
-    return (ot_tab){atomic_load_explicit(&v->s->key_tab[p], memory_order_relaxed)};
+    return (ot_tab){atomic_load_explicit(&v->s->key_tab[p], memory_order_acquire)};
 }
 static inline ot_tab reg_pid_tab(const struct reg_view *v, unsigned p)
 {
-    return (ot_tab){atomic_load_explicit(&v->s->pid_tab[p], memory_order_relaxed)};
+    return (ot_tab){atomic_load_explicit(&v->s->pid_tab[p], memory_order_acquire)};
 }
 static inline ot_pid reg_part_pid(const struct reg_view *v, unsigned p)
 {
-    return (ot_pid){atomic_load_explicit(&v->s->part[p], memory_order_relaxed)};
+    return (ot_pid){atomic_load_explicit(&v->s->part[p], memory_order_acquire)};
 }
 
 static inline uint64_t reg_mix(uint64_t x)

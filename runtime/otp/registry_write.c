@@ -109,7 +109,9 @@ OT_API int ot_registry_register(ot_reg r, const void *key, size_t klen, const vo
     if (rc)
         return rc == -ESRCH ? -EBADF : rc;
     bool dup = v.kind == OT_DUPLICATE;
-    size_t plen = sizeof(struct reg_pidrec) + klen + (dup ? vlen : 0);
+    /* The key padded so that the value behind it is 8-byte aligned. */
+    size_t kpad = (klen + 7) & ~(size_t)7;
+    size_t plen = sizeof(struct reg_pidrec) + (dup ? kpad + vlen : klen);
     struct scratch pb, kb;
     unsigned char *prec = scratch_get(&pb, plen);
     unsigned char *kv = prec ? key_val(&kb, self, val, vlen) : NULL;
@@ -127,8 +129,10 @@ OT_API int ot_registry_register(ot_reg r, const void *key, size_t klen, const vo
     };
     memcpy(prec, &hdr, sizeof hdr);
     memcpy(prec + sizeof hdr, key, klen);
+    if (dup && kpad > klen)
+        memset(prec + sizeof hdr + klen, 0, kpad - klen);
     if (dup && vlen)
-        memcpy(prec + sizeof hdr + klen, val, vlen);
+        memcpy(prec + sizeof hdr + kpad, val, vlen);
     rc = ot_ets_insert(pt, &self.v, 8, prec, plen);
     if (!rc) {
         if (dup)
@@ -151,16 +155,17 @@ struct pidrec_view {
     const unsigned char *key, *val;
     size_t vlen;
 };
-static bool pidrec_parse(const void *rec, size_t len, struct pidrec_view *pv)
+static bool pidrec_parse(const void *rec, size_t len, int kind, struct pidrec_view *pv)
 {
     if (len < sizeof pv->h)
         return false;
     memcpy(&pv->h, rec, sizeof pv->h);
-    if (len < sizeof pv->h + pv->h.klen)
+    size_t kl = kind == OT_DUPLICATE ? ((size_t)pv->h.klen + 7) & ~(size_t)7 : pv->h.klen;
+    if (len < sizeof pv->h + kl)
         return false;
     pv->key = (const unsigned char *)rec + sizeof pv->h;
-    pv->val = pv->key + pv->h.klen;
-    pv->vlen = len - sizeof pv->h - pv->h.klen;
+    pv->val = pv->key + kl;
+    pv->vlen = len - sizeof pv->h - kl;
     return true;
 }
 
@@ -226,7 +231,7 @@ static int unregister_common(ot_reg r, const void *key, size_t klen, ot_reg_matc
         return 0;
     for (size_t i = 0; i < n; i++) {
         struct pidrec_view pv;
-        if (pidrec_parse(recs[i].val, recs[i].vlen, &pv) &&
+        if (pidrec_parse(recs[i].val, recs[i].vlen, v.kind, &pv) &&
             drop_entry(kt, v.kind, self, &pv, key, klen, match, arg))
             ot_ets_delete_object(pt, &self.v, 8, recs[i].val, recs[i].vlen);
     }
@@ -296,7 +301,7 @@ void reg__cleanup(struct reg_slot *s, unsigned part, ot_pid pid)
         return;
     for (size_t i = 0; i < n; i++) {
         struct pidrec_view pv;
-        if (!pidrec_parse(recs[i].val, recs[i].vlen, &pv) ||
+        if (!pidrec_parse(recs[i].val, recs[i].vlen, kind, &pv) ||
             pv.h.kpart >= OT_REGISTRY_PARTITIONS_MAX)
             continue;
         ot_tab kt = {atomic_load_explicit(&s->key_tab[pv.h.kpart], memory_order_relaxed)};
@@ -319,7 +324,7 @@ OT_API int ot_registry_put_meta(ot_reg r, const void *key, size_t klen, const vo
     struct reg_view v;
     if ((rc = reg_open(r, &v)))
         return rc;
-    ot_tab mt = {atomic_load_explicit(&v.s->meta, memory_order_relaxed)};
+    ot_tab mt = {atomic_load_explicit(&v.s->meta, memory_order_acquire)};
     if (!reg_valid(&v))
         return -EBADF;
     return ot_ets_insert(mt, key, klen, val, vlen);
@@ -348,7 +353,7 @@ OT_API int ot_registry_meta(ot_reg r, const void *key, size_t klen, void *buf, s
     struct reg_view v;
     if ((rc = reg_open(r, &v)))
         return rc;
-    ot_tab mt = {atomic_load_explicit(&v.s->meta, memory_order_relaxed)};
+    ot_tab mt = {atomic_load_explicit(&v.s->meta, memory_order_acquire)};
     if (!reg_valid(&v))
         return -EBADF;
     struct meta_copy c = {.buf = buf, .cap = cap};
