@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -512,4 +513,135 @@ OT_TEST(task, async_stream_of_a_million_lazy_items_in_bounded_memory, .timeout =
             (unsigned long long)n, rss0 >> 10, s.peak_rss >> 10);
     ot_assert(s.peak_rss < rss0 + ((size_t)64 << 20), "peak %zu KiB from %zu KiB",
               s.peak_rss >> 10, rss0 >> 10);
+}
+
+/* ---- Task.Supervisor ----------------------------------------------------------- */
+
+#include <otter/supervisor.h>
+
+static ot_pid task_sup(void) {
+    ot_pid sup;
+    ot_assert_eq(ot_task_sup_start_link(NULL, NULL, &sup), 0);
+    return sup;
+}
+
+static _Atomic int runs;
+
+static int count_and_crash_twice(void *arg, ot_buf *out) {
+    (void)arg;
+    (void)out;
+    int n = atomic_fetch_add(&runs, 1) + 1;
+    if (n <= 2)
+        ot_exit_self(ot_reason_error("run %d", n));
+    return 0;
+}
+
+OT_TEST(task_sup, start_child_temporary_and_transient, .timeout = 120) {
+    ot_pid sup = task_sup();
+    ot_pid p;
+    atomic_store(&runs, 0);
+    ot_assert_eq(ot_task_sup_start_child(sup, count_and_crash_twice, NULL, OT_TEMPORARY, 0, &p), 0);
+    ot_sleep(50);
+    ot_assert_eq(atomic_load(&runs), 1); /* temporary: not run again */
+    atomic_store(&runs, 0);
+    ot_assert_eq(ot_task_sup_start_child(sup, count_and_crash_twice, NULL, OT_TRANSIENT, 0, &p), 0);
+    for (int i = 0; i < 400 && atomic_load(&runs) < 3; i++)
+        ot_sleep(5);
+    ot_sleep(50);
+    ot_assert_eq(atomic_load(&runs), 3); /* two crashes restarted, the normal end not */
+    size_t n = 9;
+    ot_pid kids[4];
+    ot_assert_eq(ot_task_sup_children(sup, kids, 4, &n), 0);
+    ot_assert_eq(n, 0);
+    ot_assert_eq(ot_task_sup_start_child(sup, slow, (void *)(intptr_t)100000, OT_TEMPORARY, 0, &p),
+                 0);
+    ot_assert_eq(ot_task_sup_children(sup, kids, 4, &n), 0);
+    ot_assert_eq(n, 1);
+    ot_assert_eq(kids[0].v, p.v);
+    ot_assert_eq(ot_task_sup_start_child(sup, NULL, NULL, OT_TEMPORARY, 0, &p), -EINVAL);
+}
+
+OT_TEST(task_sup, async_replies_and_links, .timeout = 120) {
+    ot_pid sup = task_sup();
+    ot_task t;
+    ot_assert_eq(ot_task_sup_async(sup, double_it, (void *)(intptr_t)8, &t), 0);
+    ot_msg *r;
+    ot_assert_eq(ot_task_await(&t, WAIT_MS, &r), 0);
+    ot_assert_eq(result_i64(r), 16);
+    ot_trap_exit(true);
+    ot_assert_eq(ot_task_sup_async(sup, crash, (void *)(intptr_t)5, &t), 0);
+    ot_assert_eq(ot_task_await(&t, WAIT_MS, &r), -ECONNRESET);
+    ot_assert(strcmp(t.reason.text, "boom 5") == 0);
+    ot_msg *x = ot_receive_tag(OT_TAG_EXIT, WAIT_MS); /* linked: the EXIT too */
+    ot_assert(x != NULL);
+    ot_assert_eq(((ot_exit_msg *)ot_msg_data(x))->pid.v, t.pid.v);
+    ot_msg_free(x);
+    ot_assert(ot_is_alive(sup));
+}
+
+OT_TEST(task_sup, async_nolink_crash_is_a_down_not_an_exit, .timeout = 120) {
+    ot_pid sup = task_sup();
+    ot_trap_exit(true);
+    ot_task t;
+    ot_assert_eq(ot_task_sup_async_nolink(sup, crash, (void *)(intptr_t)6, &t), 0);
+    ot_msg *r;
+    ot_assert_eq(ot_task_await(&t, WAIT_MS, &r), -ECONNRESET);
+    ot_assert(strcmp(t.reason.text, "boom 6") == 0);
+    ot_sleep(30);
+    ot_assert(ot_receive_tag(OT_TAG_EXIT, 0) == NULL);
+    ot_assert_eq(queue_len(), 0);
+    ot_assert_eq(ot_task_sup_async_nolink(sup, double_it, (void *)(intptr_t)4, &t), 0);
+    ot_assert_eq(ot_task_await(&t, WAIT_MS, &r), 0);
+    ot_assert_eq(result_i64(r), 8);
+}
+
+static int square_or_crash(void *arg, ot_buf *out) {
+    const ot_buf *in = arg;
+    uint64_t v;
+    memcpy(&v, in->data, sizeof v);
+    if (v % 10 == 3)
+        ot_exit_self(ot_reason_error("item %d", (int)v));
+    return square(arg, out);
+}
+
+struct nl {
+    uint64_t n, crashed;
+    bool bad;
+};
+
+static int check_nolink(const ot_stream_item *r, void *arg) {
+    struct nl *k = arg;
+    if (r->index != k->n)
+        k->bad = true;
+    if (r->index % 10 == 3) {
+        char want[32];
+        snprintf(want, sizeof want, "item %d", (int)r->index);
+        if (r->status != -ECONNRESET || strcmp(r->reason.text, want) != 0)
+            k->bad = true;
+        k->crashed++;
+    } else {
+        uint64_t v;
+        if (r->status != 0 || r->len != 8)
+            k->bad = true;
+        else if (memcpy(&v, r->data, 8), v != r->index * r->index)
+            k->bad = true;
+    }
+    k->n++;
+    return 0;
+}
+
+OT_TEST(task_sup, async_stream_nolink_reports_crashes_in_place, .timeout = 120) {
+    ot_pid sup = task_sup();
+    struct counter c = {.limit = 200, .fail_at = -1};
+    ot_stream in = {count_next, &c};
+    struct nl k = {0};
+    ot_stream_opts o = {.max_concurrency = 8};
+    ot_assert_eq(ot_task_sup_async_stream_nolink(sup, &in, square_or_crash, &o, check_nolink, &k),
+                 0);
+    ot_assert(!k.bad);
+    ot_assert_eq(k.n, 200);
+    ot_assert_eq(k.crashed, 20);
+    ot_sleep(20);
+    ot_assert_eq(queue_len(), 0);
+    ot_assert(ot_is_alive(sup));
 }

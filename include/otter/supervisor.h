@@ -121,6 +121,32 @@ OT_API int ot_dynsup_terminate_child(ot_pid sup, ot_pid child);
 OT_API int ot_dynsup_which_children(ot_pid sup, ot_child_info *out, size_t cap, size_t *n);
 OT_API int ot_dynsup_count_children(ot_pid sup, ot_child_counts *out);
 
+/* ---- Task.Supervisor ----------------------------------------------------------
+ * A DynamicSupervisor of tasks (max_children, max_restarts and max_seconds as
+ * there; no extra arguments). Its tasks run under it, linked to it. */
+OT_API int ot_task_sup_start_link(const ot_dynsup_opts *f, const ot_start_opts *o, ot_pid *out);
+/* Task.Supervisor.start_child/3: fn(arg) as a task whose result goes nowhere.
+ * restart is OT_TEMPORARY for Elixir's default, OT_TRANSIENT to run it again
+ * after a crash, OT_PERMANENT after any exit (arg must then stay valid for as
+ * long as the task may be restarted). shutdown_ms as a child spec's (0: 5000). */
+OT_API int ot_task_sup_start_child(ot_pid sup, ot_task_fn fn, void *arg, int restart,
+                                   int64_t shutdown_ms, ot_pid *out);
+/* Task.Supervisor.async/3: a task under sup, linked to the caller and
+ * monitored by it, awaited with ot_task_await like ot_task_async's. */
+OT_API int ot_task_sup_async(ot_pid sup, ot_task_fn fn, void *arg, ot_task *t);
+/* Task.Supervisor.async_nolink/3: as async, without the link: a crash reaches
+ * the caller as a DOWN (ot_task_await's -ECONNRESET), never as an EXIT. */
+OT_API int ot_task_sup_async_nolink(ot_pid sup, ot_task_fn fn, void *arg, ot_task *t);
+/* Task.Supervisor.async_stream_nolink/4: ot_task_async_stream's contract with
+ * the tasks under sup and not linked to the caller: a task that exits without
+ * a result gives its item status -ECONNRESET and its reason. */
+OT_API int ot_task_sup_async_stream_nolink(ot_pid sup, const ot_stream *in, ot_task_fn fn,
+                                           const ot_stream_opts *o,
+                                           int (*each)(const ot_stream_item *r, void *arg),
+                                           void *arg);
+/* Task.Supervisor.children/1: the first min(cap, all) task pids, all in *n. */
+OT_API int ot_task_sup_children(ot_pid sup, ot_pid *out, size_t cap, size_t *n);
+
 /* Stops a supervisor (of either kind) as its parent would: its children are
  * stopped in reverse start order (a DynamicSupervisor's all at once), then it
  * exits with why. 0, -ESRCH, -ETIMEDOUT (still running after timeout_ms). */

@@ -303,6 +303,12 @@ int ot_dynsup_start_child(ot_pid sup, const ot_child_spec *c, ot_pid *out) {
     return simple(sup, &r, out);
 }
 
+int ot__sup_start_spec(ot_pid sup, const struct sup_spec *sp, ot_pid *out) {
+    struct sup_req r = {.op = OP_START_CHILD, .spec = *sp};
+    *out = OT_NOPID;
+    return simple(sup, &r, out);
+}
+
 int ot_dynsup_terminate_child(ot_pid sup, ot_pid child) {
     struct sup_req r = {.op = OP_TERMINATE_CHILD, .pid = child};
     return child.v ? simple(sup, &r, NULL) : -ENOENT;

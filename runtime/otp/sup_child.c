@@ -33,7 +33,7 @@ int ot__sup_check_spec(const struct sup_spec *sp, bool dynamic, int auto_shutdow
         (sp->restart == OT_PERMANENT || auto_shutdown == OT_AUTO_SHUTDOWN_NEVER || dynamic))
         return -EINVAL;
     if (dynamic)
-        return sp->start || sp->start_extra ? 0 : -EINVAL;
+        return sp->start || sp->start_extra || sp->task_fn ? 0 : -EINVAL;
     if (!sp->start || !sp->id[0])
         return -EINVAL;
     return 0;
@@ -54,7 +54,9 @@ static void report(struct sup *s, const char *what, const struct child *c, const
 int ot__sup_start_child(struct sup *s, struct child *c, ot_reason *why) {
     ot_pid pid = OT_NOPID;
     int rc;
-    if (s->dynamic && s->dyn.has_extra)
+    if (c->spec.task_fn)
+        rc = ot__task_sup_spawn(&c->spec, &pid);
+    else if (s->dynamic && s->dyn.has_extra)
         rc = c->spec.start_extra ? c->spec.start_extra(s->dyn.extra, c->spec.arg, &pid) : -EINVAL;
     else
         rc = c->spec.start ? c->spec.start(c->spec.arg, &pid) : -EINVAL;

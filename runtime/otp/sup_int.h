@@ -28,6 +28,11 @@ struct sup_spec {
     int64_t shutdown;
     int type;
     bool significant;
+    /* a Task.Supervisor child (task_sup.c): the task's body, run in a task
+     * process the supervisor spawns, instead of start */
+    ot_task_fn task_fn;
+    ot_pid owner;
+    bool task_go, task_link_owner, task_no_reply;
 };
 
 struct sup_init {
@@ -114,6 +119,12 @@ bool ot__sup_add_restart(struct sup *s); /* false: intensity exceeded */
 int ot__sup_check_spec(const struct sup_spec *sp, bool dynamic, int auto_shutdown);
 void ot__sup_spec_in(struct sup_spec *w, const ot_child_spec *c);
 int64_t ot__sup_shutdown_ms(const struct sup_spec *sp);
+
+/* sup_api.c: start_child with an internal spec (Task.Supervisor's) */
+int ot__sup_start_spec(ot_pid sup, const struct sup_spec *sp, ot_pid *out);
+
+/* task_sup.c: spawns a Task.Supervisor child linked to the calling supervisor */
+int ot__task_sup_spawn(const struct sup_spec *sp, ot_pid *out);
 
 /* sup.c: the supervisor process's entry (stackful, trapping exits) */
 void ot__sup_main(void *unused);

@@ -14,22 +14,52 @@
 
 enum { T_RUNNING = 0, T_DONE = 1 };
 
-static void task_main(void *unused) {
+static bool go_or_down(const ot_msg *m, void *arg) {
+    const uint64_t *k = arg; /* owner pid, its monitor's ref */
+    return (m->tag == OT__TAG_TASK_GO && m->from.v == k[0]) ||
+           (m->tag == OT_TAG_DOWN && m->ref.v == k[1]);
+}
+
+/* A supervised task waits for its owner's GO (the reply ref, the item). */
+static ot_msg *wait_go(const struct ot__task_start *s) {
+    if (s->link_owner && ot_link(s->owner) < 0)
+        ot_exit_self(OT_REASON(OT_NORMAL)); /* the owner is gone already */
+    uint64_t k[2] = {s->owner.v, ot_monitor(s->owner).v};
+    ot_msg *go = ot_receive_match(go_or_down, k, OT_INFINITY);
+    if (!go || go->tag != OT__TAG_TASK_GO)
+        ot_exit_self(OT_REASON(OT_NORMAL));
+    ot_demonitor((ot_ref){k[1]}, OT_DEMONITOR_FLUSH);
+    return go;
+}
+
+void ot__task_main(void *unused) {
     (void)unused;
     ot_msg *m = ot_receive_tag(OT__TAG_TASK_START, OT_INFINITY);
     if (!m)
         ot_exit_self(ot_reason_error("task: no start message"));
     const struct ot__task_start *s = ot_msg_data(m);
+    ot_pid owner = s->wait_go ? s->owner : m->from;
+    ot_ref ref = s->ref;
     ot_buf item = {s->item, s->item_len};
+    bool has_item = s->has_item;
+    if (s->wait_go) {
+        ot_msg *go = wait_go(s);
+        const struct ot__task_go *g = ot_msg_data(go);
+        ref = go->ref;
+        has_item = g->has_item;
+        item = (ot_buf){g->item, g->item_len};
+    }
     ot_buf out = {NULL, 0};
-    int rc = s->fn(s->has_item ? &item : s->arg, &out);
+    int rc = s->fn(has_item ? &item : s->arg, &out);
     if (rc != 0)
         ot_exit_self(ot_reason_error("task returned %d", rc));
-    int sent = ot_send_ref(m->from, OT_TAG_REPLY, s->ref, out.data, out.len);
+    if (s->no_reply)
+        return;
+    int sent = ot_send_ref(owner, OT_TAG_REPLY, ref, out.data, out.len);
     if (sent < 0)
         ot_exit_self(ot_reason_error("task reply: %s", ot_strerror(sent)));
     if (s->unlink_first)
-        ot_unlink(m->from);
+        ot_unlink(owner);
 }
 
 int ot__task_spawn(ot_task_fn fn, void *arg, const void *item, size_t item_len, bool unlink_first,
@@ -42,7 +72,7 @@ int ot__task_spawn(ot_task_fn fn, void *arg, const void *item, size_t item_len, 
     so.monitor_ref = &mon;
     if (!so.behaviour)
         so.behaviour = "task";
-    ot_pid p = ot_spawn_opt(task_main, NULL, &so);
+    ot_pid p = ot_spawn_opt(ot__task_main, NULL, &so);
     if (!p.v)
         return errno ? -errno : -EAGAIN;
     size_t n = sizeof(struct ot__task_start) + item_len;

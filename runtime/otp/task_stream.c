@@ -13,6 +13,8 @@
 #include "runtime/otp/idmap.h"
 #include "runtime/otp/task_int.h"
 
+#include <otter/supervisor.h>
+
 #include <string.h>
 
 struct slot {
@@ -38,6 +40,7 @@ struct st {
     uint32_t running;
     uint64_t next_index, emit_index;
     const ot_stream_opts *o;
+    ot_pid sup; /* async_stream_nolink: the Task.Supervisor, else OT_NOPID */
 };
 
 static bool match(const ot_msg *m, void *arg) {
@@ -63,8 +66,14 @@ static void run_unlink(struct st *s, uint32_t i) {
 static int start_one(struct st *s, ot_task_fn fn, const ot_buf *item) {
     uint32_t i = s->o->unordered ? s->free[--s->nfree] : (uint32_t)(s->next_index % s->cap);
     struct slot *x = &s->slots[i];
-    ot_spawn_opts so = {.link = true, .stack_size = s->o->stack_size, .behaviour = "task"};
-    int rc = ot__task_spawn(fn, NULL, item->data ? item->data : "", item->len, true, &so, &x->t);
+    const void *data = item->data ? item->data : "";
+    int rc;
+    if (s->sup.v) {
+        rc = ot__task_sup_go(s->sup, fn, false, data, item->len, NULL, &x->t);
+    } else {
+        ot_spawn_opts so = {.link = true, .stack_size = s->o->stack_size, .behaviour = "task"};
+        rc = ot__task_spawn(fn, NULL, data, item->len, true, &so, &x->t);
+    }
     if (rc < 0) {
         if (s->o->unordered)
             s->free[s->nfree++] = i;
@@ -233,8 +242,8 @@ static int drive(struct st *s, const ot_stream *in, ot_task_fn fn, unsigned mc,
     }
 }
 
-int ot_task_async_stream(const ot_stream *in, ot_task_fn fn, const ot_stream_opts *o,
-                         int (*each)(const ot_stream_item *r, void *arg), void *arg) {
+static int stream(ot_pid sup, const ot_stream *in, ot_task_fn fn, const ot_stream_opts *o,
+                  int (*each)(const ot_stream_item *r, void *arg), void *arg) {
     if (!in || !in->next || !fn || !each)
         return -EINVAL;
     if (!ot_self().v)
@@ -253,6 +262,7 @@ int ot_task_async_stream(const ot_stream *in, ot_task_fn fn, const ot_stream_opt
         return -EINVAL;
     struct st s;
     memset(&s, 0, sizeof s);
+    s.sup = sup;
     int rc = setup(&s, &opts, mc);
     if (rc == 0)
         rc = drive(&s, in, fn, mc, each, arg);
@@ -260,4 +270,17 @@ int ot_task_async_stream(const ot_stream *in, ot_task_fn fn, const ot_stream_opt
         stop_all(&s);
     teardown(&s);
     return rc;
+}
+
+int ot_task_async_stream(const ot_stream *in, ot_task_fn fn, const ot_stream_opts *o,
+                         int (*each)(const ot_stream_item *r, void *arg), void *arg) {
+    return stream(OT_NOPID, in, fn, o, each, arg);
+}
+
+int ot_task_sup_async_stream_nolink(ot_pid sup, const ot_stream *in, ot_task_fn fn,
+                                    const ot_stream_opts *o,
+                                    int (*each)(const ot_stream_item *r, void *arg), void *arg) {
+    if (!sup.v)
+        return -ESRCH;
+    return stream(sup, in, fn, o, each, arg);
 }
