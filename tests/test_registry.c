@@ -570,7 +570,8 @@ OT_TEST(registry, duplicate_key_across_partitions, .timeout = 120) {
 struct reader {
     ot_reg r;
     _Atomic int *stop;
-    long lookups, found, bad;
+    _Atomic long lookups;
+    long found, bad;
     int foreign_register_rc, foreign_start_rc;
 };
 
@@ -585,7 +586,7 @@ static void *reader_thread(void *arg) {
             ot_reg_entry *e;
             size_t n;
             int rc = ot_registry_lookup(rd->r, key, (size_t)kl, &e, &n);
-            rd->lookups++;
+            atomic_fetch_add(&rd->lookups, 1);
             if (rc || n > 1) {
                 rd->bad++;
                 continue;
@@ -626,10 +627,16 @@ static void churner(void *arg) {
 OT_TEST(registry, foreign_threads_look_up_while_processes_churn, .timeout = 120) {
     ot_reg r = start(NULL, OT_UNIQUE, 4);
     _Atomic int stop = 0;
-    struct reader rd[2] = {{.r = r, .stop = &stop}, {.r = r, .stop = &stop}};
+    static struct reader rd[2];
+    for (int i = 0; i < 2; i++) {
+        rd[i] = (struct reader){.r = r, .stop = &stop};
+    }
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
         ot_assert_eq(pthread_create(&th[i], NULL, reader_thread, &rd[i]), 0);
+    for (int i = 0; i < 2; i++)
+        for (int w = 0; w < WAIT_MS && atomic_load(&rd[i].lookups) == 0; w++)
+            ot_sleep(1);
     for (int wave = 0; wave < 20; wave++) {
         ot_ref ms[4];
         for (int i = 0; i < 4; i++) {
@@ -639,6 +646,12 @@ OT_TEST(registry, foreign_threads_look_up_while_processes_churn, .timeout = 120)
         for (int i = 0; i < 4; i++)
             wait_down(ms[i]);
     }
+    /* Both readers overlapped the churn (they may start late on a loaded
+     * machine): each does lookups after it, then stops. */
+    long seen[2] = {atomic_load(&rd[0].lookups), atomic_load(&rd[1].lookups)};
+    for (int i = 0; i < 2; i++)
+        for (int w = 0; w < WAIT_MS && atomic_load(&rd[i].lookups) == seen[i]; w++)
+            ot_sleep(1);
     atomic_store(&stop, 1);
     for (int i = 0; i < 2; i++) {
         pthread_join(th[i], NULL);
@@ -762,4 +775,31 @@ OT_TEST(registry, a_killed_registry_kills_linked_registrants, .timeout = 120) {
     ot_reg_entry *e;
     size_t n;
     ot_assert_eq(ot_registry_lookup(r, "z0", 2, &e, &n), -EBADF);
+}
+
+/* ---- via names ----------------------------------------------------------------------- */
+
+/* The via callbacks as gen_server calls them (from the new process itself). */
+OT_TEST(registry, via_ops_register_whereis_unregister, .timeout = 120) {
+    ot_reg r = start(NULL, OT_UNIQUE, 2);
+    ot_name n = OT_NAME_REGISTRY(r, "srv", 3);
+    ot_assert_eq(n.kind, OT_NAME_VIA);
+    const ot_via_ops *ops = n.via;
+    ot_assert(ops == &ot_registry_via);
+    ot_assert_eq(ops->whereis_name(n.via_arg, "srv", 3).v, 0);
+    ot_assert_eq(ops->register_name(n.via_arg, "srv", 3, ot_self()), 0);
+    ot_assert_eq(ops->whereis_name(n.via_arg, "srv", 3).v, ot_self().v);
+    ot_assert_eq(ops->register_name(n.via_arg, "srv", 3, ot_self()), -EEXIST);
+    /* Only the caller registers itself; only unique registries name. */
+    ot_pid other = spawn_registrant(r, "o", 1, 0, false);
+    ot_assert_eq(ops->register_name(n.via_arg, "srv2", 4, other), -EINVAL);
+    ot_reg d = start(NULL, OT_DUPLICATE, 1);
+    ot_assert_eq(ot_registry_via.register_name(OT_REG_VIA(d), "x", 1, ot_self()), -EINVAL);
+    ot_assert_eq(ot_registry_via.register_name(OT_REG_VIA(OT_NOREG), "x", 1, ot_self()), -EBADF);
+    ot_assert_eq(ops->unregister_name(n.via_arg, "srv", 3), 0);
+    ot_assert_eq(ops->whereis_name(n.via_arg, "srv", 3).v, 0);
+    /* The holder's exit frees the name. */
+    ot_assert_eq(ops->whereis_name(n.via_arg, "o0", 2).v, other.v);
+    kill_and_wait(other);
+    ot_assert_eq(ops->whereis_name(n.via_arg, "o0", 2).v, 0);
 }

@@ -11,6 +11,8 @@
 #define OTTER_REGISTRY_H
 
 #include <otter/common.h>
+#include <otter/gen_server.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -131,6 +133,17 @@ OT_API int ot_registry_put_meta(ot_reg r, const void *key, size_t klen, const vo
                                 size_t vlen);
 OT_API int ot_registry_meta(ot_reg r, const void *key, size_t klen, void *buf, size_t cap,
                             size_t *vlen);
+
+/* ---- via names: {:via, Registry, {registry, key}} ------------------------
+ * A gen_server or Agent named through a unique registry:
+ *     ot_start_opts o = {.name = OT_NAME_REGISTRY(reg, "room:1", 6)};
+ * The server registers itself (no value) before init and its name goes when
+ * it exits; calls, casts and ot_whereis_name find it by the same ot_name.
+ * register_name gives -EINVAL for a duplicate registry or a pid other than
+ * the caller's, -EEXIST when the key is held. */
+OT_API extern const ot_via_ops ot_registry_via;
+#define OT_REG_VIA(r) ((void *)(uintptr_t)(r).v)
+#define OT_NAME_REGISTRY(r, key, klen) OT_NAME_VIA(&ot_registry_via, OT_REG_VIA(r), key, klen)
 
 /* ---- PubSub: a duplicate registry of topics ------------------------------
  * The Registry documentation's PubSub: subscribers register under a topic,
