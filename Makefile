@@ -133,7 +133,7 @@ $(BUILD)/perf/%: perf/%.c $(BUILD)/libotter.a $(wildcard perf/*.h)
 
 examples: $(BUILD)/kv $(EX_BIN)
 
-tests: $(TEST_BIN) $(BUILD)/kv
+tests: $(TEST_BIN) $(BUILD)/kv $(EX_BIN)
 
 # Every suite runs even when one fails; the summary line counts suites.
 test: deps
