@@ -167,6 +167,7 @@ static int do_put(ot_tab h, const void *k, size_t kl, const void *v, size_t vl, 
         retire_all(&out);
     }
     ets__leave(tok);
+    ets__throttle();
     return rc;
 }
 
@@ -296,12 +297,13 @@ static int do_del(ot_tab h, const void *k, size_t kl, const void *v, size_t vl, 
         ets_vec out;
         ets_vec_init(&out);
         int cnt = t->m->del(t, k, kl, ets__hash(k, kl), v, vl, objs != NULL, &out);
-        rc = 0;
-        if (objs)
+        rc = cnt < 0 ? cnt : 0;
+        if (objs && cnt > 0)
             rc = (size_t)cnt > out.n ? -ENOMEM : build(&out, objs, n);
         retire_all(&out);
     }
     ets__leave(tok);
+    ets__throttle();
     return rc;
 }
 
@@ -408,6 +410,7 @@ OT_API int ot_ets_update_counter(ot_tab h, const void *k, size_t kl, size_t offs
         rc = counter_slow(t, k, kl, offset, incr, dflt, result);
     }
     ets__leave(tok);
+    ets__throttle();
     return rc;
 }
 
@@ -559,7 +562,8 @@ static int select_delete_cb(const ets_obj *o, void *arg)
     ets_vec out;
     ets_vec_init(&out);
     int cnt = s->t->m->del(s->t, o->key, o->klen, o->hash, val, o->vlen, false, &out);
-    s->deleted += (size_t)cnt;
+    if (cnt > 0)
+        s->deleted += (size_t)cnt;
     retire_all(&out);
     if (val != small)
         free(val);
@@ -581,6 +585,7 @@ OT_API int ot_ets_select_delete(ot_tab h, ot_ets_match_fn match, void *arg, size
             *deleted = s.deleted;
     }
     ets__leave(tok);
+    ets__throttle();
     return rc;
 }
 

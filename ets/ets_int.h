@@ -38,9 +38,16 @@
 
 /* ---- records ---------------------------------------------------------------- */
 
+/* Anything unlinked from a table, waiting for its grace period (qsbr.c):
+ * bytes is what it holds, counted against the reclamation budget. */
+typedef struct ets_rhead {
+    struct ets_rhead *next;
+    void (*fn)(struct ets_rhead *);
+    size_t bytes;
+} ets_rhead;
+
 typedef struct ets_rec {
-    struct ets_rec *_Atomic next; /* bag chain: an RCU list in insertion order */
-    struct rcu_head rcu;
+    ets_rhead rcu;
     uint64_t hash;
     uint32_t klen, vlen;
     _Alignas(8) unsigned char data[]; /* value padded to 8 bytes, then key */
@@ -260,7 +267,7 @@ struct ets_table {
     char name[OT_ETS_NAME_MAX];
     struct ets_table *name_next;              /* registry lock */
     struct ets_table *owner_next, *owner_prev; /* registry lock */
-    struct rcu_head rcu;
+    ets_rhead rcu;
     void *impl;            /* the kind's structure */
     unsigned stripe_mask;  /* stripes - 1 */
     ets_stripe *stripes;
@@ -363,7 +370,25 @@ static inline void ets__leave(int token)
 }
 /* Frees after a grace period; the caller must be online (inside an ETS call). */
 void ets__retire_rec(ets_rec *r);
-void ets__retire(struct rcu_head *h, void (*fn)(struct rcu_head *));
+/* Reclamation's bound (qsbr.c): past ETS_RECLAIM_BUDGET bytes waiting for a
+ * grace period, a writer reclaims before it returns; the thread is woken at
+ * ETS_RECLAIM_KICK bytes, and every ETS_RECLAIM_TICK_MS anyway. */
+#define ETS_RECLAIM_BUDGET ((size_t)32 << 20)
+#define ETS_RECLAIM_KICK ((size_t)1 << 20)
+#define ETS_RECLAIM_TICK_MS 10
+size_t ets__reclaim_pending(void); /* bytes retired and not yet freed */
+void ets__throttle_slow(void);
+extern _Atomic size_t ets__retired_bytes;
+/* After a writer's call has left the table (after ets__leave): holds the
+ * caller until what waits is back under the budget. */
+static inline void ets__throttle(void)
+{
+    /* Relaxed: a figure; the slow path looks again. */
+    if (__builtin_expect(
+            atomic_load_explicit(&ets__retired_bytes, memory_order_relaxed) > ETS_RECLAIM_KICK, 0))
+        ets__throttle_slow();
+}
+void ets__retire(ets_rhead *h, void (*fn)(ets_rhead *), size_t bytes);
 /* Called first by every reclamation callback: tells TSan the grace period
  * ordered every reader before the free (it cannot see urcu's barriers). */
 void ets__reclaim_acquire(void);

@@ -10,10 +10,11 @@
  *
  * Invariants. A slot's hash goes from 0 (empty) to the hash of the key that
  * claimed it, by CAS, and never changes again in that array. Its content is
- * an inline object (META_INLINE: key and value in w), a record chain (the
+ * an inline object (META_INLINE: key and value in w), a set's record (the
  * record's address in w[0]; with META_RECKEY a set record's short key and
- * value length repeated in meta and w[1]), or nothing (w[0] TOMB: its key is
- * gone, and a later insert of a key with the same hash may reuse the slot).
+ * value length repeated in meta and w[1]), a bag key's hbag (META_BAG, its
+ * address in w[0]), or nothing (w[0] TOMB: its key is gone, and a later
+ * insert of a key with the same hash may reuse the slot).
  * Content changes only under the stripe lock of the key's hash (low bits),
  * inside the slot's seqlock: seq is made odd, the words are stored with
  * release, seq is made even again. Readers take no lock and write nothing:
@@ -33,8 +34,17 @@
  * ahead and populated by the populate-ahead thread, in proportion to the
  * table's progress toward its resize (prepare, below: the memory held ahead
  * is (steps + 1) / 16 of the next array); writers see it under one stripe
- * lock at least, readers never before it is published. A
- * bag's objects hang off their slot as an RCU list in insertion order. */
+ * lock at least, readers never before it is published.
+ *
+ * Bags (bag, duplicate_bag) are copy-on-write per key, correct by
+ * construction: a bag key's slot holds one immutable hbag, the array of its
+ * records in insertion order, and every write of the key (insert,
+ * delete_object, delete, take) builds the next array under the stripe lock
+ * and publishes it with the one slot store (or a tombstone), retiring the
+ * old array; records are shared between versions and never change. A reader
+ * copies the slot once and walks that array, so it sees the key's objects
+ * exactly as one write left them, each once, never a record that write had
+ * removed nor one added after; a single-key write is atomic and isolated. */
 #include "hash_int.h"
 
 #include "runtime/core/ahead.h"
@@ -265,7 +275,7 @@ static void harr_free(harr *a)
         free(a->base);
 }
 
-static void harr_free_cb(struct rcu_head *h)
+static void harr_free_cb(ets_rhead *h)
 {
     ets__reclaim_acquire();
     harr_free(caa_container_of(h, harr, rcu));
@@ -298,11 +308,15 @@ static void hash_destroy(ets_table *t)
     prep_release(ht->prep); /* no one else left */
     harr *a = atomic_load_explicit(&ht->pub.arr, memory_order_relaxed); /* no one else left */
     for (size_t i = 0; i < a->nslots; i++) {
-        ets_rec *r = slot_rec(&a->s[i]);
-        while (live(r)) {
-            ets_rec *n = atomic_load_explicit(&r->next, memory_order_relaxed);
+        const hslot *s = &a->s[i];
+        ets_rec *r = slot_rec(s);
+        if (atomic_load_explicit(&s->meta, memory_order_relaxed) & META_BAG) {
+            hbag *b = as_bag(rec_word(r));
+            for (uint32_t j = 0; j < b->n; j++)
+                free(b->r[j]);
+            free(b);
+        } else if (live(r)) {
             free(r);
-            r = n;
         }
     }
     harr_free(a);
@@ -354,12 +368,33 @@ static inline bool find(const harr *a, uint64_t h, const void *k, size_t kl, ets
                 o->vlen = meta_vlen(meta);
                 return true;
             }
-        } else if (live(r) && rec_is(r, k, kl)) {
+        } else if (!(meta & META_BAG) && live(r) && rec_is(r, k, kl)) {
             ets_obj_of_rec(o, r);
             return true;
         }
     }
     return false;
+}
+
+/* A bag key's objects in a (lock-free), or NULL: one consistent version of
+ * them, whatever writers do meanwhile (the opening paragraph). */
+static hbag *bag_find(const harr *a, uint64_t h, const void *k, size_t kl)
+{
+    for (size_t i = home(a, h); i < a->nslots; i++) {
+        /* As in find. */
+        uint64_t sh = atomic_load_explicit(&a->s[i].hash, memory_order_acquire);
+        if (sh == 0)
+            return NULL;
+        if (sh != h)
+            continue;
+        uint32_t meta;
+        ets_rec *r;
+        uint64_t w[HW];
+        snap(&a->s[i], &meta, &r, w);
+        if ((meta & META_BAG) && rec_is(as_bag(w[0])->r[0], k, kl))
+            return as_bag(w[0]);
+    }
+    return NULL;
 }
 
 bool ets__hash_find(ets_table *t, const void *k, size_t kl, uint64_t h, ets_obj *o)
@@ -373,18 +408,19 @@ static int hash_get(ets_table *t, const void *k, size_t kl, uint64_t h, ets_visi
     /* Pairs with the release store that publishes a resized array. */
     harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire);
     ets_obj o;
-    if (!find(a, h, k, kl, &o, false))
-        return 0;
-    if (!o.rec) {
+    if (t->type == OT_ETS_SET) {
+        if (!find(a, h, k, kl, &o, false))
+            return 0;
         fn(&o, arg);
         return 1;
     }
-    /* The chain as it stood when find read its head (the slot itself may
-     * since hold another key with the same hash). */
+    hbag *b = bag_find(a, h, k, kl);
+    if (!b)
+        return 0;
     int n = 0;
-    for (ets_rec *r = o.rec; r; r = atomic_load_explicit(&r->next, memory_order_acquire)) {
+    for (uint32_t j = 0; j < b->n; j++) {
         n++;
-        ets_obj_of_rec(&o, r);
+        ets_obj_of_rec(&o, b->r[j]);
         if (fn(&o, arg))
             break;
     }
@@ -415,6 +451,8 @@ static long wfind(const harr *a, uint64_t h, const void *k, size_t kl, long *reu
         if (meta & META_INLINE) {
             locked_words(s, w);
             is = inline_is(meta, w, kw, kl);
+        } else if (meta & META_BAG) {
+            is = rec_is(as_bag(rec_word(r))->r[0], k, kl);
         } else {
             is = live(r) && rec_is(r, k, kl);
         }
@@ -764,7 +802,7 @@ static int resize(ets_table *t, harr *seen, bool force)
     atomic_store_explicit(&ht->pub.arr, b, memory_order_release);
     unlock_all(t);
     prep_release(drop);
-    ets__retire(&a->rcu, harr_free_cb);
+    ets__retire(&a->rcu, harr_free_cb, a->mapped ? a->mapped : harr_bytes(a->cap));
     return 0;
 }
 
@@ -806,22 +844,62 @@ static int want_grow(ets_table *t, const harr *a, ets_stripe *st)
 
 static inline long obj_bytes(const ets_rec *r) { return (long)ets_rec_size(r->klen, r->vlen); }
 
-/* A bag key already in slot i: add r unless (bag) an equal object is there. */
-static void bag_add(ets_table *t, hslot *s, ets_rec *r)
+/* ---- bags ---------------------------------------------------------------------
+ * A bag key's slot holds an hbag: its records in insertion order, never
+ * changed once published. A write of the key builds the next version (the
+ * record pointers copied, the records shared) and publishes it with one
+ * slot store, then retires the old version; the records it dropped are
+ * retired by the caller. */
+
+static inline size_t bag_size(uint32_t n) { return sizeof(hbag) + n * sizeof(ets_rec *); }
+
+static void bag_free_cb(ets_rhead *h)
 {
-    ets_rec *head = slot_rec(s); /* locked */
-    ets_rec *tail = head;
-    for (ets_rec *c = head; c; c = atomic_load_explicit(&c->next, memory_order_relaxed)) {
-        if (t->type == OT_ETS_BAG &&
-            ets__val_equal(ets_rec_val(c), c->vlen, ets_rec_val(r), r->vlen)) {
-            free(r); /* never published */
-            return;
-        }
-        tail = c;
+    ets__reclaim_acquire();
+    free(caa_container_of(h, hbag, rcu));
+}
+
+static void bag_retire(hbag *b) { ets__retire(&b->rcu, bag_free_cb, bag_size(b->n)); }
+
+static hbag *bag_new(uint32_t n)
+{
+    hbag *b = malloc(bag_size(n));
+    if (b)
+        b->n = n;
+    return b;
+}
+
+/* The slot words of a bag version. */
+static inline uint32_t bag_words(hbag *b, uint64_t *w)
+{
+    w[0] = (uint64_t)(uintptr_t)b;
+    w[1] = 0;
+    return META_BAG;
+}
+
+/* Stripe lock held, a bag key already in slot s: adds r unless (bag) an
+ * equal object is there (then r is freed). 0 or -ENOMEM (r freed). */
+static int bag_add(ets_table *t, hslot *s, ets_rec *r)
+{
+    hbag *old = as_bag(rec_word(slot_rec(s))); /* locked */
+    if (t->type == OT_ETS_BAG)
+        for (uint32_t j = 0; j < old->n; j++)
+            if (ets__val_equal(ets_rec_val(old->r[j]), old->r[j]->vlen, ets_rec_val(r), r->vlen)) {
+                free(r); /* never published */
+                return 0;
+            }
+    hbag *b = old->n < UINT32_MAX ? bag_new(old->n + 1) : NULL;
+    if (!b) {
+        free(r);
+        return -ENOMEM;
     }
-    /* Pairs with the readers' acquire loads of next: r is complete. */
-    atomic_store_explicit(&tail->next, r, memory_order_release);
+    memcpy(b->r, old->r, old->n * sizeof *b->r);
+    b->r[old->n] = r;
+    uint64_t w[HW];
+    slot_set(s, bag_words(b, w), w);
+    bag_retire(old);
     ets_count_locked(t, r->hash, 1, obj_bytes(r));
+    return 0;
 }
 
 /* The home slot is most likely a cache miss in a big table: a writer starts
@@ -884,7 +962,7 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
                 if (live(old))
                     ets__vec_push(out, old);
             } else {
-                bag_add(t, s, r);
+                rc = bag_add(t, s, r);
             }
             ets_stripe_unlock(st);
             return rc;
@@ -914,8 +992,17 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
             reuse = c;
             grow = want_grow(t, a, st);
         }
-        if (r)
-            atomic_store_explicit(&r->next, NULL, memory_order_relaxed); /* published below */
+        if (t->type != OT_ETS_SET) {
+            hbag *b = bag_new(1);
+            if (!b) { /* the claimed slot stays empty content: a tombstone */
+                slot_set(&a->s[reuse], 0, (const uint64_t[HW]){rec_word(TOMB), 0});
+                ets_stripe_unlock(st);
+                free(r);
+                return -ENOMEM;
+            }
+            b->r[0] = r;
+            meta = bag_words(b, w);
+        }
         slot_set(&a->s[reuse], meta ? meta : rec_words(t, r, w), w);
         ets_count_locked(t, h, 1, bytes);
         ets_stripe_unlock(st);
@@ -980,6 +1067,39 @@ int ets__hash_put_small(ets_table *t, uint64_t kw, uint32_t meta, uint64_t vw, u
     return -EAGAIN;
 }
 
+/* Stripe lock held, a bag key in slot s: removes its objects equal to v
+ * (every one when v is NULL) in one store; how many, or -ENOMEM. */
+static int bag_del(hslot *s, const void *v, size_t vl, long *bytes, ets_vec *out)
+{
+    hbag *old = as_bag(rec_word(slot_rec(s))); /* locked */
+    uint32_t keep = 0;
+    if (v)
+        for (uint32_t j = 0; j < old->n; j++)
+            keep += !ets__val_equal(ets_rec_val(old->r[j]), old->r[j]->vlen, v, vl);
+    if (keep == old->n)
+        return 0;
+    hbag *b = NULL;
+    if (keep && !(b = bag_new(keep)))
+        return -ENOMEM;
+    uint32_t i = 0;
+    for (uint32_t j = 0; j < old->n; j++) {
+        ets_rec *c = old->r[j];
+        if (b && !ets__val_equal(ets_rec_val(c), c->vlen, v, vl))
+            b->r[i++] = c;
+    }
+    uint64_t w[HW] = {rec_word(TOMB), 0};
+    slot_set(s, b ? bag_words(b, w) : 0, w);
+    for (uint32_t j = 0; j < old->n; j++) {
+        ets_rec *c = old->r[j];
+        if (!b || ets__val_equal(ets_rec_val(c), c->vlen, v, vl)) {
+            *bytes += obj_bytes(c);
+            ets__vec_push(out, c);
+        }
+    }
+    bag_retire(old);
+    return (int)(old->n - keep);
+}
+
 static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const void *v, size_t vl,
                     bool want, ets_vec *out)
 {
@@ -1003,28 +1123,20 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
                 slot_set(s, 0, (const uint64_t[HW]){rec_word(TOMB), 0});
                 n = 1;
             }
+        } else if (meta & META_BAG) {
+            n = bag_del(s, v, vl, &bytes, out);
         } else {
-            ets_rec *prev = NULL;
-            uint64_t nw[HW];
             ets_rec *c = slot_rec(s); /* locked */
-            while (c) {
-                ets_rec *nx = atomic_load_explicit(&c->next, memory_order_relaxed);
-                if (v && !ets__val_equal(ets_rec_val(c), c->vlen, v, vl)) {
-                    prev = c;
-                    c = nx;
-                    continue;
-                }
-                /* Unlinked, c keeps its next: readers standing on it go on. The
-                 * release stores pair with the readers' acquire loads. */
-                if (prev)
-                    atomic_store_explicit(&prev->next, nx, memory_order_release);
-                else
-                    slot_set(s, rec_words(t, nx ? nx : TOMB, nw), nw);
-                n++;
-                bytes += obj_bytes(c);
+            if (!v || ets__val_equal(ets_rec_val(c), c->vlen, v, vl)) {
+                slot_set(s, 0, (const uint64_t[HW]){rec_word(TOMB), 0});
+                n = 1;
+                bytes = obj_bytes(c);
                 ets__vec_push(out, c);
-                c = nx;
             }
+        }
+        if (n < 0) {
+            ets_stripe_unlock(st);
+            return n;
         }
         ets_count_locked(t, h, -n, -bytes);
     }
@@ -1102,6 +1214,10 @@ static bool slot_view(const hslot *s, uint64_t h, ets_obj *o)
         view_inline(o, meta, h);
         return true;
     }
+    if (meta & META_BAG) {
+        ets_obj_of_rec(o, as_bag(o->snap[0])->r[0]);
+        return true;
+    }
     if (!live(r))
         return false;
     ets_obj_of_rec(o, r);
@@ -1113,21 +1229,31 @@ static int hash_fold(ets_table *t, ets_visit_fn fn, void *arg)
     harr *a = atomic_load_explicit(&H(t)->arr, memory_order_acquire); /* as in hash_get */
     for (size_t i = 0; i < a->nslots; i++) {
         uint64_t h = atomic_load_explicit(&a->s[i].hash, memory_order_acquire);
+        if (!h)
+            continue;
         ets_obj o;
-        if (!h || !slot_view(&a->s[i], h, &o))
-            continue;
-        if (!o.rec) {
-            int rc = fn(&o, arg);
-            if (rc)
-                return rc;
+        uint32_t meta;
+        ets_rec *r;
+        snap(&a->s[i], &meta, &r, o.snap);
+        if (meta & META_BAG) {
+            hbag *b = as_bag(o.snap[0]); /* one version: each object once */
+            for (uint32_t j = 0; j < b->n; j++) {
+                ets_obj_of_rec(&o, b->r[j]);
+                int rc = fn(&o, arg);
+                if (rc)
+                    return rc;
+            }
             continue;
         }
-        for (ets_rec *r = o.rec; r; r = atomic_load_explicit(&r->next, memory_order_acquire)) {
+        if (meta & META_INLINE)
+            view_inline(&o, meta, h);
+        else if (live(r))
             ets_obj_of_rec(&o, r);
-            int rc = fn(&o, arg);
-            if (rc)
-                return rc;
-        }
+        else
+            continue;
+        int rc = fn(&o, arg);
+        if (rc)
+            return rc;
     }
     return 0;
 }

@@ -20,6 +20,7 @@
  * other updaters keep taking away. 0: a record chain, TOMB or nothing. */
 #define META_INLINE (1u << 31)
 #define META_RECKEY (1u << 30)
+#define META_BAG (1u << 29) /* w[0] is a bag key's hbag (hash.c) */
 static inline uint32_t meta_klen(uint32_t m) { return m & 0xff; }
 static inline uint32_t meta_vlen(uint32_t m) { return (m >> 8) & 0xff; }
 
@@ -27,17 +28,26 @@ typedef struct hslot {
     _Atomic uint64_t hash;
     _Atomic uint32_t seq;
     _Atomic uint32_t meta;
-    _Atomic uint64_t w[HW]; /* meta 0: w[0] is the record chain (or NULL, TOMB) */
+    _Atomic uint64_t w[HW]; /* meta 0: w[0] is a set's record (or NULL, TOMB) */
 } __attribute__((aligned(32))) hslot;
 
 _Static_assert(sizeof(hslot) == 32 && ETS_CACHELINE % sizeof(hslot) == 0,
                "a slot never straddles cache lines");
 
 static inline ets_rec *as_rec(uint64_t w) { return (ets_rec *)(uintptr_t)w; }
+
+/* A bag key's objects: an immutable array of its records in insertion order
+ * (n >= 1), replaced whole by every write of the key (hash.c). */
+typedef struct hbag {
+    ets_rhead rcu;
+    uint32_t n;
+    ets_rec *r[];
+} hbag;
+static inline hbag *as_bag(uint64_t w) { return (hbag *)(uintptr_t)w; }
 static inline uint64_t rec_word(const ets_rec *r) { return (uint64_t)(uintptr_t)r; }
 
 typedef struct harr {
-    struct rcu_head rcu;
+    ets_rhead rcu;
     void *base;         /* what calloc or mmap returned */
     size_t mapped;      /* bytes mmapped at base; 0: calloc */
     struct hprep *prep; /* hash.c: how it was made ahead, or NULL */
@@ -149,7 +159,7 @@ ETS_INLINE_ALWAYS bool ets_hash_find_small(const harr *a, uint64_t h, const void
             }
             return true;
         }
-        if (!(meta & (META_INLINE | META_RECKEY)) && live(r) && rec_is(r, k, kl)) {
+        if (!(meta & (META_INLINE | META_RECKEY | META_BAG)) && live(r) && rec_is(r, k, kl)) {
             ets_obj_of_rec(o, r);
             return true;
         }

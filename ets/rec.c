@@ -33,7 +33,6 @@ ets_rec *ets__rec_new(const void *k, size_t kl, const void *v, size_t vl, uint64
     ets_rec *r = malloc(ets_rec_size((uint32_t)kl, (uint32_t)vl));
     if (!r)
         return NULL;
-    atomic_init(&r->next, NULL);
     r->hash = hash;
     r->klen = (uint32_t)kl;
     r->vlen = (uint32_t)vl;

@@ -89,7 +89,7 @@ static void table_free(ets_table *t)
     free(t);
 }
 
-static void table_free_cb(struct rcu_head *h)
+static void table_free_cb(ets_rhead *h)
 {
     ets__reclaim_acquire();
     table_free(caa_container_of(h, ets_table, rcu));
@@ -193,7 +193,7 @@ static void unpublish(ets_table *t)
         *p = t->name_next;
     }
     owner_unlink(t);
-    ets__retire(&t->rcu, table_free_cb);
+    ets__retire(&t->rcu, table_free_cb, sizeof *t + ets__bytes(t));
 }
 
 OT_API ot_tab ot_ets_new(const char *name, const ot_ets_opts *o)

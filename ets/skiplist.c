@@ -21,7 +21,7 @@
 #define SL_LEVELS 24
 
 typedef struct sl_node {
-    struct rcu_head rcu;
+    ets_rhead rcu;
     ets_rec *_Atomic rec;
     _Atomic int lock;
     _Atomic bool marked, linked;
@@ -108,7 +108,7 @@ static sl_node *node_new(int top, const void *k, size_t kl)
     return n;
 }
 
-static void node_free_cb(struct rcu_head *h)
+static void node_free_cb(ets_rhead *h)
 {
     ets__reclaim_acquire();
     free(caa_container_of(h, sl_node, rcu));
@@ -325,7 +325,7 @@ static int sl_del(ets_table *t, const void *k, size_t kl, uint64_t h, const void
         ets_count(t, h, -1,
                   -(long)(ets_rec_size(rec->klen, rec->vlen) + node_size(top, victim->klen)));
         ets__vec_push(out, rec);
-        ets__retire(&victim->rcu, node_free_cb);
+        ets__retire(&victim->rcu, node_free_cb, node_size(victim->top, victim->klen));
         return 1;
     }
 }

@@ -22,6 +22,10 @@ int ot__proc_mark_ets_owner(ot_pid p);
  * and monitors fire. Set once, before ot_start, or from a constructor. */
 typedef void (*ot__exit_hook_fn)(ot_pid pid);
 void ot__set_ets_exit_hook(ot__exit_hook_fn fn);
+/* ETS reclamation's thread (ets/qsbr.c, installed by a constructor there):
+ * start runs in ot_start before the schedulers (an error fails ot_start),
+ * stop in ot_stop after them, and runs every deferred free. */
+void ot__set_ets_lifecycle(int (*start)(void), void (*stop)(void));
 
 /* ---- per-process resources (I/O descriptors, ...) -------------------------
  * A resource registered by the calling process is released (release called

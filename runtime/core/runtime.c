@@ -43,6 +43,14 @@ int ot_scheduler_id(void) {
     return s ? s->id : -1;
 }
 
+static int (*ets_start)(void);
+static void (*ets_stop)(void);
+
+void ot__set_ets_lifecycle(int (*start)(void), void (*stop)(void)) {
+    ets_start = start;
+    ets_stop = stop;
+}
+
 static void teardown(void) {
     ot__ahead_stop(); /* first: it may be populating the tables freed below */
     if (ot__rt.sched) {
@@ -121,6 +129,11 @@ int ot_start(const ot_config *cfg) {
         rc = ot__ahead_start();
     if (!rc)
         rc = ot__heap_pool_init(c.heap_arenas);
+    bool ets_started = false;
+    if (!rc && ets_start) {
+        rc = ets_start();
+        ets_started = !rc;
+    }
     if (!rc)
         rc = ot__fault_install();
     if (!rc) {
@@ -131,6 +144,8 @@ int ot_start(const ot_config *cfg) {
             ot__sched_stop_all();
         }
     }
+    if (rc && ets_started)
+        ets_stop();
     if (rc)
         teardown();
     pthread_mutex_unlock(&life_mu);
@@ -171,6 +186,8 @@ int ot_stop(void) {
         }
     }
     ot__sched_stop_all();
+    if (ets_stop)
+        ets_stop(); /* no scheduler left online: every deferred free runs */
     atomic_store_explicit(&ot__rt.running, 0, memory_order_release);
     teardown();
     atomic_store_explicit(&ot__rt.stopping, 0, memory_order_release);
