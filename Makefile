@@ -25,7 +25,9 @@ WARN    := -Wall -Wextra -Wshadow -Wconversion -Wno-unused-parameter \
 ifneq ($(WERROR),)
 WARN    += -Werror
 endif
-CFLAGS_BASE := -std=gnu11 $(OPT) -g -fPIC -fvisibility=hidden -pthread \
+# -fstack-clash-protection: frames larger than a stack's 64 KiB guard probe it
+# page by page, so they overflow into the guard, never into the stack below
+CFLAGS_BASE := -std=gnu11 $(OPT) -g -fPIC -fvisibility=hidden -pthread -fstack-clash-protection \
                -Iinclude -I. -D_GNU_SOURCE $(WARN)
 LIBS    := -luring -ljemalloc -lurcu-qsbr -lurcu-common -lpthread -lm
 
@@ -106,12 +108,13 @@ $(BUILD)/libotter-testing.a: $(TESTING_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 # Tests link the static library so internal (hidden) symbols stay reachable
-# for white-box suites that include private headers.
+# for white-box suites that include private headers; -rdynamic exports their
+# own default-visibility functions, which crash reports then name.
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libotter.a $(BUILD)/libotter-testing.a $(BUILD)/obj/examples_kv.a \
                   $(TEST_SUPPORT) $(HEADERS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(TEST_SUPPORT) $(BUILD)/obj/examples_kv.a \
+	$(Q)$(CC) $(CFLAGS) -Itests -rdynamic -o $@ $< $(TEST_SUPPORT) $(BUILD)/obj/examples_kv.a \
 	    $(BUILD)/libotter-testing.a $(BUILD)/libotter.a $(LDSAN) -lcriterion $(LIBS)
 
 $(BUILD)/obj/examples_kv.a: $(KV_LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -154,7 +157,7 @@ test-aarch64:
 	@sh scripts/deps.sh cross
 	@mkdir -p $(BUILD)/aarch64
 	$(Q)$(CROSS_AARCH64) -std=gnu11 -O2 -static -Wall -Wextra -Wconversion -Werror -DCTX_STANDALONE \
-	    -I. -Iinclude tests/test_ctx.c runtime/core/switch.S -o $(BUILD)/aarch64/test_ctx
+	    -I. -Iinclude tests/test_ctx.c runtime/core/switch.S -o $(BUILD)/aarch64/test_ctx -lm
 	$(Q)qemu-aarch64 $(BUILD)/aarch64/test_ctx
 
 test-werror:

@@ -1,10 +1,16 @@
 /* Faults that are not contained (ARCHITECTURE 7, "Which faults are
  * contained"), and the critical-section interface that decides it
- * (runtime/core/ext.h): a fault inside a runtime critical section aborts the
- * whole program with a report on stderr that names the signal, the address
- * and the process and says the fault could not be contained, never a silent
- * wedge. Each such program runs in a forked child whose stderr the test
- * reads; the test asserts SIGABRT and the report's text. Sections nest and
+ * (runtime/core/ext.h): a fault inside a runtime critical section, inside
+ * libc code that may hold a lock (stdio with a bad FILE), or in the
+ * process's own code while libc holds a lock further up its stack (a custom
+ * printf conversion, a fopencookie stream's write function: stdout's or the
+ * stream's lock is held) aborts the whole program with a report on stderr
+ * that names the signal, the address, the process and the code that may hold
+ * the lock, and says the fault could not be contained: never a silent wedge
+ * (before, such a fault was "contained" and the next printf hung forever).
+ * Each such program runs in a forked child whose stderr the test reads (with
+ * an alarm, so a hang fails instead of blocking); the test asserts SIGABRT
+ * and the report's text. Sections nest and
  * leave no count behind: after balanced enter/exit pairs a fault is
  * contained as usual. ot__stack_headroom reports the room left on the
  * calling process's stack, less after a deep frame, and SIZE_MAX off a
@@ -12,6 +18,7 @@
  * fault handlers there). */
 #include <otter/testing.h>
 
+#include <printf.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -46,6 +53,7 @@ static void run_child(void (*body)(void *), struct child_result *r) {
     pid_t c = fork();
     cr_assert(c >= 0);
     if (c == 0) {
+        alarm(60); /* a wedge fails the test (SIGALRM), never blocks it */
         close(fds[0]);
         dup2(fds[1], STDERR_FILENO);
         dup2(fds[1], STDOUT_FILENO);
@@ -101,6 +109,109 @@ Test(crash, fault_in_critical_section_aborts_with_report, .timeout = 60) {
                            "inside a runtime critical section",
                            "cannot be contained to one process, so the program aborts",
                            NULL};
+    expect_abort_with(&r, parts);
+}
+
+/* ---- faults while libc holds a lock ------------------------------------------------ */
+
+/* The conversion runs inside vfprintf, with stdout's lock held. */
+static int print_w(FILE *f, const struct printf_info *info, const void *const *args) {
+    (void)f;
+    (void)info;
+    (void)args;
+    write_null();
+    return 0;
+}
+
+static int arginfo_w(const struct printf_info *info, size_t n, int *types, int *sizes) {
+    (void)info;
+    (void)sizes;
+    if (n > 0)
+        types[0] = PA_INT;
+    return 1;
+}
+
+static void printer(void *arg) {
+    (void)arg;
+    const char *volatile fmt = "%W\n"; /* a conversion gcc does not know */
+    printf(fmt, 7);
+}
+
+/* After the faulter, the test process prints too: with the fault "contained"
+ * and stdout's lock left held, that printf would never return. */
+static void fault_in_printf(void *arg) {
+    (void)arg;
+    register_printf_specifier('W', print_w, arginfo_w);
+    ot_ref mr;
+    ot_spawn_opts o = {.monitor = true, .monitor_ref = &mr};
+    ot_spawn_opt(printer, NULL, &o);
+    ot_msg_free(ot_receive_tag(OT_TAG_DOWN, WAIT_MS));
+    printf("after the fault\n");
+}
+
+Test(crash, fault_in_printf_conversion_aborts, .timeout = 90) {
+    SKIP_IN_SANITIZER();
+    struct child_result r;
+    run_child(fault_in_printf, &r);
+    const char *parts[] = {"otter: fatal: SIGSEGV at address 0x0, pc 0x",
+                           "(print_w+0x",
+                           "the fault hit while the process was running code in libc.so.6 at 0x",
+                           "cannot be contained to one process, so the program aborts",
+                           NULL};
+    expect_abort_with(&r, parts);
+    cr_assert(strstr(r.out, "after the fault") == NULL);
+}
+
+static ssize_t cookie_write(void *c, const char *buf, size_t n) {
+    (void)c;
+    (void)buf;
+    (void)n;
+    write_null();
+    return (ssize_t)n;
+}
+
+static void cookie_writer(void *arg) {
+    FILE *f = arg;
+    fprintf(f, "to the cookie %d\n", 42);
+    fflush(f); /* the stream's lock is held while it calls cookie_write */
+}
+
+static void fault_in_cookie_write(void *arg) {
+    (void)arg;
+    cookie_io_functions_t io = {.write = cookie_write};
+    FILE *f = fopencookie(NULL, "w", io);
+    ot_ref mr;
+    ot_spawn_opts o = {.monitor = true, .monitor_ref = &mr};
+    ot_spawn_opt(cookie_writer, f, &o);
+    ot_msg_free(ot_receive_tag(OT_TAG_DOWN, WAIT_MS));
+    fputs("after the fault\n", f); /* would wait for the stream's lock forever */
+    printf("after the fault\n");
+}
+
+Test(crash, fault_in_fopencookie_write_aborts, .timeout = 90) {
+    SKIP_IN_SANITIZER();
+    struct child_result r;
+    run_child(fault_in_cookie_write, &r);
+    const char *parts[] = {"otter: fatal: SIGSEGV at address 0x0",
+                           "while the process was running code in libc.so.6",
+                           "so the program aborts", NULL};
+    expect_abort_with(&r, parts);
+    cr_assert(strstr(r.out, "after the fault") == NULL);
+}
+
+/* A bad FILE: the fault is inside libc's stdio itself. */
+static void fault_in_stdio(void *arg) {
+    (void)arg;
+    FILE *volatile bad = (FILE *)(uintptr_t)0x40;
+    fputs("x", bad);
+}
+
+Test(crash, fault_inside_libc_stdio_aborts, .timeout = 90) {
+    SKIP_IN_SANITIZER();
+    struct child_result r;
+    run_child(fault_in_stdio, &r);
+    const char *parts[] = {"otter: fatal: SIGSEGV at address 0x", "the fault hit code in libc.so.6",
+                           "so the program aborts", NULL};
     expect_abort_with(&r, parts);
 }
 

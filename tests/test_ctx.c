@@ -2,7 +2,10 @@
  * scheduler: a fresh context runs fn(arg) on its own stack with the ABI's
  * stack alignment; values live across switches in callee-saved integer and
  * floating-point registers come back intact on both sides; a thousand
- * switches to and fro keep their order; several contexts interleave.
+ * switches to and fro keep their order; several contexts interleave; the
+ * floating-point control state (rounding mode and exception masks: MXCSR and
+ * the x87 control word on x86-64, FPCR on aarch64) is each context's own,
+ * and a fresh context starts with the ABI's defaults.
  *
  * Built two ways: as a Criterion suite in `make test`, and with
  * -DCTX_STANDALONE as a plain program (no Criterion, no liburing) that
@@ -10,6 +13,7 @@
  * aarch64 switch, which no machine of ours runs natively, is exercised too. */
 #include "runtime/core/ctx.h"
 
+#include <fenv.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,9 +212,69 @@ static void check_ring(void) {
     free(stacks);
 }
 
+/* ---- floating-point control state is per context ---------------------------------------- */
+
+static volatile double one = 1.0, three = 3.0;
+static int co_round_at_start, co_round_after;
+static double co_third;
+#if defined(__x86_64__)
+static unsigned short co_x87_at_start, co_x87_after;
+static unsigned short x87_cw(void) {
+    unsigned short cw;
+    __asm__ volatile("fnstcw %0" : "=m"(cw));
+    return cw;
+}
+static void x87_set(unsigned short cw) { __asm__ volatile("fldcw %0" : : "m"(cw)); }
+#endif
+
+static void fp_fn(void *arg) {
+    (void)arg;
+    co_round_at_start = fegetround();
+#if defined(__x86_64__)
+    co_x87_at_start = x87_cw();
+    x87_set(0x007f); /* single precision, every exception masked */
+#endif
+    fesetround(FE_UPWARD);
+    ot__ctx_switch(&co_sp, main_sp);
+    co_round_after = fegetround(); /* still upward after main ran */
+    co_third = one / three;
+#if defined(__x86_64__)
+    co_x87_after = x87_cw();
+#endif
+    ot__ctx_switch(&co_sp, main_sp);
+    abort();
+}
+
+static void check_fp_control(void) {
+    char *stack = malloc(STACK);
+    CHECK(stack != NULL);
+    fesetround(FE_DOWNWARD); /* the maker's mode is not the fresh context's */
+    co_sp = ot__ctx_make(stack + STACK, fp_fn, NULL);
+    fesetround(FE_TONEAREST);
+    ot__ctx_switch(&main_sp, co_sp);
+    CHECK(co_round_at_start == FE_TONEAREST);
+    CHECK(fegetround() == FE_TONEAREST); /* the context's FE_UPWARD stayed there */
+    volatile double mine = one / three;
+    fesetround(FE_TOWARDZERO);
+    ot__ctx_switch(&main_sp, co_sp);
+    CHECK(co_round_after == FE_UPWARD);
+    CHECK(fegetround() == FE_TOWARDZERO);
+    CHECK(co_third > mine); /* rounded up there, to nearest (down, for 1/3) here */
+#if defined(__x86_64__)
+    /* fesetround sets the x87 rounding bits too (10-11): upward there, toward
+     * zero here, each over its own precision bits */
+    CHECK(co_x87_at_start == 0x037f);
+    CHECK(co_x87_after == 0x087f);
+    CHECK(x87_cw() == 0x0f7f);
+#endif
+    fesetround(FE_TONEAREST);
+    free(stack);
+}
+
 #if defined(CTX_STANDALONE)
 int main(void) {
-    void (*checks[])(void) = {check_start, check_registers, check_named_registers, check_ring};
+    void (*checks[])(void) = {check_start, check_registers, check_named_registers, check_ring,
+                              check_fp_control};
     int passed = 0, failed = 0;
     for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
         int before = failures;
@@ -249,6 +313,12 @@ Test(ctx, callee_saved_registers_survive_switches) {
 Test(ctx, every_callee_saved_register_survives) {
     SKIP_UNDER_SANITIZERS();
     check_named_registers();
+    cr_assert_eq(failures, 0);
+}
+
+Test(ctx, fp_control_state_is_per_context) {
+    SKIP_UNDER_SANITIZERS();
+    check_fp_control();
     cr_assert_eq(failures, 0);
 }
 

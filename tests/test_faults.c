@@ -133,15 +133,70 @@ static int recurse(int depth) {
     return recurse(depth + 1) + pad[depth & 255];
 }
 
-enum { F_SEGV, F_FPE, F_OVERFLOW };
+/* Recursion with frames of N KiB each (volatile arrays written at both
+ * ends): with -fstack-clash-protection the compiler probes each page of a
+ * frame in order, so even a 200 KiB frame, three times the 64 KiB guard,
+ * faults on the guard instead of writing over the stack below. */
+#define BIG_FRAME(kib)                                                                             \
+    __attribute__((noinline)) static int frame_##kib(int depth) {                                  \
+        volatile char pad[(kib) * 1024];                                                           \
+        pad[0] = (char)depth;                                                                      \
+        pad[sizeof pad - 1] = (char)(depth >> 8);                                                  \
+        if (depth == recursion_stop)                                                               \
+            return pad[0];                                                                         \
+        return frame_##kib(depth + 1) + pad[sizeof pad - 1];                                       \
+    }
+BIG_FRAME(8)
+BIG_FRAME(64)
+BIG_FRAME(200)
+
+/* Lock-free libc functions handed a bad pointer by the process's own code:
+ * contained like a bad store (ARCHITECTURE 7). */
+static char *volatile null_str;
+static void (*volatile null_fn)(void);
+__attribute__((noinline)) static void copy_from_null(void) {
+    char buf[64];
+    memcpy(buf, null_str, sizeof buf);
+    sink = buf[3];
+}
+__attribute__((noinline)) static void strlen_of_null(void) { sink = (int)strlen(null_str); }
+__attribute__((noinline)) static void call_null(void) {
+    null_fn();
+    sink = 1; /* not a tail call: the caller's frame stays for the walk */
+}
+
+enum { F_SEGV, F_FPE, F_OVERFLOW, F_FRAME8, F_FRAME64, F_FRAME200, F_MEMCPY, F_STRLEN, F_CALLNULL };
 
 static void do_fault(int f) {
-    if (f == F_SEGV)
+    switch (f) {
+    case F_SEGV:
         write_null();
-    else if (f == F_FPE)
+        break;
+    case F_FPE:
         divide_by_zero();
-    else
+        break;
+    case F_OVERFLOW:
         sink = recurse(0);
+        break;
+    case F_FRAME8:
+        sink = frame_8(0);
+        break;
+    case F_FRAME64:
+        sink = frame_64(0);
+        break;
+    case F_FRAME200:
+        sink = frame_200(0);
+        break;
+    case F_MEMCPY:
+        copy_from_null();
+        break;
+    case F_STRLEN:
+        strlen_of_null();
+        break;
+    case F_CALLNULL:
+        call_null();
+        break;
+    }
 }
 
 static void faulter_main(void *arg) {
@@ -298,6 +353,37 @@ FAULT_TEST(handler_stack_overflow_in_callback) {
     fault_scenario(F_OVERFLOW, true, OT_STACK_OVERFLOW, 0, "stack_overflow");
 }
 
+/* Frames of 8, 64 and 200 KiB overflow into the guard: OT_STACK_OVERFLOW,
+ * with no bystander hurt (before the guard grew and the build probed large
+ * frames, a 64 KiB frame jumped a 4 KiB guard into the stack below). */
+FAULT_TEST(overflow_with_8k_frames) {
+    fault_scenario(F_FRAME8, false, OT_STACK_OVERFLOW, 0, "stack_overflow");
+}
+
+FAULT_TEST(overflow_with_64k_frames) {
+    fault_scenario(F_FRAME64, false, OT_STACK_OVERFLOW, 0, "stack_overflow");
+}
+
+FAULT_TEST(overflow_with_200k_frames) {
+    fault_scenario(F_FRAME200, false, OT_STACK_OVERFLOW, 0, "stack_overflow");
+}
+
+FAULT_TEST(handler_overflow_with_200k_frames) {
+    fault_scenario(F_FRAME200, true, OT_STACK_OVERFLOW, 0, "stack_overflow");
+}
+
+FAULT_TEST(memcpy_from_null_is_contained) {
+    fault_scenario(F_MEMCPY, false, OT_FAULT, SIGSEGV, "{fault,SIGSEGV}");
+}
+
+FAULT_TEST(strlen_of_null_is_contained) {
+    fault_scenario(F_STRLEN, false, OT_FAULT, SIGSEGV, "{fault,SIGSEGV}");
+}
+
+FAULT_TEST(call_through_null_is_contained) {
+    fault_scenario(F_CALLNULL, true, OT_FAULT, SIGSEGV, "{fault,SIGSEGV}");
+}
+
 FAULT_TEST(repeated_faults_reuse_stacks) {
     /* stacks (and the handlers' borrowed stack) go back to the pool after a
      * fault and must work again, guard included */
@@ -436,6 +522,96 @@ OT_TEST(faults, crash_report_names_registered_process, .timeout = 60) {
     ot_assert_eq(total, 1);
     ot_assert_eq(ot_whereis("doomed_server").v, 0);
     ot_set_logger(NULL, NULL);
+}
+
+/* ---- where a fault hit: the report's content (ARCHITECTURE 7) ------------------------ */
+
+__attribute__((noinline)) static void crash_here(void) {
+    *null_ptr = 7;
+    sink = 2;
+}
+__attribute__((noinline)) static void crash_caller(void) {
+    crash_here();
+    sink = 3;
+}
+static void register_then_fault(void *arg) {
+    (void)arg;
+    ot_register("faulty_server", ot_self());
+    ot_msg_free(ot_receive_tag(TAG_POKE, OT_INFINITY));
+    crash_caller();
+    sink = 4; /* not a tail call */
+}
+
+static bool line_has_all(const char *const *parts, char *out, size_t n) {
+    bool ok = false;
+    pthread_mutex_lock(&log_mu);
+    for (int i = 0; i < log_n && i < MAX_LINES && !ok; i++) {
+        ok = true;
+        for (int k = 0; parts[k]; k++)
+            ok = ok && strstr(log_lines[i], parts[k]) != NULL;
+    }
+    snprintf(out, n, "%s", log_n > 0 ? log_lines[0] : "(no line)");
+    pthread_mutex_unlock(&log_mu);
+    return ok;
+}
+
+FAULT_TEST(fault_report_says_where) {
+    capture_start();
+    ot_ref mr;
+    ot_spawn_opts o = {.monitor = true, .monitor_ref = &mr, .behaviour = "demo_server"};
+    ot_pid p = ot_spawn_opt(register_then_fault, NULL, &o);
+    ot_assert(p.v != 0);
+    for (int i = 0; i < 10000 && ot_whereis("faulty_server").v != p.v; i++)
+        ot_sleep(1);
+    ot_send(p, TAG_POKE, NULL, 0);
+    ot_assert_eq(expect_down(mr, p).kind, OT_FAULT);
+    char pid[32], line[512];
+    ot_assert_eq(ot_pid_format(p, pid, sizeof pid), 0);
+    const char *parts[] = {"crash: process ",
+                           pid,
+                           " name=faulty_server behaviour=demo_server exited with reason "
+                           "{fault,SIGSEGV}: SIGSEGV at address 0x0, pc crash_here+0x",
+                           "; backtrace: crash_here+0x",
+                           " < crash_caller+0x",
+                           " < register_then_fault+0x",
+                           " < ot__stackful_entry+0x",
+                           NULL};
+    ot_assert(line_has_all(parts, line, sizeof line), "report: %s", line);
+    ot_assert_eq(log_count(), 1);
+    ot_set_logger(NULL, NULL);
+}
+
+FAULT_TEST(overflow_report_names_the_guard) {
+    capture_start();
+    ot_ref mr;
+    ot_pid p = spawn_mon(faulter_main, (void *)(intptr_t)F_FRAME64, &mr);
+    ot_send(p, TAG_POKE, NULL, 0);
+    ot_assert_eq(expect_down(mr, p).kind, OT_STACK_OVERFLOW);
+    char pid[32], line[512];
+    ot_assert_eq(ot_pid_format(p, pid, sizeof pid), 0);
+    const char *parts[] = {pid, "exited with reason {stack_overflow,", ": stack overflow at address 0x",
+                           " (the stack's guard), pc frame_64+0x", " < frame_64+0x",
+                           " < do_fault+0x", NULL};
+    ot_assert(line_has_all(parts, line, sizeof line), "report: %s", line);
+    ot_set_logger(NULL, NULL);
+}
+
+OT_TEST(faults, pid_format, .timeout = 60) {
+    char b[32];
+    ot_pid me = ot_self();
+    ot_assert_eq(ot_pid_format(me, b, sizeof b), 0);
+    char want[32];
+    snprintf(want, sizeof want, "<0.%u.%u>", (unsigned)(me.v & 0xffffffffu), (unsigned)(me.v >> 32));
+    ot_assert(strcmp(b, want) == 0, "%s", b);
+    ot_pid big = {((uint64_t)4294967295u << 32) | 4294967295u};
+    ot_assert_eq(ot_pid_format(big, b, sizeof b), 0);
+    ot_assert(strcmp(b, "<0.4294967295.4294967295>") == 0, "%s", b);
+    ot_assert_eq(ot_pid_format(big, b, 24), -ENOSPC); /* 25 bytes with the NUL */
+    ot_assert(strcmp(b, "<0.4294967295.429496729") == 0, "%s", b);
+    ot_assert_eq(ot_pid_format(OT_NOPID, b, sizeof b), 0);
+    ot_assert(strcmp(b, "<0.0.0>") == 0, "%s", b);
+    ot_assert_eq(ot_pid_format(me, NULL, 10), -EINVAL);
+    ot_assert_eq(ot_pid_format(me, b, 0), -EINVAL);
 }
 
 OT_TEST(faults, no_crash_report_for_normal_shutdown_or_kills, .timeout = 60) {

@@ -5,9 +5,14 @@
  * blocked inside its callback, handler to handler) delivers every message in
  * order and ends every process normally; and a long chain of direct switches
  * does not starve the loop's other duties: a timer due during the chain fires
- * during it, and a process waiting in the run queue gets its turns. */
+ * during it, and a process waiting in the run queue gets its turns. The
+ * floating-point control state is each process's own: a process that sets
+ * FE_UPWARD and parks keeps it, while the processes that run next on the
+ * same scheduler (stackful, and a handler in its callback) see the default
+ * FE_TONEAREST and round 1/3 to nearest. */
 #include <otter/testing.h>
 
+#include <fenv.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -237,4 +242,74 @@ OT_TEST(sw, chain_keeps_loop_fair, .timeout = 120) {
     ot_assert(atomic_load(&yielder_turns) > turns_at_tick,
               "(the yielder got no turn during the chain: %llu)",
               (unsigned long long)atomic_load(&yielder_turns));
+}
+
+/* ---- floating-point control state per process ------------------------------------------ */
+
+static volatile double fp_one = 1.0, fp_three = 3.0;
+
+struct fp_seen {
+    int mode;
+    double third;
+};
+
+static void fp_report(ot_pid to, uint32_t tag) {
+    struct fp_seen r = {fegetround(), fp_one / fp_three};
+    ot_send(to, tag, &r, sizeof r);
+}
+
+static void fp_upward(void *arg) {
+    ot_pid test = *(const ot_pid *)arg;
+    fesetround(FE_UPWARD);
+    fp_report(test, TAG_PING);
+    ot_msg_free(ot_receive_tag(TAG_CONT, OT_INFINITY)); /* parks; others run meanwhile */
+    fp_report(test, TAG_DONE);
+}
+
+static void fp_plain(void *arg) {
+    fp_report(*(const ot_pid *)arg, TAG_PONG);
+}
+
+static int fp_handler(void *state, const ot_msg *m) {
+    if (m->tag == TAG_TICK)
+        fp_report(*(const ot_pid *)state, TAG_TICK);
+    return 0;
+}
+
+static struct fp_seen fp_wait(uint32_t tag) {
+    ot_msg *m = ot_receive_tag(tag, 30000);
+    ot_assert(m != NULL, "no report %u", tag);
+    struct fp_seen r;
+    memcpy(&r, ot_msg_data(m), sizeof r);
+    ot_msg_free(m);
+    return r;
+}
+
+OT_TEST(sw, fp_rounding_mode_is_per_process, .timeout = 60) {
+    static ot_pid test;
+    test = ot_self();
+    double nearest = fp_one / fp_three;
+    ot_spawn_opts o = {.scheduler_set = true, .scheduler = 0};
+    ot_pid up = ot_spawn_opt(fp_upward, &test, &o);
+    ot_assert(up.v != 0);
+    struct fp_seen a = fp_wait(TAG_PING);
+    ot_assert_eq(a.mode, FE_UPWARD);
+    ot_assert(a.third > nearest, "1/3 upward is above 1/3 to nearest");
+    for (int i = 0; i < 20; i++) { /* each runs on scheduler 0 after the parked upward one */
+        ot_assert(ot_spawn_opt(fp_plain, &test, &o).v != 0);
+        struct fp_seen b = fp_wait(TAG_PONG);
+        ot_assert_eq(b.mode, FE_TONEAREST);
+        ot_assert(b.third == nearest);
+    }
+    ot_pid h = ot_spawn_handler(fp_handler, &test, &o);
+    ot_send(h, TAG_TICK, NULL, 0);
+    struct fp_seen c = fp_wait(TAG_TICK);
+    ot_assert_eq(c.mode, FE_TONEAREST);
+    ot_assert(c.third == nearest);
+    ot_assert_eq(fegetround(), FE_TONEAREST);
+    ot_send(up, TAG_CONT, NULL, 0);
+    struct fp_seen d = fp_wait(TAG_DONE);
+    ot_assert_eq(d.mode, FE_UPWARD);
+    ot_assert(d.third > nearest);
+    ot_exit(h, OT_REASON(OT_KILL));
 }

@@ -67,6 +67,11 @@ OT_API ot_pid ot_spawn_opt(void (*fn)(void *), void *arg, const ot_spawn_opts *o
 OT_API ot_pid ot_spawn_handler(ot_handler_fn fn, void *state, const ot_spawn_opts *o);
 OT_API ot_pid ot_self(void); /* self/0; OT_NOPID outside a process */
 OT_API bool ot_is_alive(ot_pid p);
+/* Writes p as crash reports print it, "<0.Index.Generation>" (OT_NOPID is
+ * "<0.0.0>"): 0, -EINVAL for a NULL or empty buffer, -ENOSPC when it did not
+ * fit (the buffer then holds as much as fits, NUL-terminated). 24 bytes are
+ * always enough. */
+OT_API int ot_pid_format(ot_pid p, char *buf, size_t len);
 OT_API void ot_yield(void);
 OT_API void ot_sleep(int64_t ms);                  /* Process.sleep/1; OT_INFINITY sleeps forever */
 OT_API _Noreturn void ot_exit_self(ot_reason why); /* exit/1 */

@@ -114,7 +114,7 @@ static void *ahead_main(void *arg) {
     /* only cores nothing else wants: best effort, a normal thread otherwise */
     struct sched_param sp = {0};
     (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
-    pthread_mutex_lock(&svc.mu);
+    ot__lock(&svc.mu);
     while (!atomic_load_explicit(&svc.stop, memory_order_acquire)) {
         /* seq_cst: the load of seq before the look for work, which an ask
          * that comes later bumps; see the sleep below */
@@ -128,9 +128,9 @@ static void *ahead_main(void *arg) {
             size_t from;
             if (claim(a, upto, &from)) {
                 svc.busy = a;
-                pthread_mutex_unlock(&svc.mu);
+                ot__unlock(&svc.mu);
                 (void)populate(a, from, upto);
-                pthread_mutex_lock(&svc.mu);
+                ot__lock(&svc.mu);
                 svc.busy = NULL;
                 pthread_cond_broadcast(&svc.idle_cv);
             }
@@ -142,13 +142,13 @@ static void *ahead_main(void *arg) {
          * its bump and look again; FUTEX_WAIT itself refuses a stale s. */
         atomic_store(&svc.sleeping, true);
         if (atomic_load(&svc.seq) == s && !atomic_load_explicit(&svc.stop, memory_order_acquire)) {
-            pthread_mutex_unlock(&svc.mu);
+            ot__unlock(&svc.mu);
             syscall(SYS_futex, &svc.seq, FUTEX_WAIT_PRIVATE, s, NULL, NULL, 0);
-            pthread_mutex_lock(&svc.mu);
+            ot__lock(&svc.mu);
         }
         atomic_store(&svc.sleeping, false);
     }
-    pthread_mutex_unlock(&svc.mu);
+    ot__unlock(&svc.mu);
     return NULL;
 }
 
@@ -175,9 +175,9 @@ void ot__ahead_stop(void) {
         pthread_join(svc.th, NULL);
         svc.started = false;
     }
-    pthread_mutex_lock(&svc.mu);
+    ot__lock(&svc.mu);
     svc.regions = NULL;
-    pthread_mutex_unlock(&svc.mu);
+    ot__unlock(&svc.mu);
 }
 
 void ot__ahead_init(struct ot__ahead *a, void *base, size_t len, size_t slot) {
@@ -186,16 +186,16 @@ void ot__ahead_init(struct ot__ahead *a, void *base, size_t len, size_t slot) {
     a->len = slot ? len / slot * slot : page_up(len);
     atomic_store_explicit(&a->claimed, 0, memory_order_relaxed);
     atomic_store_explicit(&a->asked, 0, memory_order_relaxed);
-    pthread_mutex_lock(&svc.mu);
+    ot__lock(&svc.mu);
     a->next = svc.regions;
     svc.regions = a;
-    pthread_mutex_unlock(&svc.mu);
+    ot__unlock(&svc.mu);
 }
 
 void ot__ahead_fini(struct ot__ahead *a) {
     if (!a->base)
         return;
-    pthread_mutex_lock(&svc.mu);
+    ot__lock(&svc.mu);
     for (struct ot__ahead **pp = &svc.regions; *pp; pp = &(*pp)->next) {
         if (*pp == a) {
             *pp = a->next;
@@ -204,7 +204,7 @@ void ot__ahead_fini(struct ot__ahead *a) {
     }
     while (svc.busy == a)
         pthread_cond_wait(&svc.idle_cv, &svc.mu);
-    pthread_mutex_unlock(&svc.mu);
+    ot__unlock(&svc.mu);
     a->base = NULL;
 }
 

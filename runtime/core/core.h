@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <liburing.h>
+#include <setjmp.h>
 #include <sys/mman.h>
 
 /* madvise advice newer than some libc headers: populating (5.14) and guard
@@ -204,15 +205,6 @@ OT_HIDDEN struct ot_proc *ot__ptab_at(size_t i);
 OT_HIDDEN size_t ot__ptab_hwm(void);
 OT_HIDDEN size_t ot__ptab_live_count(void);
 
-static inline void slot_lock(struct ot_proc *p) {
-    /* pairs with the release in slot_unlock */
-    while (atomic_exchange_explicit(&p->lock, 1, memory_order_acquire))
-        __builtin_ia32_pause();
-}
-static inline void slot_unlock(struct ot_proc *p) {
-    atomic_store_explicit(&p->lock, 0, memory_order_release);
-}
-
 /* ---- timers ---------------------------------------------------------------- */
 
 enum { TMR_FREE = 0, TMR_ARMED, TMR_CANCELLED, TMR_FIRED };
@@ -316,8 +308,10 @@ struct ot_sched {
     uint64_t now_ns;       /* the loop's clock */
     uint64_t run_start_ns; /* coarse ms of the last switch back (long_schedule) */
     bool in_process;       /* a process runs on this thread right now */
+    unsigned crit;         /* critical-section depth on this thread (crit.c) */
     volatile sig_atomic_t fault_sig;
     void *fault_addr;
+    struct ot__fault_info *fault; /* what the handler saw, for the report (fault.c) */
     void *altstack;
     void *tsan_fiber; /* the thread's own fiber */
     void *asan_fake;
@@ -458,9 +452,69 @@ OT_HIDDEN void ot__ring_wake_remote(struct ot_sched *from, struct ot_sched *to);
 OT_HIDDEN void ot__ring_drain(struct ot_sched *s);
 OT_HIDDEN void ot__io_count_deferred_teardown(void);
 
-/* fault.c, crit.c */
-extern __thread unsigned ot__crit_depth OT_HIDDEN __attribute__((tls_model("initial-exec")));
+/* crit.c: critical sections (ext.h). A section needs OT_CRIT_STACK bytes of
+ * the process's stack; with less, entering one ends the process with a stack
+ * overflow first, while nothing is held (ot__crit_overflow touches the guard). */
+#define OT_CRIT_STACK 8192
+OT_HIDDEN _Noreturn void ot__crit_overflow(struct ot_sched *s);
+static inline void ot__crit_enter_s(struct ot_sched *s) {
+    if (!s)
+        return; /* a foreign thread: none of its faults is contained anyway */
+    if (s->in_process && !s->crit && s->current && s->current->stack &&
+        unlikely((uintptr_t)__builtin_frame_address(0) - (uintptr_t)s->current->stack->lo <
+                 OT_CRIT_STACK))
+        ot__crit_overflow(s);
+    s->crit++;
+    __asm__ volatile("" ::: "memory"); /* the section's stores come after the count */
+}
+static inline void ot__crit_exit_s(struct ot_sched *s) {
+    if (!s)
+        return;
+    __asm__ volatile("" ::: "memory");
+    s->crit--;
+}
+
+/* A critical section (crit.c): a fault while it is held is not contained. */
+static inline void slot_lock(struct ot_proc *p) {
+    ot__crit_enter_s(ot__sched_get());
+    /* pairs with the release in slot_unlock */
+    while (atomic_exchange_explicit(&p->lock, 1, memory_order_acquire))
+        __builtin_ia32_pause();
+}
+static inline void slot_unlock(struct ot_proc *p) {
+    atomic_store_explicit(&p->lock, 0, memory_order_release);
+    ot__crit_exit_s(ot__sched_get());
+}
+
+/* The runtime's own mutexes, as critical sections: a fault while one is held
+ * is not contained. Never held across a context switch. */
+static inline void ot__lock(pthread_mutex_t *m) {
+    ot__crit_enter_s(ot__sched_get());
+    pthread_mutex_lock(m);
+}
+static inline void ot__unlock(pthread_mutex_t *m) {
+    pthread_mutex_unlock(m);
+    ot__crit_exit_s(ot__sched_get());
+}
+
+/* fault.c */
+struct ot__fault_info {
+    uintptr_t pc, sp;     /* where the fault hit */
+    unsigned nbt;         /* frames of the process's stack, the faulting one first */
+    uintptr_t bt[24];     /* their instruction addresses (return addresses above bt[0]) */
+    struct ot_proc *proc; /* whose fault handle_fault is finishing: the report adds the above */
+    volatile bool walking; /* the handler is walking the stack: a fault there jumps to jb */
+    sigjmp_buf jb;
+};
 OT_HIDDEN int ot__fault_install(void);
+/* symbols.c: true when pc's function was named (name+off); obj and objoff
+ * (the object's name and pc's offset in it) are set whenever obj is. */
+struct ot__sym {
+    const char *obj;
+    uintptr_t off, objoff;
+    char name[96];
+};
+OT_HIDDEN bool ot__symbolize(uintptr_t pc, struct ot__sym *out);
 OT_HIDDEN void ot__fault_uninstall(void);
 OT_HIDDEN int ot__fault_thread_init(struct ot_sched *s);
 OT_HIDDEN void ot__fault_thread_fini(struct ot_sched *s);

@@ -83,9 +83,9 @@ void ot__io_lsn_put(struct io_lsn *l) {
 }
 
 void ot__io_lsn_closed(struct io_lsn *l) {
-    pthread_mutex_lock(&l->mu);
+    io_lock(&l->mu);
     l->closed = true;
-    pthread_mutex_unlock(&l->mu);
+    io_unlock(&l->mu);
     ot__io_lsn_put(l);
 }
 
@@ -116,7 +116,7 @@ static int q_pop(struct io_lsn *l) {
 static bool ms_cqe(struct ot__io_op *op, const struct io_uring_cqe *cqe) {
     struct io_lsn *l = OT_IO_CONTAINER_OF(op, struct io_lsn, op);
     bool ended = !(cqe->flags & IORING_CQE_F_MORE);
-    pthread_mutex_lock(&l->mu);
+    io_lock(&l->mu);
     if (cqe->res >= 0) {
         if (l->closed || !q_push(l, cqe->res))
             close(cqe->res);
@@ -133,7 +133,7 @@ static bool ms_cqe(struct ot__io_op *op, const struct io_uring_cqe *cqe) {
         op->res = cqe->res;
         op->cqe_flags = cqe->flags;
     }
-    pthread_mutex_unlock(&l->mu);
+    io_unlock(&l->mu);
     /* The armed multishot's reference: a waker still holds the waiter's
      * reference, so the core's use of op after we return true is safe. */
     if (ended)
@@ -144,9 +144,9 @@ static bool ms_cqe(struct ot__io_op *op, const struct io_uring_cqe *cqe) {
 static void wait_release(struct ot__res *r, ot_pid owner) {
     (void)owner;
     struct lsn_wait *w = OT_IO_CONTAINER_OF(r, struct lsn_wait, res);
-    pthread_mutex_lock(&w->l->mu);
+    io_lock(&w->l->mu);
     w->l->waiting = false;
-    pthread_mutex_unlock(&w->l->mu);
+    io_unlock(&w->l->mu);
     ot__io_lsn_put(w->l);
 }
 
@@ -160,11 +160,11 @@ static int fill_peer(int fd, struct sockaddr *sa, socklen_t *len) {
  * Called with a reference on l, which it consumes (or hands to the exit
  * resource while parked). */
 static int ms_accept(struct io_lsn *l, struct sockaddr *sa, socklen_t *len, int64_t tmo) {
-    pthread_mutex_lock(&l->mu);
+    io_lock(&l->mu);
     for (;;) {
         if (l->qlen > 0) {
             int fd = q_pop(l);
-            pthread_mutex_unlock(&l->mu);
+            io_unlock(&l->mu);
             ot__io_lsn_put(l);
             ot__io_stat(IOS_MS_TAKEN);
             return fill_peer(fd, sa, len);
@@ -175,14 +175,14 @@ static int ms_accept(struct io_lsn *l, struct sockaddr *sa, socklen_t *len, int6
         if (!rc && (tmo != OT_INFINITY || l->waiting || (l->armed && l->ring != ring)))
             rc = -EAGAIN;
         if (rc) {
-            pthread_mutex_unlock(&l->mu);
+            io_unlock(&l->mu);
             ot__io_lsn_put(l);
             return rc;
         }
         if (!l->armed) {
             struct io_uring_sqe *sqe = ot__io_get_sqe();
             if (!sqe) {
-                pthread_mutex_unlock(&l->mu);
+                io_unlock(&l->mu);
                 ot__io_lsn_put(l);
                 return -EPERM;
             }
@@ -201,11 +201,11 @@ static int ms_accept(struct io_lsn *l, struct sockaddr *sa, socklen_t *len, int6
         l->op.done = 0;
         struct lsn_wait w = {.res = {.release = wait_release}, .l = l};
         bool tracked = ot__res_add(&w.res) == 0;
-        pthread_mutex_unlock(&l->mu);
+        io_unlock(&l->mu);
         ot__io_wait(&l->op);
         if (tracked)
             ot__res_del(&w.res);
-        pthread_mutex_lock(&l->mu);
+        io_lock(&l->mu);
         l->waiting = false;
     }
 }

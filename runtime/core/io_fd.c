@@ -87,14 +87,14 @@ static unsigned ctx_shard(uint64_t pid) {
 
 static void ctx_unmap(struct io_ctx *c) {
     unsigned s = ctx_shard(c->pid);
-    pthread_mutex_lock(&ctx_map[s].mu);
+    io_lock(&ctx_map[s].mu);
     for (struct io_ctx **pp = &ctx_map[s].head; *pp; pp = &(*pp)->hnext) {
         if (*pp == c) {
             *pp = c->hnext;
             break;
         }
     }
-    pthread_mutex_unlock(&ctx_map[s].mu);
+    io_unlock(&ctx_map[s].mu);
 }
 
 /* Closes an fd whose slot the caller just emptied: a listener is shut down
@@ -102,10 +102,10 @@ static void ctx_unmap(struct io_ctx *c) {
  * pending io_uring request holds its own reference to the file). */
 static int close_won(int fd, struct fd_slot *sl) {
     pthread_mutex_t *mu = &fd_stripe[(unsigned)fd % FD_STRIPES];
-    pthread_mutex_lock(mu);
+    io_lock(mu);
     struct io_lsn *l = sl->lsn;
     sl->lsn = NULL;
-    pthread_mutex_unlock(mu);
+    io_unlock(mu);
     /* Every owned fd is a socket. Shutting it down wakes recvs that other
      * processes have parked on it (their requests pin the file, so close
      * alone would leave the connection open until they complete). */
@@ -148,10 +148,10 @@ static struct io_ctx *ctx_self(void) {
         return tl_ctx.ctx;
     unsigned s = ctx_shard(pid);
     struct io_ctx *c;
-    pthread_mutex_lock(&ctx_map[s].mu);
+    io_lock(&ctx_map[s].mu);
     for (c = ctx_map[s].head; c && c->pid != pid; c = c->hnext)
         ;
-    pthread_mutex_unlock(&ctx_map[s].mu);
+    io_unlock(&ctx_map[s].mu);
     if (!c) {
         c = calloc(1, sizeof *c);
         if (!c)
@@ -164,10 +164,10 @@ static struct io_ctx *ctx_self(void) {
             return NULL;
         }
         /* only this process inserts its own pid: no duplicate can appear */
-        pthread_mutex_lock(&ctx_map[s].mu);
+        io_lock(&ctx_map[s].mu);
         c->hnext = ctx_map[s].head;
         ctx_map[s].head = c;
-        pthread_mutex_unlock(&ctx_map[s].mu);
+        io_unlock(&ctx_map[s].mu);
     }
     tl_ctx.pid = pid;
     tl_ctx.ctx = c;
@@ -241,7 +241,7 @@ struct io_lsn *ot__io_lsn_get(int fd) {
     if (!sl)
         return NULL;
     pthread_mutex_t *mu = &fd_stripe[(unsigned)fd % FD_STRIPES];
-    pthread_mutex_lock(mu);
+    io_lock(mu);
     struct io_lsn *l = NULL;
     /* acquire pairs with the release store in ot__io_fd_own; a closer empties
      * node before it takes this lock to take lsn, so no lsn outlives its fd */
@@ -252,6 +252,6 @@ struct io_lsn *ot__io_lsn_get(int fd) {
         if (l)
             ot__io_lsn_ref(l);
     }
-    pthread_mutex_unlock(mu);
+    io_unlock(mu);
     return l;
 }

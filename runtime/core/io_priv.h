@@ -14,6 +14,19 @@
 
 #include "runtime/core/ext.h"
 
+#include <pthread.h>
+
+/* The I/O layer's mutexes are critical sections (ext.h): a fault while one
+ * is held is not contained. Never held across ot__io_wait. */
+static inline void io_lock(pthread_mutex_t *m) {
+    ot__crit_enter();
+    pthread_mutex_lock(m);
+}
+static inline void io_unlock(pthread_mutex_t *m) {
+    pthread_mutex_unlock(m);
+    ot__crit_exit();
+}
+
 #define OT_IO_CONTAINER_OF(p, type, field) ((type *)((char *)(p)-offsetof(type, field)))
 
 /* ---- probe (called by the core at ot_start) --------------------------------

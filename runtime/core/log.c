@@ -1,6 +1,11 @@
-/* Exit reasons, error strings and the logger hook. Every report the runtime
- * makes (crash reports, long_schedule) is one line through the hook, so an
- * embedding server can route them; the default writes the line to stderr. */
+/* Exit reasons, pids and error strings as text, and the logger hook. Every
+ * report the runtime makes (crash reports, long_schedule) is one line through
+ * the hook, so an embedding server can route them; the default writes the
+ * line to stderr. A contained fault's crash report says where the fault hit
+ * (signal, address, instruction as symbol+offset) and the process's
+ * backtrace, from what the fault handler saw (fault.c). The one kind of
+ * report that bypasses the hook is the fatal one of a fault that cannot be
+ * contained (fault.c writes it to stderr itself, then aborts). */
 #include "runtime/core/core.h"
 
 #include <signal.h>
@@ -17,18 +22,29 @@ void ot_set_logger(ot_logger_fn fn, void *arg) {
     atomic_store_explicit(&logger, fn, memory_order_release);
 }
 
-void ot_log(int level, const char *fmt, ...) {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
+static void log_line(int level, const char *line) {
     ot_logger_fn fn = atomic_load_explicit(&logger, memory_order_acquire);
     if (fn) {
         fn(level, line, atomic_load_explicit(&logger_arg, memory_order_relaxed));
         return;
     }
     fprintf(stderr, "otter: %s\n", line);
+}
+
+void ot_log(int level, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log_line(level, line);
+}
+
+int ot_pid_format(ot_pid p, char *buf, size_t len) {
+    if (!buf || !len)
+        return -EINVAL;
+    int w = snprintf(buf, len, "<0.%u.%u>", pid_index(p), pid_gen(p));
+    return w < 0 ? -EINVAL : (size_t)w >= len ? -ENOSPC : 0;
 }
 
 ot_reason ot_reason_error(const char *fmt, ...) {
@@ -91,12 +107,47 @@ const char *ot_strerror(int err) {
     }
 }
 
+/* Appends "sym+0xoff (object)", or "object+0xoff" where the object has no
+ * symbol there (addr2line resolves it), at *n in buf. */
+static void put_where(char *buf, size_t len, size_t *n, uintptr_t pc) {
+    struct ot__sym sy;
+    int w;
+    if (ot__symbolize(pc, &sy))
+        w = snprintf(buf + *n, len - *n, "%s+%#lx (%s)", sy.name, (unsigned long)sy.off, sy.obj);
+    else if (sy.obj)
+        w = snprintf(buf + *n, len - *n, "%s+%#lx", sy.obj, (unsigned long)sy.objoff);
+    else
+        w = snprintf(buf + *n, len - *n, "%#lx", (unsigned long)pc);
+    if (w > 0)
+        *n = *n + (size_t)w < len ? *n + (size_t)w : len - 1;
+}
+
 void ot__crash_report(struct ot_proc *p) {
-    char why[128];
+    char why[128], pid[48], line[2048];
     ot_reason_format(p->reason, why, sizeof why);
-    uint64_t pid = atomic_load_explicit(&p->pid, memory_order_relaxed);
-    ot_log(OT_LOG_ERROR, "crash: process <0.%u.%u>%s%s%s%s exited with reason %s",
-           (unsigned)(pid & 0xffffffffu), (unsigned)(pid >> 32), p->name ? " name=" : "",
-           p->name ? p->name : "", p->behaviour ? " behaviour=" : "",
-           p->behaviour ? p->behaviour : "", why);
+    ot_pid_format((ot_pid){atomic_load_explicit(&p->pid, memory_order_relaxed)}, pid, sizeof pid);
+    int w = snprintf(line, sizeof line, "crash: process %s%s%s%s%s exited with reason %s", pid,
+                     p->name ? " name=" : "", p->name ? p->name : "",
+                     p->behaviour ? " behaviour=" : "", p->behaviour ? p->behaviour : "", why);
+    size_t n = w > 0 ? (size_t)w : 0;
+    struct ot_sched *s = ot__sched_get();
+    const struct ot__fault_info *fi = s ? s->fault : NULL;
+    if (fi && fi->proc == p && n < sizeof line - 1) {
+        const char *sig = sigabbrev_np(s->fault_sig ? s->fault_sig : p->reason.detail);
+        w = snprintf(line + n, sizeof line - n, ": %s%s at address 0x%lx%s, pc ",
+                     p->reason.kind == OT_FAULT ? "SIG" : "",
+                     p->reason.kind == OT_FAULT ? (sig ? sig : "?") : "stack overflow",
+                     (unsigned long)(uintptr_t)s->fault_addr,
+                     ot__stack_guard_hit(p->stack, s->fault_addr) ? " (the stack's guard)" : "");
+        if (w > 0)
+            n = n + (size_t)w < sizeof line ? n + (size_t)w : sizeof line - 1;
+        put_where(line, sizeof line, &n, fi->pc);
+        for (unsigned i = 0; i < fi->nbt && n < sizeof line - 1; i++) {
+            w = snprintf(line + n, sizeof line - n, i ? " < " : "; backtrace: ");
+            if (w > 0)
+                n = n + (size_t)w < sizeof line ? n + (size_t)w : sizeof line - 1;
+            put_where(line, sizeof line, &n, fi->bt[i]);
+        }
+    }
+    log_line(OT_LOG_ERROR, line);
 }

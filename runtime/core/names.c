@@ -3,7 +3,9 @@
  * look-ups are short. A name dies with its process. Registration races with
  * the target's exit through the PF_NAMED bit: register sets it with a CAS
  * that fails once PF_DEAD is set, and the exit path releases the name only if
- * the bit was set when it set PF_DEAD, taking the same mutex. */
+ * the bit was set when it set PF_DEAD, taking the same mutex. The caller's
+ * name is copied in before the mutex is taken (a critical section, crit.c):
+ * a bad pointer then faults in the caller's process with nothing held. */
 #include "runtime/core/core.h"
 
 #include <stdlib.h>
@@ -67,17 +69,25 @@ static void remove_ent(struct name_ent *e) {
     tomb++;
 }
 
-static bool valid_name(const char *name) {
-    return name && name[0] && strlen(name) < OT_NAME_MAX;
+/* Copies a valid name (1 to OT_NAME_MAX - 1 bytes) into buf. */
+static bool copy_name(const char *name, char buf[OT_NAME_MAX]) {
+    if (!name)
+        return false;
+    size_t n = strnlen(name, OT_NAME_MAX);
+    if (n == 0 || n == OT_NAME_MAX)
+        return false;
+    memcpy(buf, name, n + 1);
+    return true;
 }
 
-int ot_register(const char *name, ot_pid pid) {
-    if (!valid_name(name))
+int ot_register(const char *uname, ot_pid pid) {
+    char name[OT_NAME_MAX];
+    if (!copy_name(uname, name))
         return -EINVAL;
     struct ot_proc *p = ot__ptab_live(pid);
     if (!p || (p->flags & PF_FOREIGN))
         return -ESRCH;
-    pthread_mutex_lock(&mu);
+    ot__lock(&mu);
     int rc = 0;
     if (find(name)) {
         rc = -EEXIST;
@@ -116,14 +126,15 @@ int ot_register(const char *name, ot_pid pid) {
     len++;
     p->name = dup;
 out:
-    pthread_mutex_unlock(&mu);
+    ot__unlock(&mu);
     return rc;
 }
 
-int ot_unregister(const char *name) {
-    if (!valid_name(name))
+int ot_unregister(const char *uname) {
+    char name[OT_NAME_MAX];
+    if (!copy_name(uname, name))
         return -EINVAL;
-    pthread_mutex_lock(&mu);
+    ot__lock(&mu);
     struct name_ent *e = find(name);
     int rc = -ENOENT;
     if (e) {
@@ -135,38 +146,39 @@ int ot_unregister(const char *name) {
         remove_ent(e);
         rc = 0;
     }
-    pthread_mutex_unlock(&mu);
+    ot__unlock(&mu);
     return rc;
 }
 
-ot_pid ot_whereis(const char *name) {
-    if (!valid_name(name))
+ot_pid ot_whereis(const char *uname) {
+    char name[OT_NAME_MAX];
+    if (!copy_name(uname, name))
         return OT_NOPID;
-    pthread_mutex_lock(&mu);
+    ot__lock(&mu);
     struct name_ent *e = find(name);
     ot_pid pid = e ? e->pid : OT_NOPID;
-    pthread_mutex_unlock(&mu);
+    ot__unlock(&mu);
     return pid;
 }
 
 void ot__names_release(struct ot_proc *p) {
-    pthread_mutex_lock(&mu);
+    ot__lock(&mu);
     if (p->name) {
         struct name_ent *e = find(p->name);
         if (e && e->pid.v == atomic_load_explicit(&p->pid, memory_order_relaxed))
             remove_ent(e);
         p->name = NULL;
     }
-    pthread_mutex_unlock(&mu);
+    ot__unlock(&mu);
 }
 
 void ot__names_fini(void) {
-    pthread_mutex_lock(&mu);
+    ot__lock(&mu);
     for (size_t i = 0; i < cap; i++)
         if (tab[i].name && tab[i].name != TOMB)
             free(tab[i].name);
     free(tab);
     tab = NULL;
     cap = len = tomb = 0;
-    pthread_mutex_unlock(&mu);
+    ot__unlock(&mu);
 }

@@ -201,13 +201,13 @@ void ot__run_main_exited(ot_pid pid, ot_reason r) {
     if (!atomic_load_explicit(&run_active, memory_order_acquire))
         return;
     /* under the mutex: ot_run stores main_pid while holding it */
-    pthread_mutex_lock(&main_mu);
+    ot__lock(&main_mu);
     if (atomic_load_explicit(&main_pid, memory_order_relaxed) == pid.v) {
         main_done = true;
         main_reason = r;
         pthread_cond_broadcast(&main_cv);
     }
-    pthread_mutex_unlock(&main_mu);
+    ot__unlock(&main_mu);
 }
 
 int ot_run(void (*fn)(void *), void *arg, const ot_config *cfg) {

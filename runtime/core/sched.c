@@ -568,20 +568,31 @@ static void handler_done(struct ot_sched *s, struct ot_proc *p) {
     }
 }
 
+/* A contained fault (fault.c decided): the process ends with OT_FAULT, or
+ * OT_STACK_OVERFLOW when the fault hit the stack's guard or the stack
+ * pointer was already below the stack (a frame that jumped the guard). The
+ * crash report adds where it hit and the backtrace (fault->proc). */
 static void handle_fault(struct ot_sched *s, struct ot_proc *p) {
     int sig = s->fault_sig;
     s->fault_sig = 0;
     ot_reason r = OT_REASON(OT_FAULT);
     r.detail = sig;
-    if (ot__stack_guard_hit(p->stack, s->fault_addr))
+    bool overflow = ot__stack_guard_hit(p->stack, s->fault_addr) ||
+                    (p->stack && s->fault && s->fault->sp < (uintptr_t)p->stack->lo);
+    if (overflow) {
         r = OT_REASON(OT_STACK_OVERFLOW);
-    snprintf(r.text, sizeof r.text, "%s at %p", sigabbrev_np(sig) ? sigabbrev_np(sig) : "signal",
-             s->fault_addr);
-    if (r.kind == OT_STACK_OVERFLOW)
         snprintf(r.text, sizeof r.text, "stack overflow at %p", s->fault_addr);
+    } else {
+        snprintf(r.text, sizeof r.text, "%s at %p",
+                 sigabbrev_np(sig) ? sigabbrev_np(sig) : "signal", s->fault_addr);
+    }
     p->reason = r;
     p->exit_by_signal = 0;
+    if (s->fault)
+        s->fault->proc = p;
     ot__proc_finish_exit(s, p);
+    if (s->fault)
+        s->fault->proc = NULL;
 }
 
 static uint64_t coarse_ms(void) {

@@ -1,6 +1,9 @@
 /* Green stacks (ARCHITECTURE 2). Each scheduler carves stacks out of its own
- * MAP_NORESERVE reservations (1 GiB chunks, one VMA each), one guard page
- * below every stack. The guard is installed with MADV_GUARD_INSTALL where the
+ * MAP_NORESERVE reservations (1 GiB chunks, one VMA each), a 64 KiB guard
+ * region below every stack: larger than any frame a realistic function has,
+ * so a frame that overflows lands in it rather than in the stack below (and
+ * code built with -fstack-clash-protection probes larger frames page by page,
+ * so they hit it too). A guard costs address space only. It is installed with MADV_GUARD_INSTALL where the
  * kernel has it (Linux >= 6.13: no VMA per guard, so a million guarded stacks
  * fit one mapping per chunk); otherwise with mprotect, which splits the VMA
  * twice per stack, so that fallback runs under a budget well inside
@@ -21,6 +24,12 @@
 
 
 #define RES_CHUNK ((size_t)1 << 30)
+#define GUARD_MIN ((size_t)64 * 1024)
+
+/* The guard below each stack: 64 KiB, or a page where pages are larger. */
+static size_t guard_size(void) {
+    return ot__rt.page > GUARD_MIN ? ot__rt.page : GUARD_MIN;
+}
 #define WARM_HWM 4096
 static _Atomic long mprotect_budget = 30000;
 
@@ -34,7 +43,7 @@ static size_t rec_size(void) {
 static void rebase_ahead(struct ot_sched *s) {
     ot__ahead_fini(&s->stk_ahead);
     ot__ahead_init(&s->stk_ahead, s->res_next, (size_t)(s->res_end - s->res_next),
-                   ot__rt.page + ot__rt.stack_size);
+                   guard_size() + ot__rt.stack_size);
 }
 
 static int new_chunk(struct ot_sched *s, size_t need) {
@@ -125,8 +134,8 @@ static struct stack *stack_at(char *lo, size_t size) {
 enum { CARVE_BATCH = 32, AHEAD_TOPS = 512 };
 
 static struct stack *carve_batch(struct ot_sched *s, size_t size) {
-    size_t page = ot__rt.page;
-    size_t total = page + size;
+    size_t guard = guard_size();
+    size_t total = guard + size;
     size_t n = (size_t)(s->res_end - s->res_next) / total;
     if (n > CARVE_BATCH)
         n = CARVE_BATCH;
@@ -134,9 +143,9 @@ static struct stack *carve_batch(struct ot_sched *s, size_t size) {
         return NULL; /* the end of a chunk: one at a time */
     struct iovec guards[CARVE_BATCH];
     for (size_t i = 0; i < n; i++)
-        guards[i] = (struct iovec){.iov_base = s->res_next + i * total, .iov_len = page};
+        guards[i] = (struct iovec){.iov_base = s->res_next + i * total, .iov_len = guard};
     if (syscall(SYS_process_madvise, ot__rt.self_pidfd, guards, n, MADV_GUARD_INSTALL, 0) !=
-        (long)(n * page)) {
+        (long)(n * guard)) {
         /* nothing installed, or part: the one-by-one path installs again,
          * which is harmless, and this batch path is not tried again */
         s->stack_batch_off = true;
@@ -150,16 +159,16 @@ static struct stack *carve_batch(struct ot_sched *s, size_t size) {
     char *base = s->res_next;
     s->res_next += n * total;
     for (size_t i = n - 1; i > 0; i--) {
-        struct stack *st = stack_at(base + i * total + page, size);
+        struct stack *st = stack_at(base + i * total + guard, size);
         st->next = s->stack_cold;
         s->stack_cold = st;
     }
-    return stack_at(base + page, size);
+    return stack_at(base + guard, size);
 }
 
 static struct stack *carve(struct ot_sched *s, size_t size) {
-    size_t page = ot__rt.page;
-    size_t total = page + size;
+    size_t guard = guard_size();
+    size_t total = guard + size;
     if ((size_t)(s->res_end - s->res_next) < total && new_chunk(s, total) != 0)
         return NULL;
     if (size == ot__rt.stack_size && ot__rt.self_pidfd >= 0 && !s->stack_batch_off &&
@@ -168,12 +177,12 @@ static struct stack *carve(struct ot_sched *s, size_t size) {
         if (st)
             return st;
     }
-    char *guard = s->res_next;
+    char *lo = s->res_next;
     s->res_next += total;
     if (size != ot__rt.stack_size)
         rebase_ahead(s);
     if (ot__rt.feat.guard_regions) {
-        if (madvise(guard, page, MADV_GUARD_INSTALL) != 0)
+        if (madvise(lo, guard, MADV_GUARD_INSTALL) != 0)
             return NULL;
     } else {
         /* each mprotect'd guard costs two VMAs: stay under vm.max_map_count */
@@ -182,10 +191,10 @@ static struct stack *carve(struct ot_sched *s, size_t size) {
             errno = ENOMEM;
             return NULL;
         }
-        if (mprotect(guard, page, PROT_NONE) != 0)
+        if (mprotect(lo, guard, PROT_NONE) != 0)
             return NULL;
     }
-    return stack_at(guard + page, size);
+    return stack_at(lo + guard, size);
 }
 
 struct stack *ot__stack_get(struct ot_sched *s, size_t size) {
@@ -254,6 +263,5 @@ void ot__stack_trim(struct ot_sched *s, uint64_t now_ns) {
 
 bool ot__stack_guard_hit(const struct stack *st, const void *addr) {
     const char *a = addr;
-    /* the guard page, and a little below it: a big frame can jump past it */
-    return st && a < st->lo && a >= st->lo - 64 * ot__rt.page;
+    return st && a < st->lo && a >= st->lo - guard_size();
 }

@@ -632,10 +632,15 @@ ot_ref ot_send_after(ot_pid to, int64_t ms, uint32_t tag, const void *data, size
     struct ot_proc *me = s->in_process ? s->current : NULL; /* cur_proc(), s in hand */
     ot_pid from = me ? (ot_pid){atomic_load_explicit(&me->pid, memory_order_relaxed)} : OT_NOPID;
     struct env *e = NULL;
+    unsigned char inl[TMR_INLINE];
+    /* the caller's payload is copied before the wheel changes: a bad pointer
+     * then faults with the wheel whole (ARCHITECTURE 7) */
     if (size > TMR_INLINE && !(e = ot__env_new(to, tag, from, OT_NOREF, data, size))) {
         errno = ENOMEM;
         return OT_NOREF;
     }
+    if (!e)
+        copy_inline(inl, data, size);
     struct ot_timer *t = arm(s, ot__tick_deadline(ms), TK_SEND);
     if (unlikely(!t)) {
         if (e)
@@ -651,7 +656,7 @@ ot_ref ot_send_after(ot_pid to, int64_t ms, uint32_t tag, const void *data, size
     if (e)
         t->env = e;
     else
-        copy_inline(t->inl, data, size);
+        copy_inline(t->inl, inl, size);
     uint32_t gen = (uint32_t)(atomic_load_explicit(&t->genstate, memory_order_relaxed) >> 8);
     ot_ref r = mk_ref((unsigned)s->id, tmr_index(&s->wheel, t), gen);
     if (e)
