@@ -69,8 +69,11 @@ enum ot_gs_kind {
 
 /* What a callback returns. Build it with the functions below; the fields are
  * public so that a reply can ride on any kind (has_reply, from handle_call
- * only: the reply is copied and sent once the callback returned, after
- * terminate for OT_GS_STOP, as OTP's {stop, Reason, Reply, State}). */
+ * only). The reply is sent once the callback has returned (after terminate
+ * for OT_GS_STOP, as OTP's {stop, Reason, Reply, State}), so its bytes must
+ * outlive the callback: the state, static data or the request's own payload,
+ * never the callback's locals (reply from a local with ot_reply, then return
+ * ot_gs_ok()). */
 typedef struct ot_gs_ret {
     int kind;      /* enum ot_gs_kind */
     uint32_t tag;  /* OT_GS_CONTINUE */

@@ -57,6 +57,7 @@ enum env_kind {
     ENV_SIG_MONITOR, /* ref = monitor ref */
     ENV_SIG_DEMONITOR,
     ENV_SIG_DOWN, /* monitor fired: ot_down_msg, filtered by the monitors set */
+    ENV_REPLY,    /* a reply through an alias (ref): kept only while the alias is active */
 };
 #define ENV_FOREIGN_OWNED 0x80 /* received by a foreign thread: not on a taken list */
 
@@ -109,6 +110,7 @@ enum proc_flags {
     PF_DEAD = 1u << 4,    /* set under the slot lock by the exit path */
     PF_FOREIGN = 1u << 6, /* the mailbox of a foreign thread: woken by futex */
     PF_NAMED = 1u << 8,   /* aflags: has a registered name (set by register) */
+    PF_CALLS = 1u << 9,   /* aflags: speaks the gen_server call protocol */
     PF_IOWAIT = 1u << 7,  /* aflags: an op is in flight on its scheduler's ring, so
                              wakes must bring it back to that scheduler */
 };
@@ -437,6 +439,9 @@ OT_HIDDEN uint64_t ot__tick_deadline(int64_t ms); /* now + ms, rounded up to a t
 /* names.c */
 OT_HIDDEN void ot__names_release(struct ot_proc *p);
 OT_HIDDEN void ot__names_fini(void);
+
+/* alias.c */
+OT_HIDDEN void ot__info_hook_run(struct ot_proc *p, ot_pid pid, struct ot_process_info *out);
 
 /* log.c */
 OT_HIDDEN void ot__crash_report(struct ot_proc *p);

@@ -100,6 +100,40 @@ void ot__crit_exit(void);
  * large frames check it first (or run on the scheduler's stack). */
 size_t ot__stack_headroom(void);
 
+/* ---- calls: aliases, the protocol marker, process_info (runtime/otp) ------
+ * A call's alias is a ref the caller holds: for a process, the ref of its
+ * monitor on the server (OTP 24's monitor with {alias, reply_demonitor}); for
+ * a foreign thread, one made by ot__alias_foreign. A reply sent with
+ * ot__reply_send is kept only while its alias is active; the first one kept
+ * deactivates the alias and drops the monitor, so a late or second reply and
+ * a DOWN after it never land. ot_demonitor (or ot__unalias_foreign) ends an
+ * alias too. ot__reply_send: any thread; 0 when sent, -ESRCH when `to` is not
+ * alive. */
+int ot__reply_send(ot_pid to, uint32_t tag, ot_ref alias, const void *d, size_t n);
+ot_ref ot__alias_foreign(void); /* foreign thread only: OT_NOREF (errno) otherwise */
+void ot__unalias_foreign(ot_ref r);
+/* The caller's pid: a process's own, or a foreign thread's mailbox (made on
+ * first use); OT_NOPID when the runtime is stopped. */
+ot_pid ot__foreign_pid(void);
+/* ot_send_ref with the payload in two parts (a request and its trailer). */
+int ot__send2(ot_pid to, uint32_t tag, ot_ref ref, const void *a, size_t an, const void *b,
+              size_t bn);
+/* A handler process replaces the state its callback is passed from now on. */
+void ot__handler_set_state(void *state);
+/* Marks the calling process as one that answers calls (PF_CALLS). */
+void ot__proc_accept_calls(void);
+/* 1 if p answers calls, 0 if it is alive and does not, -ESRCH if not alive. */
+int ot__proc_calls_ok(ot_pid p);
+/* The caller's queue length after taking in what is in flight to it. */
+size_t ot__self_queue_len(void);
+/* Frees the caller's empty link and monitor tables (hibernation). */
+void ot__proc_shrink(void);
+/* ot_process_info calls fn(state, out) for a handler process whose callback
+ * is hfn, after filling the rest (only for itself or while it is parked, as
+ * the link and monitor counts). Set once, before use. */
+typedef void (*ot__info_hook_fn)(void *state, struct ot_process_info *out);
+void ot__set_info_hook(ot_handler_fn hfn, ot__info_hook_fn fn);
+
 /* ---- test hooks ------------------------------------------------------------ */
 /* Process exits that waited for an in-flight op's final CQE (any thread). */
 uint64_t ot__io_deferred_teardowns(void);

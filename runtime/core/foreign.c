@@ -10,6 +10,7 @@
 
 #include <linux/futex.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ static void release_slot(struct ot_proc *p) {
     slot_unlock(p);
     ot__mq_drain(p);
     ot__mq_free_all(p);
+    ot__map_free(&p->monitors); /* call aliases (alias.c) */
     atomic_store_explicit(&p->pid, 0, memory_order_release);
     atomic_store_explicit(&p->state, PS_FREE, memory_order_release);
     ot__ptab_free(p);
@@ -62,6 +64,7 @@ static struct ot_proc *foreign_slot(void) {
     p->mark_valid = false;
     p->mark_env = NULL;
     p->name = NULL;
+    memset(&p->monitors, 0, sizeof p->monitors);
     atomic_store_explicit(&p->sched, NULL, memory_order_relaxed);
     uint32_t idx = (uint32_t)(p - ot__ptab_at(0));
     uint64_t pid = (uint64_t)atomic_load_explicit(&p->gen, memory_order_relaxed) << 32 | idx;

@@ -73,7 +73,7 @@ struct env *ot__env_new(ot_pid to, uint32_t tag, ot_pid from, ot_ref ref, const 
     e->msg.size = (uint32_t)size;
     e->msg.from = from;
     e->msg.ref = ref;
-    if (size)
+    if (size && data) /* data NULL: the caller fills the payload */
         memcpy(env_data(e), data, size);
     return e;
 }

@@ -443,6 +443,8 @@ int ot_process_info(ot_pid pid, struct ot_process_info *out) {
         out->n_monitors = p->monitors.len;
         out->n_monitored_by = p->monitored.len;
     }
+    if (p->flags & PF_HANDLER)
+        ot__info_hook_run(p, pid, out);
     if (p->name)
         snprintf(out->name, sizeof out->name, "%s", p->name);
     if (p->behaviour)

@@ -40,8 +40,29 @@ static bool as_exit_message(struct env *e) {
     return true;
 }
 
+/* A reply through an alias (OTP 24's monitor with {alias, reply_demonitor}):
+ * kept only while its ref is one of p's monitors (a foreign thread's aliases
+ * are entries there with no target); keeping it ends the alias and the
+ * monitor, so a late or second reply, and a DOWN of the server, never land. */
+static bool alias_reply(struct ot_proc *p, struct env *e) {
+    uint64_t target;
+    if (!ot__map_del(&p->monitors, e->msg.ref.v, &target)) {
+        ot__env_free(e);
+        return false;
+    }
+    ot_pid me = self_pid(p);
+    if (target == me.v)
+        ot__map_del(&p->monitored, e->msg.ref.v, NULL);
+    else if (target)
+        ot__send_signal((ot_pid){target}, ENV_SIG_DEMONITOR, me, e->msg.ref, NULL, 0);
+    e->kind = ENV_MSG;
+    return true;
+}
+
 bool ot__handle_signal(struct ot_proc *p, struct env *e) {
     ot_pid from = e->msg.from;
+    if (e->kind == ENV_REPLY)
+        return alias_reply(p, e);
     if (unlikely(p->flags & PF_FOREIGN)) {
         /* a foreign thread's mailbox: no links, monitors or exits apply */
         ot__env_free(e);
