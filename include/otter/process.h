@@ -73,7 +73,9 @@ OT_API bool ot_is_alive(ot_pid p);
  * always enough. */
 OT_API int ot_pid_format(ot_pid p, char *buf, size_t len);
 OT_API void ot_yield(void);
-OT_API void ot_sleep(int64_t ms);                  /* Process.sleep/1; OT_INFINITY sleeps forever */
+/* Process.sleep/1: 0, or -EINVAL for a negative ms other than OT_INFINITY
+ * (which, like any ms past the clock's range, sleeps forever). */
+OT_API int ot_sleep(int64_t ms);
 OT_API _Noreturn void ot_exit_self(ot_reason why); /* exit/1 */
 OT_API int ot_exit(ot_pid p, ot_reason why);       /* exit/2 */
 

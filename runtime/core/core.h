@@ -238,6 +238,10 @@ struct ot_timer {
  * up to a tick (never early) costs at most 0.25 ms of lateness; with 1 ms
  * ticks the timers workload's worst lateness was 2.5-2.9 ms. */
 #define OT_TICK_NS 250000u
+/* The deadline of a timeout past the clock's range: it never fires. Far
+ * enough that no real deadline reaches it, low enough that ticks * OT_TICK_NS
+ * still fits 64 bits. */
+#define OT_TICK_NEVER ((uint64_t)INT64_MAX / OT_TICK_NS + 1)
 #define WHEEL_LEVELS 6
 #define WHEEL_BITS 6    /* level l's slots are 64^l ticks wide */
 #define WHEEL_SLOTS 128 /* two level-(l+1) slots' worth: room to migrate early */
@@ -254,6 +258,11 @@ struct ot_wheel {
     uint32_t nchunks, cap_chunks, used;
     struct ot_timer *free;
     struct ot__ahead ahead; /* the table, populated ahead of its chunks */
+    /* send_after timers whose target has died are cancelled by a scan of
+     * the table that a process exit anywhere starts (ot__wheel_reap_dead) */
+    _Atomic uint64_t sends; /* TK_SEND timers in the table: owner writes, tests read */
+    uint32_t scan_pos;      /* the scan's next index, 0 when none runs */
+    uint64_t scan_exits;    /* the schedulers' exits summed when the last scan started */
 };
 #define TMR_CHUNK_BITS 12
 #define TMR_CHUNK (1u << TMR_CHUNK_BITS)
@@ -324,6 +333,7 @@ struct ot_sched {
     bool handler_yield;    /* the handler body stopped on budget, not empty */
     _Atomic int ready;     /* 1 once its ring is up, negative errno if it failed */
     int switch_reason;     /* why the current process switched out */
+    _Atomic uint64_t exits; /* processes that exited here: owner stores, timer scans read */
     struct env *env_cache; /* free small envelopes, linked through prev */
     size_t env_cache_len;
 };
@@ -388,7 +398,9 @@ OT_HIDDEN _Noreturn void ot__switch_exit(void);
 OT_HIDDEN uint64_t ot__clock_ns(void);
 OT_HIDDEN void ot__sched_kick(struct ot_sched *s);
 OT_HIDDEN int ot__sched_start_all(void);
-OT_HIDDEN void ot__sched_stop_all(void);
+/* Stops and joins every scheduler thread; with a deadline (ns on ot__clock_ns,
+ * 0: none), threads not done by then are detached and counted. */
+OT_HIDDEN unsigned ot__sched_stop_all(uint64_t deadline_ns);
 
 /* stack.c */
 OT_HIDDEN int ot__stack_reserve(struct ot_sched *s);
@@ -415,6 +427,7 @@ OT_HIDDEN bool ot__send_signal(ot_pid to, int kind, ot_pid from, ot_ref ref, con
                                size_t n); /* false: the target was dead (and was answered) */
 OT_HIDDEN void ot__exit_links_monitors(struct ot_proc *p);
 OT_HIDDEN void ot__answer_dead_signal(ot_pid dead, struct env *e);
+OT_HIDDEN void ot__exit_kill(ot_pid p); /* exit(P, kill) past the gate: ot_stop's */
 OT_HIDDEN void ot__check_signals(struct ot_proc *p); /* may not return (death) */
 
 /* proc.c */
@@ -434,7 +447,27 @@ OT_HIDDEN struct ot_timer *ot__timer_arm_wake(struct ot_sched *s, struct ot_proc
                                               uint64_t expire_tick, uint64_t seq,
                                               uint64_t *gen_out);
 OT_HIDDEN void ot__timer_cancel_wake(struct ot_proc *p);
-OT_HIDDEN uint64_t ot__tick_deadline(int64_t ms); /* now + ms, rounded up to a tick */
+OT_HIDDEN uint64_t ot__tick_deadline(int64_t ms); /* now + ms, rounded up to a tick,
+                                                    or OT_TICK_NEVER */
+OT_HIDDEN bool ot__wheel_reap_dead(struct ot_sched *s); /* true: a scan is under way */
+
+/* foreign.c: plain threads' mailboxes, and the gate every public call from a
+ * plain thread passes (ot_stop closes it, wakes waiters and drains it before
+ * it frees anything) */
+OT_HIDDEN void ot__foreign_wake(struct ot_proc *p);
+OT_HIDDEN bool ot__gate_enter(void); /* false: the runtime is stopped or stopping */
+OT_HIDDEN void ot__gate_leave(void);
+OT_HIDDEN void ot__gate_open(void);
+OT_HIDDEN void ot__gate_close(void);
+/* Scheduler threads need no gate: ot_stop joins them before teardown. */
+static inline bool ot__gate_in(bool *gated) {
+    *gated = ot__sched_get() == NULL;
+    return !*gated || ot__gate_enter();
+}
+static inline void ot__gate_out(bool gated) {
+    if (gated)
+        ot__gate_leave();
+}
 
 /* names.c */
 OT_HIDDEN void ot__names_release(struct ot_proc *p);

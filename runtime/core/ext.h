@@ -138,5 +138,8 @@ void ot__set_info_hook(ot_handler_fn hfn, ot__info_hook_fn fn);
 /* Process exits that waited for an in-flight op's final CQE (any thread). */
 uint64_t ot__io_deferred_teardowns(void);
 uint64_t ot__mbox_scans(void); /* messages inspected by receives of the caller */
+/* send_after timers not yet freed on every scheduler (armed, or cancelled and
+ * still linked); any thread while the runtime runs. */
+uint64_t ot__timers_pending(void);
 
 #endif

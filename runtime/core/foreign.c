@@ -5,7 +5,19 @@
  * RUNNABLE as for any process and then, seeing PF_FOREIGN, wakes the futex.
  * Signals to a foreign mailbox are dropped: links and monitors need a
  * process. The slot is released at thread exit or ot_stop, whichever is
- * first; the epoch tells a thread that its slot belongs to an earlier run. */
+ * first; the epoch tells a thread that its slot belongs to an earlier run.
+ *
+ * The gate: every public call made on a thread that is not a scheduler
+ * passes ot__gate_enter/leave, a count of such calls in progress. ot_stop
+ * closes the gate first, wakes every foreign thread parked in a receive
+ * (which then returns ENOTCONN), and waits for the count to reach zero
+ * before it frees anything, so a plain thread never touches the process
+ * table, the schedulers or a mailbox after they are gone; calls that find
+ * the gate closed return -ENOTCONN (or the null handle with errno ENOTCONN).
+ * The gate's words are never reset by ot_start's clearing of ot__rt, and a
+ * receiver publishes WAITING before it looks at the gate while the closer
+ * closes it before it looks for WAITING (seq_cst both), so no waiter is
+ * missed. */
 #include "runtime/core/core.h"
 
 #include <linux/futex.h>
@@ -20,6 +32,52 @@ static __thread uint64_t tls_epoch;
 static pthread_key_t key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static _Atomic size_t nforeign;
+static _Atomic long gate_in;          /* foreign calls in progress */
+static _Atomic int gate_closed = 1;   /* open only while the runtime runs */
+
+bool ot__gate_enter(void) {
+    /* seq_cst: the closer's store of gate_closed and its load of gate_in,
+     * against this add and the load below: one of us sees the other */
+    atomic_fetch_add_explicit(&gate_in, 1, memory_order_seq_cst);
+    if (likely(!atomic_load_explicit(&gate_closed, memory_order_seq_cst)))
+        return true;
+    atomic_fetch_sub_explicit(&gate_in, 1, memory_order_release);
+    return false;
+}
+
+void ot__gate_leave(void) {
+    /* release: the call's accesses happen before the closer's teardown */
+    atomic_fetch_sub_explicit(&gate_in, 1, memory_order_release);
+}
+
+void ot__gate_open(void) {
+    atomic_store_explicit(&gate_closed, 0, memory_order_seq_cst);
+}
+
+static void wake_waiters(void) {
+    size_t hwm = ot__ptab_hwm();
+    for (size_t i = 0; i < hwm; i++) {
+        struct ot_proc *p = ot__ptab_at(i);
+        if (!(atomic_load_explicit(&p->aflags, memory_order_acquire) & PF_FOREIGN))
+            continue;
+        uint32_t st = PS_WAITING;
+        if (atomic_compare_exchange_strong_explicit(&p->state, &st, PS_RUNNABLE,
+                                                    memory_order_seq_cst, memory_order_relaxed))
+            ot__foreign_wake(p);
+    }
+}
+
+void ot__gate_close(void) {
+    atomic_store_explicit(&gate_closed, 1, memory_order_seq_cst);
+    wake_waiters();
+    /* the calls inside are short (none blocks once the gate is closed):
+     * wait for them, waking again in case one parked meanwhile */
+    for (unsigned n = 0; atomic_load_explicit(&gate_in, memory_order_acquire) != 0; n++) {
+        if ((n & 63) == 63)
+            wake_waiters();
+        usleep(100);
+    }
+}
 
 static void release_slot(struct ot_proc *p) {
     slot_lock(p);
@@ -37,9 +95,12 @@ static void release_slot(struct ot_proc *p) {
 
 static void on_thread_exit(void *v) {
     struct ot_proc *p = v;
-    if (p && tls_epoch == ot__rt.epoch &&
-        atomic_load_explicit(&ot__rt.running, memory_order_acquire) && tls_fp == p)
-        release_slot(p);
+    /* through the gate: ot_stop's own release of every slot cannot race */
+    if (p && ot__gate_enter()) {
+        if (tls_epoch == ot__rt.epoch && tls_fp == p)
+            release_slot(p);
+        ot__gate_leave();
+    }
     tls_fp = NULL;
 }
 
@@ -55,9 +116,8 @@ static struct ot_proc *foreign_slot(void) {
     struct ot_proc *p = ot__ptab_alloc();
     if (!p)
         return NULL;
-    atomic_store_explicit(&p->aflags, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->timeout_seq, 0, memory_order_relaxed);
-    p->flags = PF_FOREIGN;
+    atomic_store_explicit(&p->aflags, PF_FOREIGN, memory_order_relaxed);
+    p->flags = PF_FOREIGN; /* timeout_seq is kept: see reset_record in proc.c */
     p->q_first = p->q_last = NULL;
     p->q_len = 0;
     p->dying = false;
@@ -98,6 +158,9 @@ ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *arg, in
         errno = ENOMEM;
         return NULL;
     }
+    /* past the clock's range (INT64_MAX ns): never, as for processes */
+    if (timeout_ms > 0 && (uint64_t)timeout_ms > ((uint64_t)INT64_MAX - ot__clock_ns()) / 1000000u)
+        timeout_ms = OT_INFINITY;
     uint64_t deadline = timeout_ms > 0 ? ot__clock_ns() + (uint64_t)timeout_ms * 1000000u : 0;
     struct env *cursor = NULL;
     for (;;) {
@@ -130,8 +193,14 @@ ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *arg, in
             ts.tv_nsec = (long)(left % 1000000000u);
             tsp = &ts;
         }
-        /* seq_cst store pairs with the sender's fence in ot__deliver */
+        /* seq_cst store pairs with the sender's fence in ot__deliver, and
+         * with ot__gate_close's store and CAS (see the header comment) */
         atomic_store_explicit(&p->state, PS_WAITING, memory_order_seq_cst);
+        if (atomic_load_explicit(&gate_closed, memory_order_seq_cst)) {
+            atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);
+            errno = ENOTCONN; /* ot_stop: woken, and nothing more will come */
+            return NULL;
+        }
         if (!ot__mq_maybe_nonempty(p))
             syscall(SYS_futex, &p->state, FUTEX_WAIT_PRIVATE, PS_WAITING, tsp, NULL, 0);
         atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);

@@ -196,7 +196,7 @@ int ot__deliver(ot_pid to, struct env *e) {
     struct ot_proc *p = ot__ptab_slot(to);
     if (unlikely(!p)) {
         ot__env_free(e);
-        return -ESRCH;
+        return ot__pid_never_issued(to) ? -ESRCH : 0; /* an earlier run's pid is dead */
     }
     /* acquire pairs with the release store of pid at spawn */
     if (atomic_load_explicit(&p->pid, memory_order_acquire) != to.v ||

@@ -20,6 +20,20 @@ void *ot_msg_data(const ot_msg *m) {
     return m ? env_data(env_of(m)) : NULL;
 }
 
+/* A send from a plain thread: inside the gate (foreign.c), so that ot_stop
+ * cannot free the table under it. */
+static __attribute__((noinline)) int send_foreign(ot_pid to, uint32_t tag, ot_ref ref,
+                                                  const void *data, size_t size) {
+    if (!ot__gate_enter())
+        return -ENOTCONN;
+    int rc = -ENOMEM;
+    struct env *e = ot__env_new(to, tag, ot__foreign_pid(), ref, data, size);
+    if (e)
+        rc = ot__deliver(to, e);
+    ot__gate_leave();
+    return rc;
+}
+
 static int send_common(ot_pid to, uint32_t tag, ot_ref ref, const void *data, size_t size) {
     if (unlikely(size > OT_MSG_MAX))
         return -EMSGSIZE;
@@ -29,9 +43,11 @@ static int send_common(ot_pid to, uint32_t tag, ot_ref ref, const void *data, si
         return -ENOTCONN;
     if (unlikely(to.v == 0))
         return -ESRCH;
-    struct ot_proc *me = cur_proc();
-    ot_pid from =
-        me ? (ot_pid){atomic_load_explicit(&me->pid, memory_order_relaxed)} : ot__foreign_pid();
+    struct ot_sched *s = ot__sched_get();
+    if (unlikely(!s))
+        return send_foreign(to, tag, ref, data, size);
+    struct ot_proc *me = s->in_process ? s->current : NULL; /* cur_proc(), s in hand */
+    ot_pid from = me ? (ot_pid){atomic_load_explicit(&me->pid, memory_order_relaxed)} : OT_NOPID;
     struct env *e = ot__env_new(to, tag, from, ref, data, size);
     if (unlikely(!e))
         return -ENOMEM;
@@ -113,22 +129,29 @@ static ot_msg *receive(struct ot_proc *p, bool (*umatch)(const ot_msg *, void *)
         }
         if (timeout_ms == 0 ||
             (armed && atomic_load_explicit(&p->timeout_seq, memory_order_acquire) == seq)) {
-            if (armed)
-                p->tmo = NULL; /* fired: the owner freed it */
+            if (armed) {
+                p->tmo = NULL;  /* fired: the owner freed it */
+                p->wait_seq++; /* a later park must not see this wait's timeout */
+            }
             errno = ETIMEDOUT;
             return NULL;
         }
         if (!armed && timeout_ms > 0) {
-            struct ot_sched *s = ot__sched_get();
-            uint64_t gen;
-            p->tmo = ot__timer_arm_wake(s, p, ot__tick_deadline(timeout_ms), seq, &gen);
-            if (!p->tmo) {
-                errno = ENOMEM;
-                return NULL;
+            uint64_t at = ot__tick_deadline(timeout_ms);
+            if (at == OT_TICK_NEVER) {
+                timeout_ms = OT_INFINITY; /* past the clock's range: never */
+            } else {
+                struct ot_sched *s = ot__sched_get();
+                uint64_t gen;
+                p->tmo = ot__timer_arm_wake(s, p, at, seq, &gen);
+                if (!p->tmo) {
+                    errno = ENOMEM;
+                    return NULL;
+                }
+                p->tmo_gen = (uint32_t)gen;
+                p->tmo_owner = (uint16_t)s->id;
+                armed = true;
             }
-            p->tmo_gen = (uint32_t)gen;
-            p->tmo_owner = (uint16_t)s->id;
-            armed = true;
         }
         ot__park();
     }
@@ -136,14 +159,35 @@ static ot_msg *receive(struct ot_proc *p, bool (*umatch)(const ot_msg *, void *)
 
 /* A receive on a foreign thread: its own mailbox, if the runtime runs. */
 static ot_msg *foreign(bool (*match)(const ot_msg *, void *), void *arg, int64_t timeout_ms) {
-    if (!atomic_load_explicit(&ot__rt.running, memory_order_acquire)) {
-        errno = ENOTCONN;
-        return NULL;
+    if (!ot__sched_get()) {
+        if (!ot__gate_enter()) {
+            errno = ENOTCONN;
+            return NULL;
+        }
+        ot_msg *m = ot__foreign_receive(match, arg, timeout_ms);
+        int e = errno;
+        ot__gate_leave();
+        errno = e;
+        return m;
     }
-    return ot__foreign_receive(match, arg, timeout_ms);
+    /* a scheduler thread outside any process (a hook): no mailbox */
+    errno = EPERM;
+    return NULL;
+}
+
+/* A negative timeout other than OT_INFINITY is refused, as Erlang's receive
+ * refuses one (timeout_value); ms past the clock's range means never. */
+static inline bool bad_timeout(int64_t ms) {
+    if (unlikely(ms < 0 && ms != OT_INFINITY)) {
+        errno = EINVAL;
+        return true;
+    }
+    return false;
 }
 
 ot_msg *ot_receive(int64_t timeout_ms) {
+    if (bad_timeout(timeout_ms))
+        return NULL;
     struct ot_proc *p = cur_proc();
     if (!p)
         return foreign(NULL, NULL, timeout_ms);
@@ -151,7 +195,7 @@ ot_msg *ot_receive(int64_t timeout_ms) {
 }
 
 ot_msg *ot_receive_match(bool (*match)(const ot_msg *, void *), void *arg, int64_t timeout_ms) {
-    if (!match) {
+    if (!match || bad_timeout(timeout_ms)) {
         errno = EINVAL;
         return NULL;
     }
@@ -169,6 +213,8 @@ static bool ref_match(const ot_msg *m, void *arg) {
 }
 
 ot_msg *ot_receive_tag(uint32_t tag, int64_t timeout_ms) {
+    if (bad_timeout(timeout_ms))
+        return NULL;
     struct ot_proc *p = cur_proc();
     if (!p)
         return foreign(tag_match, &tag, timeout_ms);
@@ -176,6 +222,8 @@ ot_msg *ot_receive_tag(uint32_t tag, int64_t timeout_ms) {
 }
 
 ot_msg *ot_receive_ref(ot_ref ref, int64_t timeout_ms) {
+    if (bad_timeout(timeout_ms))
+        return NULL;
     struct ot_proc *p = cur_proc();
     if (!p)
         return foreign(ref_match, &ref.v, timeout_ms);
@@ -197,36 +245,48 @@ ot_ref ot_make_ref(void) {
     return r;
 }
 
-void ot_sleep(int64_t ms) {
+int ot_sleep(int64_t ms) {
+    if (ms < 0 && ms != OT_INFINITY)
+        return -EINVAL; /* Process.sleep/1 refuses it too */
     struct ot_proc *p = cur_proc();
     if (!p) {
-        if (ms > 0) {
-            struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        /* a plain thread: nanosleep, in steps that a time_t always holds */
+        if (ms == OT_INFINITY || ms > 0) {
+            int64_t left = ms;
+            for (;;) {
+                int64_t step = (ms == OT_INFINITY || left > 1000000000) ? 1000000000 : left;
+                struct timespec ts = {(time_t)(step / 1000), (long)(step % 1000) * 1000000};
+                while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+                }
+                if (ms != OT_INFINITY && (left -= step) == 0)
+                    break;
             }
         }
-        return;
+        return 0;
     }
     if (ms == 0) {
         ot_yield();
-        return;
+        return 0;
     }
     uint64_t seq = ++p->wait_seq;
-    if (ms > 0) {
+    uint64_t at = ms > 0 ? ot__tick_deadline(ms) : OT_TICK_NEVER;
+    if (at != OT_TICK_NEVER) {
         struct ot_sched *s = ot__sched_get();
         uint64_t gen;
-        p->tmo = ot__timer_arm_wake(s, p, ot__tick_deadline(ms), seq, &gen);
+        p->tmo = ot__timer_arm_wake(s, p, at, seq, &gen);
         if (!p->tmo)
-            return;
+            return -ENOMEM;
         p->tmo_gen = (uint32_t)gen;
         p->tmo_owner = (uint16_t)s->id;
     }
     for (;;) {
         ot__park();
         ot__check_signals(p);
-        if (ms > 0 && atomic_load_explicit(&p->timeout_seq, memory_order_acquire) == seq) {
+        if (at != OT_TICK_NEVER &&
+            atomic_load_explicit(&p->timeout_seq, memory_order_acquire) == seq) {
             p->tmo = NULL;
-            return;
+            p->wait_seq++; /* a later park must not see this wait's timeout */
+            return 0;
         }
     }
 }

@@ -80,7 +80,7 @@ static bool copy_name(const char *name, char buf[OT_NAME_MAX]) {
     return true;
 }
 
-int ot_register(const char *uname, ot_pid pid) {
+static int register_impl(const char *uname, ot_pid pid) {
     char name[OT_NAME_MAX];
     if (!copy_name(uname, name))
         return -EINVAL;
@@ -130,7 +130,20 @@ out:
     return rc;
 }
 
-int ot_unregister(const char *uname) {
+/* the public call passes the gate when made on a plain thread (foreign.c) */
+int ot_register(const char *uname, ot_pid pid) {
+    bool gated;
+    if (!ot__gate_in(&gated)) {
+        return -ENOTCONN;
+    }
+    int r = register_impl(uname, pid);
+    int e = errno;
+    ot__gate_out(gated);
+    errno = e;
+    return r;
+}
+
+static int unregister_impl(const char *uname) {
     char name[OT_NAME_MAX];
     if (!copy_name(uname, name))
         return -EINVAL;
@@ -150,7 +163,20 @@ int ot_unregister(const char *uname) {
     return rc;
 }
 
-ot_pid ot_whereis(const char *uname) {
+/* the public call passes the gate when made on a plain thread (foreign.c) */
+int ot_unregister(const char *uname) {
+    bool gated;
+    if (!ot__gate_in(&gated)) {
+        return -ENOTCONN;
+    }
+    int r = unregister_impl(uname);
+    int e = errno;
+    ot__gate_out(gated);
+    errno = e;
+    return r;
+}
+
+static ot_pid whereis_impl(const char *uname) {
     char name[OT_NAME_MAX];
     if (!copy_name(uname, name))
         return OT_NOPID;
@@ -159,6 +185,20 @@ ot_pid ot_whereis(const char *uname) {
     ot_pid pid = e ? e->pid : OT_NOPID;
     ot__unlock(&mu);
     return pid;
+}
+
+/* the public call passes the gate when made on a plain thread (foreign.c) */
+ot_pid ot_whereis(const char *uname) {
+    bool gated;
+    if (!ot__gate_in(&gated)) {
+        errno = ENOTCONN;
+        return OT_NOPID;
+    }
+    ot_pid r = whereis_impl(uname);
+    int e = errno;
+    ot__gate_out(gated);
+    errno = e;
+    return r;
 }
 
 void ot__names_release(struct ot_proc *p) {

@@ -36,7 +36,9 @@ static struct ot_sched *pick_sched(const ot_spawn_opts *o) {
 static void reset_record(struct ot_proc *p) {
     /* everything but the mailbox queue, the lock and the generation */
     atomic_store_explicit(&p->aflags, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->timeout_seq, 0, memory_order_relaxed);
+    /* timeout_seq and wait_seq are kept: wait numbers grow across a slot's
+     * occupants, so a receive timer of an earlier occupant that fires late
+     * never matches a wait of this one (timer.c, fire) */
     p->flags = 0;
     p->q_first = p->q_last = NULL;
     p->q_len = 0;
@@ -47,7 +49,7 @@ static void reset_record(struct ot_proc *p) {
     p->mark_env = NULL;
     p->mark_valid = false;
     p->exit_by_signal = 0;
-    p->wait_seq = 1;
+    p->wait_seq++; /* past any timeout_seq an earlier occupant left */
     p->sp = NULL;
     p->stack = NULL;
     p->fn = NULL;
@@ -69,7 +71,7 @@ static void reset_record(struct ot_proc *p) {
     p->reason = OT_REASON(OT_NORMAL);
 }
 
-static ot_pid spawn_common(void (*fn)(void *), ot_handler_fn hfn, void *arg,
+static ot_pid spawn_impl(void (*fn)(void *), ot_handler_fn hfn, void *arg,
                            const ot_spawn_opts *o) {
     if (!atomic_load_explicit(&ot__rt.running, memory_order_acquire) ||
         atomic_load_explicit(&ot__rt.stopping, memory_order_acquire)) {
@@ -146,6 +148,21 @@ static ot_pid spawn_common(void (*fn)(void *), ot_handler_fn hfn, void *arg,
     if (me)
         ot__spend(me, 1);
     return pid;
+}
+
+/* the public call passes the gate when made on a plain thread (foreign.c) */
+static ot_pid spawn_common(void (*fn)(void *), ot_handler_fn hfn, void *arg,
+                           const ot_spawn_opts *o) {
+    bool gated;
+    if (!ot__gate_in(&gated)) {
+        errno = ENOTCONN;
+        return OT_NOPID;
+    }
+    ot_pid r = spawn_impl(fn, hfn, arg, o);
+    int e = errno;
+    ot__gate_out(gated);
+    errno = e;
+    return r;
 }
 
 ot_pid ot_spawn(void (*fn)(void *), void *arg) {
@@ -311,6 +328,10 @@ void ot__proc_finish_exit(struct ot_sched *s, struct ot_proc *p) {
     atomic_store_explicit(&p->pid, 0, memory_order_release);
     atomic_store_explicit(&p->state, PS_FREE, memory_order_release);
     ot__ptab_free(p);
+    /* owner-only counter: send timers aimed at p are cancelled by the scans
+     * it starts (ot__wheel_reap_dead) */
+    atomic_store_explicit(&s->exits, atomic_load_explicit(&s->exits, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 /* ---- small process calls --------------------------------------------------------- */
@@ -320,8 +341,21 @@ ot_pid ot_self(void) {
     return p ? (ot_pid){atomic_load_explicit(&p->pid, memory_order_relaxed)} : OT_NOPID;
 }
 
-bool ot_is_alive(ot_pid pid) {
+static bool is_alive_impl(ot_pid pid) {
     return ot__ptab_live(pid) != NULL;
+}
+
+/* the public call passes the gate when made on a plain thread (foreign.c) */
+bool ot_is_alive(ot_pid pid) {
+    bool gated;
+    if (!ot__gate_in(&gated)) {
+        return false;
+    }
+    bool r = is_alive_impl(pid);
+    int e = errno;
+    ot__gate_out(gated);
+    errno = e;
+    return r;
 }
 
 void ot_yield(void) {
@@ -405,7 +439,7 @@ uint64_t ot__mbox_scans(void) {
     return p ? p->scans : 0;
 }
 
-int ot_process_info(ot_pid pid, struct ot_process_info *out) {
+static int process_info_impl(ot_pid pid, struct ot_process_info *out) {
     if (!out)
         return -EINVAL;
     struct ot_proc *p = ot__ptab_live(pid);
@@ -452,7 +486,20 @@ int ot_process_info(ot_pid pid, struct ot_process_info *out) {
     return 0;
 }
 
-size_t ot_processes(ot_pid *out, size_t cap) {
+/* the public call passes the gate when made on a plain thread (foreign.c) */
+int ot_process_info(ot_pid pid, struct ot_process_info *out) {
+    bool gated;
+    if (!ot__gate_in(&gated)) {
+        return -ENOTCONN;
+    }
+    int r = process_info_impl(pid, out);
+    int e = errno;
+    ot__gate_out(gated);
+    errno = e;
+    return r;
+}
+
+static size_t processes_impl(ot_pid *out, size_t cap) {
     size_t n = 0, hwm = ot__ptab_hwm();
     for (size_t i = 0; i < hwm; i++) {
         struct ot_proc *p = ot__ptab_at(i);
@@ -464,4 +511,17 @@ size_t ot_processes(ot_pid *out, size_t cap) {
         n++;
     }
     return n;
+}
+
+/* the public call passes the gate when made on a plain thread (foreign.c) */
+size_t ot_processes(ot_pid *out, size_t cap) {
+    bool gated;
+    if (!ot__gate_in(&gated)) {
+        return 0;
+    }
+    size_t r = processes_impl(out, cap);
+    int e = errno;
+    ot__gate_out(gated);
+    errno = e;
+    return r;
 }

@@ -5,7 +5,10 @@
  * reaches the new occupant. Free slots form a Treiber stack whose head carries
  * an ABA tag; fresh slots come from a bump index before the free list is used.
  * Records are never unmapped while the runtime runs (type-stable memory), so
- * any thread may read a slot's atomics through any pid. */
+ * any thread may read a slot's atomics through any pid. Generations also
+ * outlive the table: each run's slots start above every generation an
+ * earlier run issued (gen_base), so a pid kept across ot_stop/ot_start is
+ * dead, never a new process's, and is answered as a dead pid. */
 #include "runtime/core/ahead.h"
 #include "runtime/core/core.h"
 
@@ -18,6 +21,10 @@ static _Atomic size_t bump;        /* slots ever handed out */
 static _Atomic uint64_t free_head; /* tag << 32 | (index + 1), 0 = empty */
 static _Atomic size_t live;
 static struct ot__ahead ahead; /* the table, populated ahead of the bump index */
+/* Every generation below it was issued by an earlier run (or never); kept
+ * across runs: the process outlives the table. Written at stop, under
+ * ot_start/ot_stop's lock, read while running. */
+static uint32_t gen_base = 1;
 
 int ot__ptab_init(size_t n) {
     if (n == 0 || n > (1u << 31))
@@ -37,6 +44,15 @@ int ot__ptab_init(size_t n) {
 }
 
 void ot__ptab_fini(void) {
+    /* the next run starts above every generation this one issued */
+    size_t used = atomic_load_explicit(&bump, memory_order_relaxed);
+    uint32_t top = gen_base;
+    for (size_t i = 0; table && i < used; i++) {
+        uint32_t g = atomic_load_explicit(&table[i].gen, memory_order_relaxed) + 1;
+        if (g > top)
+            top = g;
+    }
+    gen_base = top ? top : 1; /* 2^32 generations later it wraps, as a slot's own does */
     ot__ahead_fini(&ahead);
     if (table)
         munmap(table, map_bytes);
@@ -68,6 +84,7 @@ static void slot_first_use(struct ot_proc *p) {
     atomic_store_explicit(&p->stub.next, NULL, memory_order_relaxed);
     atomic_store_explicit(&p->mq_tail, (struct env *)&p->stub, memory_order_relaxed);
     p->mq_head = (struct env *)&p->stub;
+    atomic_store_explicit(&p->gen, gen_base - 1, memory_order_relaxed);
 }
 
 static inline void prefetch_record(const struct ot_proc *p) {
@@ -151,11 +168,14 @@ struct ot_proc *ot__ptab_live(ot_pid pid) {
 }
 
 bool ot__pid_never_issued(ot_pid pid) {
-    uint32_t idx = pid_index(pid);
-    if (!table || pid.v == 0 || idx >= atomic_load_explicit(&bump, memory_order_relaxed))
+    uint32_t idx = pid_index(pid), g = pid_gen(pid);
+    if (!table || pid.v == 0 || g == 0)
         return true;
-    return pid_gen(pid) == 0 ||
-           pid_gen(pid) > atomic_load_explicit(&table[idx].gen, memory_order_relaxed);
+    if (g < gen_base)
+        return false; /* an earlier run's: dead */
+    if (idx >= atomic_load_explicit(&bump, memory_order_relaxed))
+        return true;
+    return g > atomic_load_explicit(&table[idx].gen, memory_order_relaxed);
 }
 
 size_t ot__ptab_cap(void) {

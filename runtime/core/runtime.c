@@ -3,7 +3,14 @@
  * ot_stop kills every process that is left, waits for their exits (each
  * completes on its scheduler, so links, monitors, ETS hooks and heaps all
  * run), then stops the threads and frees every pool, leaving nothing
- * allocated. ot_run wraps the three around one main process. */
+ * allocated. ot_run wraps the three around one main process.
+ *
+ * A stop is bounded (cfg.stop_timeout_ms): a process that never reaches a
+ * runtime call cannot be killed, so past the bound ot_stop logs each process
+ * that is left, leaves the scheduler threads that did not finish running
+ * (detached, with every pool they may touch still allocated: nothing is
+ * freed under them), returns -ETIMEDOUT, and later ot_start calls return
+ * -EBUSY, since those threads still use the runtime's memory. */
 #include "runtime/core/ahead.h"
 #include "runtime/core/core.h"
 
@@ -21,6 +28,7 @@ static pthread_cond_t main_cv = PTHREAD_COND_INITIALIZER;
 static _Atomic uint64_t main_pid;
 static bool main_done;
 static ot_reason main_reason;
+static bool abandoned; /* an ot_stop left scheduler threads running (under life_mu) */
 
 extern void ot__foreign_fini_all(void);
 extern size_t ot__foreign_count(void);
@@ -95,6 +103,10 @@ int ot_start(const ot_config *cfg) {
         pthread_mutex_unlock(&life_mu);
         return -EALREADY;
     }
+    if (abandoned) {
+        pthread_mutex_unlock(&life_mu);
+        return -EBUSY;
+    }
     ot_config c = cfg ? *cfg : (ot_config){0};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (!c.schedulers)
@@ -107,6 +119,8 @@ int ot_start(const ot_config *cfg) {
         c.spin_us = 50;
     if (!c.long_schedule_ms)
         c.long_schedule_ms = 100;
+    if (!c.stop_timeout_ms)
+        c.stop_timeout_ms = 5000;
     if (c.schedulers > 128 || c.max_processes > ((size_t)1 << 31) || c.stack_size < 16384 ||
         c.stack_size > ((size_t)1 << 30) || (c.ring_entries && c.ring_entries > 32768)) {
         pthread_mutex_unlock(&life_mu);
@@ -141,19 +155,43 @@ int ot_start(const ot_config *cfg) {
         rc = ot__sched_start_all();
         if (rc) {
             atomic_store_explicit(&ot__rt.running, 0, memory_order_release);
-            ot__sched_stop_all();
+            ot__sched_stop_all(0);
         }
     }
     if (rc && ets_started)
         ets_stop();
     if (rc)
         teardown();
+    else
+        ot__gate_open(); /* plain threads may call in from now on */
     pthread_mutex_unlock(&life_mu);
     return rc;
 }
 
 static size_t live_processes(void) {
     return ot__ptab_live_count() - ot__foreign_count();
+}
+
+static void report_left(unsigned ms) {
+    size_t hwm = ot__ptab_hwm();
+    for (size_t i = 0; i < hwm; i++) {
+        struct ot_proc *p = ot__ptab_at(i);
+        uint64_t v = atomic_load_explicit(&p->pid, memory_order_acquire);
+        uint32_t af = atomic_load_explicit(&p->aflags, memory_order_acquire);
+        if (!v || (af & (PF_FOREIGN | PF_DEAD)))
+            continue;
+        uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
+        struct ot_sched *s = atomic_load_explicit(&p->sched, memory_order_relaxed);
+        /* the name is the process's own: it may be changing; only the pid,
+         * state and scheduler are read here */
+        ot_log(OT_LOG_ERROR,
+               "ot_stop: process <0.%u.%u> did not exit within %u ms of being killed (%s on "
+               "scheduler %d): it makes no runtime call, so it cannot be stopped; its "
+               "scheduler thread is left running",
+               (unsigned)(v & 0xffffffffu), (unsigned)(v >> 32), ms,
+               st == PS_RUNNING ? "running" : st == PS_RUNNABLE ? "runnable" : "waiting",
+               s ? s->id : -1);
+    }
 }
 
 int ot_stop(void) {
@@ -165,34 +203,43 @@ int ot_stop(void) {
         return -ENOTCONN;
     }
     atomic_store_explicit(&ot__rt.stopping, 1, memory_order_release);
+    /* plain threads first: their waits end with ENOTCONN, their calls drain */
+    ot__gate_close();
+    unsigned bound = ot__rt.cfg.stop_timeout_ms;
+    uint64_t deadline = ot__clock_ns() + (uint64_t)bound * 1000000u;
     /* kill what is left; repeat for processes spawned meanwhile by exits */
-    for (int round = 0; live_processes() > 0; round++) {
+    while (live_processes() > 0 && ot__clock_ns() < deadline) {
         size_t hwm = ot__ptab_hwm();
         for (size_t i = 0; i < hwm; i++) {
             struct ot_proc *p = ot__ptab_at(i);
             uint64_t v = atomic_load_explicit(&p->pid, memory_order_acquire);
-            if (v && !(atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_DEAD) &&
-                !(p->flags & PF_FOREIGN))
-                ot_exit((ot_pid){v}, OT_REASON(OT_KILL));
+            if (v && !(atomic_load_explicit(&p->aflags, memory_order_acquire) &
+                       (PF_DEAD | PF_FOREIGN)))
+                ot__exit_kill((ot_pid){v});
         }
-        for (int w = 0; w < 2000 && live_processes() > 0; w++)
+        for (int w = 0; w < 200 && live_processes() > 0 && ot__clock_ns() < deadline; w++)
             usleep(500);
-        if (round > 20) {
-            fprintf(stderr,
-                    "otter: ot_stop: %zu processes did not exit (a process that never "
-                    "reaches a runtime call cannot be killed)\n",
-                    live_processes());
-            break;
-        }
     }
-    ot__sched_stop_all();
-    if (ets_stop)
+    bool stuck = live_processes() > 0;
+    if (stuck)
+        report_left(bound);
+    /* a thread still running a process is left behind after a short grace */
+    unsigned left = ot__sched_stop_all(stuck ? ot__clock_ns() + 100000000u : 0);
+    if (!left && ets_stop)
         ets_stop(); /* no scheduler left online: every deferred free runs */
     atomic_store_explicit(&ot__rt.running, 0, memory_order_release);
-    teardown();
+    if (left) {
+        ot_log(OT_LOG_ERROR,
+               "ot_stop: %u scheduler thread(s) left running; the runtime's memory stays "
+               "allocated and ot_start will return -EBUSY",
+               left);
+        abandoned = true;
+    } else {
+        teardown();
+    }
     atomic_store_explicit(&ot__rt.stopping, 0, memory_order_release);
     pthread_mutex_unlock(&life_mu);
-    return 0;
+    return stuck || left ? -ETIMEDOUT : 0;
 }
 
 static _Atomic int run_active;

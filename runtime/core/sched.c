@@ -724,8 +724,14 @@ static bool should_exit(struct ot_sched *s) {
     return atomic_load_explicit(&ot__rt.stopping, memory_order_acquire) == 2;
 }
 
+/* How long an idle scheduler sleeps at most while its wheel holds send
+ * timers: the scan for timers whose target died (ot__wheel_reap_dead) is
+ * started by exits on any scheduler, which do not wake this one. */
+#define REAP_SLEEP_NS 250000000
+
 static void idle(struct ot_sched *s) {
     ot__stack_trim(s, s->now_ns);
+    bool scanning = ot__wheel_reap_dead(s);
     uint64_t spin_until = s->now_ns + (uint64_t)ot__rt.cfg.spin_us * 1000u;
     atomic_store_explicit(&s->sleep_state, SS_SPINNING, memory_order_relaxed);
     for (;;) {
@@ -743,7 +749,9 @@ static void idle(struct ot_sched *s) {
             rq_push(s, p);
             break;
         }
-        if (s->now_ns < spin_until) {
+        if (s->now_ns < spin_until || scanning) {
+            if (scanning)
+                break; /* the loop comes back here with the scan's next batch */
             __builtin_ia32_pause();
             continue;
         }
@@ -757,6 +765,9 @@ static void idle(struct ot_sched *s) {
             uint64_t at = (s->wheel.now + (uint64_t)next) * OT_TICK_NS;
             tmo_ns = at > s->now_ns ? (int64_t)(at - s->now_ns) : 0;
         }
+        if (atomic_load_explicit(&s->wheel.sends, memory_order_relaxed) &&
+            (tmo_ns < 0 || tmo_ns > REAP_SLEEP_NS))
+            tmo_ns = REAP_SLEEP_NS;
         rcu_thread_offline();
         ot__ring_sleep(s, tmo_ns);
         rcu_thread_online();
@@ -791,6 +802,8 @@ static void *sched_main(void *arg) {
         s->nloops++;
         rcu_quiescent_state();
         advance_time(s);
+        if ((s->nloops & 63) == 0)
+            ot__wheel_reap_dead(s); /* a busy scheduler never idles */
         drain_inbox(s);
         s->run_start_ns = coarse_ms(); /* timers and the inbox are not a process's time */
         /* run a batch, then give the ring one submit/reap */
@@ -863,7 +876,7 @@ int ot__sched_start_all(void) {
     return err;
 }
 
-void ot__sched_stop_all(void) {
+unsigned ot__sched_stop_all(uint64_t deadline_ns) {
     atomic_store_explicit(&ot__rt.stopping, 2, memory_order_release);
     for (unsigned i = 0; i < ot__rt.nstarted; i++) {
         struct ot_sched *s = ot__rt.sched[i];
@@ -871,7 +884,25 @@ void ot__sched_stop_all(void) {
         atomic_store_explicit(&s->sleep_state, SS_SLEEPING, memory_order_seq_cst);
         ot__sched_kick(s);
     }
-    for (unsigned i = 0; i < ot__rt.nstarted; i++)
-        pthread_join(ot__rt.sched[i]->thread, NULL);
+    unsigned left = 0;
+    for (unsigned i = 0; i < ot__rt.nstarted; i++) {
+        if (!deadline_ns) {
+            pthread_join(ot__rt.sched[i]->thread, NULL);
+            continue;
+        }
+        /* the join's clock is CLOCK_REALTIME: the deadline is moved onto it */
+        uint64_t now = ot__clock_ns();
+        uint64_t wait = deadline_ns > now ? deadline_ns - now : 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t at = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + wait;
+        ts.tv_sec = (time_t)(at / 1000000000u);
+        ts.tv_nsec = (long)(at % 1000000000u);
+        if (pthread_timedjoin_np(ot__rt.sched[i]->thread, NULL, &ts) != 0) {
+            pthread_detach(ot__rt.sched[i]->thread); /* still running a process */
+            left++;
+        }
+    }
     ot__rt.nstarted = 0;
+    return left;
 }

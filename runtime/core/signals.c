@@ -197,7 +197,7 @@ void ot__exit_links_monitors(struct ot_proc *p) {
 
 /* ---- the public calls ---------------------------------------------------------- */
 
-int ot_exit(ot_pid to, ot_reason why) {
+static int exit_impl(ot_pid to, ot_reason why) {
     if (!atomic_load_explicit(&ot__rt.running, memory_order_acquire))
         return -ENOTCONN;
     if (to.v == 0 || ot__pid_never_issued(to))
@@ -214,6 +214,23 @@ int ot_exit(ot_pid to, ot_reason why) {
     if (me && from.v == to.v)
         ot__check_signals(me); /* exit(self(), R) takes effect at once */
     return 0;
+}
+
+void ot__exit_kill(ot_pid p) {
+    (void)exit_impl(p, OT_REASON(OT_KILL));
+}
+
+/* the public call passes the gate when made on a plain thread (foreign.c) */
+int ot_exit(ot_pid to, ot_reason why) {
+    bool gated;
+    if (!ot__gate_in(&gated)) {
+        return -ENOTCONN;
+    }
+    int r = exit_impl(to, why);
+    int e = errno;
+    ot__gate_out(gated);
+    errno = e;
+    return r;
 }
 
 int ot_link(ot_pid to) {

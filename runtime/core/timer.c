@@ -122,13 +122,22 @@ static inline struct ot_timer *tmr_alloc(struct ot_wheel *w) {
     return t;
 }
 
+/* Owner only; relaxed atomics because tests read the count from elsewhere. */
+static inline void sends_add(struct ot_wheel *w, int d) {
+    uint64_t n = atomic_load_explicit(&w->sends, memory_order_relaxed);
+    atomic_store_explicit(&w->sends, n + (uint64_t)(int64_t)d, memory_order_relaxed);
+}
+
 static void tmr_free(struct ot_wheel *w, struct ot_timer *t) {
     uint32_t gen = (uint32_t)(atomic_load_explicit(&t->genstate, memory_order_relaxed) >> 8);
     /* a new generation: stale refs can no longer CAS it (release pairs with
      * cancellers' acquire) */
     atomic_store_explicit(&t->genstate, gs(gen + 1, TMR_FREE), memory_order_release);
-    if (t->kind == TK_SEND && t->size == TMR_ENV && t->env)
-        ot__env_free(t->env);
+    if (t->kind == TK_SEND) {
+        if (t->size == TMR_ENV && t->env)
+            ot__env_free(t->env);
+        sends_add(w, -1);
+    }
     t->kind = 0;
     t->env = NULL;
     t->next = w->free;
@@ -218,9 +227,19 @@ static void fire(struct ot_sched *s, struct ot_timer *t) {
     } else {
         struct ot_proc *p = ot__ptab_slot(t->target);
         if (p && atomic_load_explicit(&p->pid, memory_order_acquire) == t->target.v) {
-            /* seq_cst store + fence pair with park_from_sched's store of
-             * PS_WAITING and its load of timeout_seq */
-            atomic_store_explicit(&p->timeout_seq, t->seq, memory_order_seq_cst);
+            /* The slot may change hands between the check above and the
+             * store: wait numbers grow across a slot's occupants (reset_record
+             * keeps them), so a stale number never equals a live wait, and
+             * timeout_seq only grows, so a stale store never hides the
+             * number of a newer wait that fired first. seq_cst store + fence
+             * pair with park_from_sched's store of PS_WAITING and its load
+             * of timeout_seq. */
+            uint64_t cur = atomic_load_explicit(&p->timeout_seq, memory_order_relaxed);
+            while (cur < t->seq &&
+                   !atomic_compare_exchange_weak_explicit(&p->timeout_seq, &cur, t->seq,
+                                                          memory_order_seq_cst,
+                                                          memory_order_relaxed)) {
+            }
             atomic_thread_fence(memory_order_seq_cst);
             if (atomic_load_explicit(&p->state, memory_order_relaxed) == PS_WAITING)
                 ot__wake(p);
@@ -501,7 +520,12 @@ static inline uint64_t clock_upper(void) {
 #endif
 
 uint64_t ot__tick_deadline(int64_t ms) {
-    uint64_t at = clock_upper() + (uint64_t)ms * 1000000u;
+    uint64_t now = clock_upper();
+    /* a deadline past the clock's range (INT64_MAX ns, 292 years of uptime)
+     * is "never": ms * 1000000 would wrap and fire at once */
+    if (ms < 0 || (uint64_t)ms > ((uint64_t)INT64_MAX - now) / 1000000u)
+        return OT_TICK_NEVER;
+    uint64_t at = now + (uint64_t)ms * 1000000u;
     return (at + OT_TICK_NS - 1) / OT_TICK_NS; /* round up: never early */
 }
 
@@ -536,6 +560,8 @@ struct ot_timer *ot__timer_arm_wake(struct ot_sched *s, struct ot_proc *p, uint6
 /* Whole ms from now (ns precision) to a tick: within 1 ms of the true time
  * left (the tick is the deadline rounded up), never more than 1 ms over. */
 static int64_t ms_left(uint64_t expire_tick) {
+    if (expire_tick == OT_TICK_NEVER)
+        return INT64_MAX;
     uint64_t now = clock_upper(), at = expire_tick * OT_TICK_NS;
     return at > now ? (int64_t)((at - now) / 1000000u) : 0;
 }
@@ -575,6 +601,63 @@ void ot__timer_cancel_wake(struct ot_proc *p) {
     struct ot_timer *t = p->tmo;
     p->tmo = NULL;
     cancel(t, p->tmo_gen, ot__rt.sched[p->tmo_owner], false);
+}
+
+/* ---- timers whose target died ------------------------------------------------------ */
+
+/* Cancels an armed send timer of the owner's wheel and frees its payload at
+ * once; the record itself goes back to the free list when the wheel reaches
+ * it or sweeps. false: it had fired or been cancelled already. */
+static bool kill_timer(struct ot_wheel *w, struct ot_timer *t) {
+    uint64_t v = atomic_load_explicit(&t->genstate, memory_order_relaxed);
+    uint64_t want = (v & ~0xffull) | TMR_ARMED;
+    /* acq_rel against remote cancellers, as in cancel() */
+    if (!atomic_compare_exchange_strong_explicit(&t->genstate, &want,
+                                                 (v & ~0xffull) | TMR_CANCELLED,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return false;
+    if (t->size == TMR_ENV && t->env) {
+        ot__env_free(t->env);
+        t->env = NULL;
+    }
+    w->dead++;
+    return true;
+}
+
+#define SCAN_BUDGET 1024 /* table entries looked at per call */
+
+/* erlang:send_after/3 to a pid cancels the timer when that process exits.
+ * Exits do not know which timers name them (the arming process may be any,
+ * and the timer lives on its scheduler), so each scheduler scans its own
+ * table after exits happened, SCAN_BUDGET entries per loop turn, and cancels
+ * every armed send timer whose target is dead; a scan that cancelled many
+ * sweeps them off the wheel, so their records return to the free list. */
+bool ot__wheel_reap_dead(struct ot_sched *s) {
+    struct ot_wheel *w = &s->wheel;
+    if (w->scan_pos == 0) {
+        uint64_t ex = 0;
+        for (unsigned k = 0; k < ot__rt.nsched; k++)
+            ex += atomic_load_explicit(&ot__rt.sched[k]->exits, memory_order_relaxed);
+        if (ex == w->scan_exits || !atomic_load_explicit(&w->sends, memory_order_relaxed))
+            return false;
+        w->scan_exits = ex;
+    }
+    uint32_t end = w->used, i = w->scan_pos;
+    for (uint32_t n = 0; n < SCAN_BUDGET && i < end; n++, i++) {
+        struct ot_timer *t = &w->chunks[i >> TMR_CHUNK_BITS][i & (TMR_CHUNK - 1)];
+        if (t->kind == TK_SEND &&
+            (atomic_load_explicit(&t->genstate, memory_order_relaxed) & 0xff) == TMR_ARMED &&
+            !ot__ptab_live(t->target))
+            kill_timer(w, t);
+    }
+    if (i < end) {
+        w->scan_pos = i;
+        return true;
+    }
+    w->scan_pos = 0;
+    if (w->dead && w->dead * 4 >= w->count)
+        sweep(w);
+    return false;
 }
 
 /* ---- the public timer API ------------------------------------------------------- */
@@ -648,6 +731,7 @@ ot_ref ot_send_after(ot_pid to, int64_t ms, uint32_t tag, const void *data, size
         errno = ENOMEM;
         return OT_NOREF;
     }
+    sends_add(&s->wheel, 1);
     /* only the owner reads these (when it fires the timer) */
     t->target = to;
     t->from = from;
@@ -661,12 +745,14 @@ ot_ref ot_send_after(ot_pid to, int64_t ms, uint32_t tag, const void *data, size
     ot_ref r = mk_ref((unsigned)s->id, tmr_index(&s->wheel, t), gen);
     if (e)
         e->msg.ref = r;
+    if (unlikely(!ot__ptab_live(to)))
+        kill_timer(&s->wheel, t); /* erlang:send_after/3 to a dead pid: cancelled at once */
     if (me)
         ot__spend(me, 1);
     return r;
 }
 
-int64_t ot_cancel_timer(ot_ref r) {
+static int64_t cancel_timer_impl(ot_ref r) {
     struct ot_sched *owner;
     uint32_t gen;
     struct ot_timer *t = from_ref(r, &owner, &gen);
@@ -675,7 +761,18 @@ int64_t ot_cancel_timer(ot_ref r) {
     return cancel(t, gen, owner, true);
 }
 
-int64_t ot_read_timer(ot_ref r) {
+/* the public call passes the gate when made on a plain thread (foreign.c) */
+int64_t ot_cancel_timer(ot_ref r) {
+    bool gated;
+    if (!ot__gate_in(&gated)) {
+        return -1;
+    }
+    int64_t left = cancel_timer_impl(r);
+    ot__gate_out(gated);
+    return left;
+}
+
+static int64_t read_timer_impl(ot_ref r) {
     struct ot_sched *owner;
     uint32_t gen;
     struct ot_timer *t = from_ref(r, &owner, &gen);
@@ -688,6 +785,24 @@ int64_t ot_read_timer(ot_ref r) {
     if (atomic_load_explicit(&t->genstate, memory_order_acquire) != gs(gen, TMR_ARMED))
         return -1;
     return ms_left(expire);
+}
+
+/* the public call passes the gate when made on a plain thread (foreign.c) */
+int64_t ot_read_timer(ot_ref r) {
+    bool gated;
+    if (!ot__gate_in(&gated)) {
+        return -1;
+    }
+    int64_t left = read_timer_impl(r);
+    ot__gate_out(gated);
+    return left;
+}
+
+uint64_t ot__timers_pending(void) {
+    uint64_t n = 0;
+    for (unsigned i = 0; ot__rt.sched && i < ot__rt.nsched; i++)
+        n += atomic_load_explicit(&ot__rt.sched[i]->wheel.sends, memory_order_relaxed);
+    return n;
 }
 
 int64_t ot_now_ms(void) {
