@@ -54,6 +54,12 @@ static inline __attribute__((always_inline)) ets_table *begin(ot_tab h, bool wri
                                                               int *rc)
 {
     ets__charge();
+    if (write && __builtin_expect(ot__stack_headroom() < ETS_STACK_NEED, 0)) {
+        /* Writers take locks: not on a stack that might overflow under them. */
+        *tok = ETS_TOKEN_NONE;
+        *rc = -ENOMEM;
+        return NULL;
+    }
     *tok = ets__enter();
     ets_table *t = ets__lookup(h);
     if (!t) {
@@ -287,10 +293,38 @@ OT_API bool ot_ets_member(ot_tab h, const void *k, size_t kl)
     return rc > 0;
 }
 
+/* The caller's key and value, copied in before any lock is taken: a bad
+ * pointer faults here, where the fault ends only the caller. */
+typedef struct copied {
+    const void *k, *v;
+    unsigned char *heap;
+    _Alignas(8) unsigned char small[256];
+} copied;
+
+static int copy_in(copied *c, const void *k, size_t kl, const void *v, size_t vl)
+{
+    size_t kp = ets_pad8(kl);
+    unsigned char *p = c->small;
+    c->heap = NULL;
+    if (kp + vl > sizeof c->small && !(p = c->heap = malloc(kp + vl)))
+        return -ENOMEM;
+    memcpy(p, k, kl);
+    if (v && vl)
+        memcpy(p + kp, v, vl);
+    c->k = p;
+    c->v = v ? p + kp : NULL;
+    return 0;
+}
+
 /* delete, delete_object and take: v NULL removes every object of the key. */
 static int do_del(ot_tab h, const void *k, size_t kl, const void *v, size_t vl, ot_ets_obj **objs,
                   size_t *n)
 {
+    copied c;
+    if (copy_in(&c, k, kl, v, vl))
+        return -ENOMEM;
+    k = c.k;
+    v = c.v;
     int tok, rc;
     ets_table *t = begin(h, true, &tok, &rc);
     if (t) {
@@ -303,6 +337,7 @@ static int do_del(ot_tab h, const void *k, size_t kl, const void *v, size_t vl, 
         retire_all(&out);
     }
     ets__leave(tok);
+    free(c.heap);
     ets__throttle();
     return rc;
 }
@@ -407,7 +442,11 @@ OT_API int ot_ets_update_counter(ot_tab h, const void *k, size_t kl, size_t offs
         if (result)
             *result = res;
     } else if (t) {
-        rc = counter_slow(t, k, kl, offset, incr, dflt, result);
+        copied c; /* counter_slow's writers compare the key under a lock */
+        rc = copy_in(&c, k, kl, NULL, 0);
+        if (!rc)
+            rc = counter_slow(t, c.k, kl, offset, incr, dflt, result);
+        free(c.heap);
     }
     ets__leave(tok);
     ets__throttle();

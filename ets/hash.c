@@ -932,13 +932,19 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
                     bool new_only, ets_vec *out)
 {
     htab *ht = H(t);
-    uint64_t w[HW];
+    uint64_t w[HW], kc[HW];
     uint32_t meta = 0;
     ets_rec *r = NULL;
+    /* The key the locked walk compares is ours, never the caller's: the
+     * record's, or a copy of an inline one (ets_int.h's ETS_STACK_NEED). */
     if (fits(t, kl, vl)) {
         meta = pack(w, k, kl, v, vl);
+        memcpy(kc, k, kl);
+        k = kc;
     } else if (!(r = ets__rec_new(k, kl, v, vl, h))) {
         return -ENOMEM;
+    } else {
+        k = ets_rec_key(r);
     }
     long bytes = r ? obj_bytes(r) : 0;
     ets_stripe *st = ets_stripe_of(t, h);

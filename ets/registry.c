@@ -28,8 +28,19 @@ static uint32_t free_head = UINT32_MAX, never_used;
 static ets_table *names[ETS_BUCKETS];
 static ets_table *owners[ETS_BUCKETS];
 
-void ets__registry_lock(void) { pthread_mutex_lock(&reg_mu); }
-void ets__registry_unlock(void) { pthread_mutex_unlock(&reg_mu); }
+/* A critical section (ARCHITECTURE 7): no caller memory is touched while
+ * the lock is held (names and data are copied in first). */
+void ets__registry_lock(void)
+{
+    ot__crit_enter();
+    pthread_mutex_lock(&reg_mu);
+}
+
+void ets__registry_unlock(void)
+{
+    pthread_mutex_unlock(&reg_mu);
+    ot__crit_exit();
+}
 
 static unsigned name_bucket(const char *name)
 {
@@ -228,8 +239,15 @@ OT_API ot_tab ot_ets_whereis(const char *name)
         errno = EINVAL;
         return OT_NOTAB;
     }
+    char copy[OT_ETS_NAME_MAX];
+    size_t len = strnlen(name, sizeof copy);
+    if (len == sizeof copy) {
+        errno = ENOENT; /* too long to be a table's name */
+        return OT_NOTAB;
+    }
+    memcpy(copy, name, len + 1); /* before the lock: see ets__registry_lock */
     ets__registry_lock();
-    ets_table *t = find_name(name);
+    ets_table *t = find_name(copy);
     ot_tab h = {t ? t->id : 0};
     ets__registry_unlock();
     if (!t)

@@ -51,8 +51,10 @@ static inline bool visible(sl_node *n)
            !atomic_load_explicit(&n->marked, memory_order_acquire);
 }
 
+/* A critical section, as the hash tables' stripe locks (ets_int.h). */
 static void nlock(sl_node *n)
 {
+    ot__crit_enter();
     unsigned spins = 0;
     /* Acquire pairs with the release in nunlock: the previous holder's
      * writes to this node are visible. */
@@ -69,6 +71,7 @@ static void nlock(sl_node *n)
 static inline void nunlock(sl_node *n)
 {
     atomic_store_explicit(&n->lock, 0, memory_order_release); /* pairs with nlock */
+    ot__crit_exit();
 }
 
 static __thread uint64_t sl_rand;
