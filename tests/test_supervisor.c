@@ -18,85 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/sup_events.h"
+
 #define WAIT_MS 20000
 
-enum { TAG_CRASH = OT_TAG_USER + 1, TAG_NORMAL, TAG_PING, TAG_PONG };
 
-/* ---- the event log ------------------------------------------------------------ */
-
-static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
-static char ev[8192];
-
-static void event(const char *fmt, const char *id) {
-    pthread_mutex_lock(&ev_mu);
-    size_t n = strlen(ev);
-    snprintf(ev + n, sizeof ev - n, fmt, id);
-    pthread_mutex_unlock(&ev_mu);
-}
-
-static void ev_reset(void) {
-    pthread_mutex_lock(&ev_mu);
-    ev[0] = 0;
-    pthread_mutex_unlock(&ev_mu);
-}
-
-static void ev_expect(const char *want) {
-    pthread_mutex_lock(&ev_mu);
-    char got[sizeof ev];
-    memcpy(got, ev, sizeof got);
-    pthread_mutex_unlock(&ev_mu);
-    ot_assert(strcmp(got, want) == 0, "events \"%s\", want \"%s\"", got, want);
-}
-
-/* ---- workers ------------------------------------------------------------------- */
-
-struct wcfg {
-    const char *id;
-    int fail;          /* start returns this when non-zero (OT_IGNORED or -errno) */
-    bool stubborn;     /* ignores shutdown */
-    volatile int fail_next; /* the next starts fail while set */
-};
-
-static void worker(void *arg) {
-    struct wcfg *w = arg;
-    ot_trap_exit(true);
-    for (;;) {
-        ot_msg *m = ot_receive(OT_INFINITY);
-        if (m->tag == OT_TAG_EXIT) {
-            ot_exit_msg x = *(ot_exit_msg *)ot_msg_data(m);
-            if (w->stubborn)
-                continue;
-            event("stop:%s ", w->id);
-            ot_exit_self(x.reason);
-        }
-        if (m->tag == TAG_CRASH)
-            ot_exit_self(ot_reason_error("crash %s", w->id));
-        if (m->tag == TAG_NORMAL)
-            ot_exit_self(OT_REASON(OT_NORMAL));
-        if (m->tag == TAG_PING)
-            ot_send(m->from, TAG_PONG, NULL, 0);
-        ot_msg_free(m);
-    }
-}
-
-static int start_worker(void *arg, ot_pid *out) {
-    struct wcfg *w = arg;
-    if (w->fail)
-        return w->fail;
-    if (w->fail_next)
-        return -EIO;
-    ot_spawn_opts o = {.link = true, .behaviour = "worker"};
-    *out = ot_spawn_opt(worker, w, &o);
-    if (!out->v)
-        return -errno;
-    event("start:%s ", w->id);
-    return 0;
-}
-
-static ot_child_spec spec(struct wcfg *w, int restart) {
-    return (ot_child_spec){.id = w->id, .start = start_worker, .arg = w, .restart = restart,
-                           .shutdown = 5000};
-}
 
 static ot_pid pid_of(ot_pid sup, const char *id) {
     ot_child_info in[16];
@@ -153,9 +79,9 @@ static void three(ot_child_spec *cs, int ra, int rb, int rc) {
     A = (struct wcfg){.id = "a"};
     B = (struct wcfg){.id = "b"};
     C = (struct wcfg){.id = "c"};
-    cs[0] = spec(&A, ra);
-    cs[1] = spec(&B, rb);
-    cs[2] = spec(&C, rc);
+    cs[0] = worker_spec(&A, ra);
+    cs[1] = worker_spec(&B, rb);
+    cs[2] = worker_spec(&C, rc);
 }
 
 static ot_pid start3(int strategy) {
@@ -295,7 +221,7 @@ OT_TEST(supervisor, zero_restarts_allowed, .timeout = 60) {
 
 OT_TEST(supervisor, shutdown_timeout_brutal_kill_and_infinity, .timeout = 60) {
     static struct wcfg s1 = {.id = "stubborn", .stubborn = true}, s2 = {.id = "brutal"};
-    ot_child_spec cs[2] = {spec(&s1, OT_PERMANENT), spec(&s2, OT_PERMANENT)};
+    ot_child_spec cs[2] = {worker_spec(&s1, OT_PERMANENT), worker_spec(&s2, OT_PERMANENT)};
     cs[0].shutdown = 100;
     cs[1].shutdown = OT_BRUTAL_KILL;
     ot_sup_flags f = {0};
@@ -322,7 +248,7 @@ static struct wcfg inner_w = {.id = "inner_w"};
 
 static int start_inner_sup(void *arg, ot_pid *out) {
     (void)arg;
-    ot_child_spec c = spec(&inner_w, OT_PERMANENT);
+    ot_child_spec c = worker_spec(&inner_w, OT_PERMANENT);
     ot_sup_flags f = {0};
     event("start:%s ", "inner");
     return ot_supervisor_start_link(&f, &c, 1, NULL, out);
@@ -331,7 +257,7 @@ static int start_inner_sup(void *arg, ot_pid *out) {
 OT_TEST(supervisor, a_child_supervisor_stops_its_own_children_first, .timeout = 60) {
     static struct wcfg w = {.id = "w"};
     ot_child_spec cs[2] = {
-        spec(&w, OT_PERMANENT),
+        worker_spec(&w, OT_PERMANENT),
         {.id = "inner", .start = start_inner_sup, .type = OT_SUPERVISOR},
     };
     ot_sup_flags f = {0};
@@ -419,7 +345,7 @@ OT_TEST(supervisor, a_child_start_that_returns_ignore, .timeout = 60) {
 OT_TEST(supervisor, start_terminate_restart_delete_child, .timeout = 60) {
     ot_pid sup = start3(OT_ONE_FOR_ONE);
     static struct wcfg d = {.id = "d"};
-    ot_child_spec cd = spec(&d, OT_PERMANENT);
+    ot_child_spec cd = worker_spec(&d, OT_PERMANENT);
     ot_pid p, q;
     ev_reset();
     ot_assert_eq(ot_supervisor_start_child(sup, &cd, &p), 0);

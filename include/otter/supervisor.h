@@ -147,6 +147,23 @@ OT_API int ot_task_sup_async_stream_nolink(ot_pid sup, const ot_stream *in, ot_t
 /* Task.Supervisor.children/1: the first min(cap, all) task pids, all in *n. */
 OT_API int ot_task_sup_children(ot_pid sup, ot_pid *out, size_t cap, size_t *n);
 
+/* ---- the application tree --------------------------------------------------------
+ * ot_application_start starts the runtime's top supervisor (one at a time:
+ * -EALREADY and *out the running one), with no parent: nothing stops it but
+ * ot_application_stop, ot_stop (which stops the tree, children in reverse
+ * order within their shutdown times, before it kills anything else) or its
+ * own restart intensity. From a process or a foreign thread; -ENOTCONN when
+ * the runtime is stopped; otherwise ot_supervisor_start_link's results. */
+OT_API int ot_application_start(const ot_sup_flags *f, const ot_child_spec *c, size_t n,
+                                const ot_start_opts *o, ot_pid *out);
+OT_API int ot_application_stop(void); /* 0, or -ESRCH when no tree runs */
+OT_API ot_pid ot_application_sup(void); /* the top supervisor, OT_NOPID if none */
+/* After this, signal sig (SIGTERM, say) makes the runtime stop as ot_stop
+ * does, from a thread of Otter's: the tree first, then everything else. Off
+ * until asked; -EINVAL for signals that cannot be or are already used (the
+ * fault signals, SIGKILL, SIGSTOP). */
+OT_API int ot_application_stop_on_signal(int sig);
+
 /* Stops a supervisor (of either kind) as its parent would: its children are
  * stopped in reverse start order (a DynamicSupervisor's all at once), then it
  * exits with why. 0, -ESRCH, -ETIMEDOUT (still running after timeout_ms). */

@@ -27,6 +27,14 @@ void ot__set_ets_exit_hook(ot__exit_hook_fn fn);
  * stop in ot_stop after them, and runs every deferred free. */
 void ot__set_ets_lifecycle(int (*start)(void), void (*stop)(void));
 
+/* ---- the stop hook (the OTP layer's application tree) ----------------------
+ * Called by ot_stop on its own thread, before anything is killed and while
+ * every process still runs, so that the application tree stops its children
+ * in reverse order within their shutdown times. Set before ot_stop; NULL
+ * removes it. */
+typedef void (*ot__stop_hook_fn)(void);
+void ot__set_stop_hook(ot__stop_hook_fn fn);
+
 /* ---- per-process resources (I/O descriptors, ...) -------------------------
  * A resource registered by the calling process is released (release called
  * on the scheduler thread, outside any process, with the owner's pid) when

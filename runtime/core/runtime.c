@@ -30,6 +30,12 @@ static bool main_done;
 static ot_reason main_reason;
 static bool abandoned; /* an ot_stop left scheduler threads running (under life_mu) */
 
+static _Atomic(ot__stop_hook_fn) stop_hook;
+
+void ot__set_stop_hook(ot__stop_hook_fn fn) {
+    atomic_store_explicit(&stop_hook, fn, memory_order_release);
+}
+
 extern void ot__foreign_fini_all(void);
 extern size_t ot__foreign_count(void);
 
@@ -202,6 +208,9 @@ int ot_stop(void) {
         pthread_mutex_unlock(&life_mu);
         return -ENOTCONN;
     }
+    ot__stop_hook_fn hook = atomic_load_explicit(&stop_hook, memory_order_acquire);
+    if (hook)
+        hook(); /* the application tree first, in order, while all still runs */
     atomic_store_explicit(&ot__rt.stopping, 1, memory_order_release);
     /* plain threads first: their waits end with ENOTCONN, their calls drain */
     ot__gate_close();

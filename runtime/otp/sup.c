@@ -376,8 +376,10 @@ static void request(struct sup *s, ot_msg *m) {
     case OP_COUNT_CHILDREN:
         req_count(s, m);
         return;
-    case OP_STOP:
-        shut_down(s, r.why);
+    case OP_STOP: /* answered once the children are stopped, just before the exit */
+        stop_all(s);
+        answer(m, &rep, sizeof rep);
+        ot_exit_self(r.why);
     case OP_RETRY:
         if (m->from.v == s->self.v)
             req_retry(s, &r);

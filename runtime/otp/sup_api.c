@@ -67,9 +67,10 @@ static bool is_ack(const ot_msg *m, void *arg) {
 }
 
 /* Spawns the supervisor and waits for its answer. */
-static int spawn_and_wait(struct sup_init *in, size_t len, const ot_start_opts *o, ot_pid *out) {
+static int spawn_and_wait(struct sup_init *in, size_t len, const ot_start_opts *o, bool link,
+                          ot_pid *out) {
     ot_ref mon = OT_NOREF;
-    ot_spawn_opts so = {.link = true, .monitor = true, .monitor_ref = &mon, .trap_exit = true,
+    ot_spawn_opts so = {.link = link, .monitor = true, .monitor_ref = &mon, .trap_exit = true,
                         .behaviour = in->dynamic ? "dynamic_supervisor" : "supervisor"};
     if (o && o->scheduler_set) {
         so.scheduler = o->scheduler;
@@ -83,7 +84,8 @@ static int spawn_and_wait(struct sup_init *in, size_t len, const ot_start_opts *
     struct ack_match k = {in->ack.v, mon.v};
     ot_msg *m = rc < 0 ? NULL : ot_receive_match(is_ack, &k, tmo);
     if (!m) { /* could not tell it what to do, or it took too long */
-        ot_unlink(p);
+        if (link)
+            ot_unlink(p);
         ot_exit(p, OT_REASON(OT_KILL));
         ot_demonitor(mon, OT_DEMONITOR_FLUSH);
         return rc < 0 ? rc : -ETIMEDOUT;
@@ -107,8 +109,8 @@ static int spawn_and_wait(struct sup_init *in, size_t len, const ot_start_opts *
     return rc;
 }
 
-static int start_common(bool dynamic, const ot_sup_flags *f, const ot_dynsup_opts *d,
-                        const ot_child_spec *c, size_t n, const ot_start_opts *o, ot_pid *out) {
+int ot__sup_start(bool dynamic, bool link, const ot_sup_flags *f, const ot_dynsup_opts *d,
+                  const ot_child_spec *c, size_t n, const ot_start_opts *o, ot_pid *out) {
     if (!out || (n && !c) || n > UINT32_MAX)
         return -EINVAL;
     *out = OT_NOPID;
@@ -137,7 +139,7 @@ static int start_common(bool dynamic, const ot_sup_flags *f, const ot_dynsup_opt
         if (d)
             in->dyn = *d;
         in->ack = ot_make_ref();
-        in->parent = ot_self();
+        in->parent = link ? ot_self() : OT_NOPID;
         in->n = (uint32_t)n;
         in->name_len = (uint32_t)name_len;
         if (o && o->name.kind != OT_NAME_NONE) {
@@ -147,7 +149,7 @@ static int start_common(bool dynamic, const ot_sup_flags *f, const ot_dynsup_opt
             memcpy(&in->specs[n], o->name.kind == OT_NAME_LOCAL ? o->name.local : o->name.key,
                    name_len);
         }
-        rc = spawn_and_wait(in, len, o, out);
+        rc = spawn_and_wait(in, len, o, link, out);
     }
     ot_free(in);
     return rc;
@@ -157,11 +159,11 @@ int ot_supervisor_start_link(const ot_sup_flags *f, const ot_child_spec *c, size
                              const ot_start_opts *o, ot_pid *out) {
     if (!f)
         return -EINVAL;
-    return start_common(false, f, NULL, c, n, o, out);
+    return ot__sup_start(false, true, f, NULL, c, n, o, out);
 }
 
 int ot_dynsup_start_link(const ot_dynsup_opts *d, const ot_start_opts *o, ot_pid *out) {
-    return start_common(true, NULL, d, NULL, 0, o, out);
+    return ot__sup_start(true, true, NULL, d, NULL, 0, o, out);
 }
 
 /* ---- calls ------------------------------------------------------------------- */
@@ -334,12 +336,22 @@ int ot_supervisor_stop(ot_pid sup, ot_reason why, int64_t timeout_ms) {
     ot_ref mon = ot_monitor(sup);
     struct sup_req r = {.op = OP_STOP, .why = why};
     ot_send_ref(sup, OT__TAG_SUP_REQ, mon, &r, sizeof r);
-    ot_msg *m = ot_receive_ref(mon, timeout_ms);
-    if (!m) {
-        ot_demonitor(mon, OT_DEMONITOR_FLUSH);
-        return -ETIMEDOUT;
+    int64_t deadline = timeout_ms == OT_INFINITY ? INT64_MAX : ot_now_ms() + timeout_ms;
+    for (;;) { /* its answer (children stopped), then its DOWN */
+        int64_t now = ot_now_ms();
+        ot_msg *m = ot_receive_ref(mon, deadline == INT64_MAX ? OT_INFINITY
+                                        : deadline > now      ? deadline - now
+                                                              : 0);
+        if (!m) {
+            ot_demonitor(mon, OT_DEMONITOR_FLUSH);
+            return -ETIMEDOUT;
+        }
+        if (m->tag != OT_TAG_DOWN) {
+            ot_msg_free(m);
+            continue;
+        }
+        ot_reason got = ((const ot_down_msg *)ot_msg_data(m))->reason;
+        ot_msg_free(m);
+        return got.kind == OT_NOPROC ? -ESRCH : 0;
     }
-    ot_reason got = ((const ot_down_msg *)ot_msg_data(m))->reason;
-    ot_msg_free(m);
-    return got.kind == OT_NOPROC ? -ESRCH : 0;
 }

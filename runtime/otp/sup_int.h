@@ -120,7 +120,10 @@ int ot__sup_check_spec(const struct sup_spec *sp, bool dynamic, int auto_shutdow
 void ot__sup_spec_in(struct sup_spec *w, const ot_child_spec *c);
 int64_t ot__sup_shutdown_ms(const struct sup_spec *sp);
 
-/* sup_api.c: start_child with an internal spec (Task.Supervisor's) */
+/* sup_api.c: a supervisor's start (link false: no parent, the application's
+ * top); start_child with an internal spec (Task.Supervisor's) */
+int ot__sup_start(bool dynamic, bool link, const ot_sup_flags *f, const ot_dynsup_opts *d,
+                  const ot_child_spec *c, size_t n, const ot_start_opts *o, ot_pid *out);
 int ot__sup_start_spec(ot_pid sup, const struct sup_spec *sp, ot_pid *out);
 
 /* task_sup.c: spawns a Task.Supervisor child linked to the calling supervisor */
