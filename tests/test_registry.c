@@ -803,3 +803,49 @@ OT_TEST(registry, via_ops_register_whereis_unregister, .timeout = 120) {
     kill_and_wait(other);
     ot_assert_eq(ops->whereis_name(n.via_arg, "o0", 2).v, 0);
 }
+
+/* One process with many keys: its records are a key range in the pid table,
+ * so keys, unregister and the exit clean-up find them without a scan of all
+ * the process's entries per key. */
+OT_TEST(registry, one_process_with_many_keys, .timeout = 120) {
+    ot_reg r = start(NULL, OT_UNIQUE, 2);
+    ot_reg d = start(NULL, OT_DUPLICATE, 2);
+    /* (Fewer duplicates: the entries of one key are one bag key in the key
+     * table, whose inserts and deletes cost time linear in its entries.) */
+    enum { K = 20000, KD = 2000 };
+    for (uint32_t k = 0; k < K; k++)
+        ot_assert_eq(ot_registry_register(r, &k, 4, &k, 4, NULL), 0);
+    for (uint32_t k = 0; k < KD; k++)
+        ot_assert_eq(ot_registry_register(d, "same", 4, &k, 4, NULL), 0);
+    ot_assert_eq(ot_registry_count(r), K);
+    ot_assert_eq(ot_registry_count(d), KD);
+    ot_reg_key *ks;
+    size_t n;
+    ot_assert_eq(ot_registry_keys(r, ot_self(), &ks, &n), 0);
+    ot_assert_eq(n, K);
+    static bool seen[K];
+    for (size_t i = 0; i < n; i++) {
+        ot_assert_eq(ks[i].klen, 4);
+        uint32_t k;
+        memcpy(&k, ks[i].key, 4);
+        ot_assert(k < K && !seen[k]);
+        seen[k] = true;
+    }
+    ot_free(ks);
+    ot_assert_eq(ot_registry_keys(d, ot_self(), &ks, &n), 0);
+    ot_assert_eq(n, KD); /* "same" once per entry */
+    ot_free(ks);
+    /* Every other unique key goes one by one; the odd duplicate values by match. */
+    for (uint32_t k = 0; k < K; k += 2)
+        ot_assert_eq(ot_registry_unregister(r, &k, 4), 0);
+    ot_assert_eq(ot_registry_count(r), K / 2);
+    ot_assert_eq(ot_registry_unregister_match(d, "same", 4, is_odd, NULL), 0);
+    ot_assert_eq(ot_registry_count(d), KD / 2);
+    ot_assert_eq(ot_registry_count_match(d, "same", 4, is_odd, NULL), 0);
+    uint32_t one = 1, two = 2;
+    ot_assert_eq(ot_registry_whereis_name(r, &one, 4).v, ot_self().v);
+    ot_assert_eq(ot_registry_whereis_name(r, &two, 4).v, 0);
+    /* The rest of the duplicates at once. */
+    ot_assert_eq(ot_registry_unregister(d, "same", 4), 0);
+    ot_assert_eq(ot_registry_count(d), 0);
+}

@@ -146,7 +146,7 @@ static int root_build(struct reg_slot *s)
     atomic_store_explicit(&s->meta, meta.v, memory_order_release);
     for (unsigned i = 0; i < n; i++) {
         ot_tab kt = new_table(kind == OT_UNIQUE ? OT_ETS_SET : OT_ETS_DUPLICATE_BAG);
-        ot_tab pt = kt.v ? new_table(OT_ETS_DUPLICATE_BAG) : OT_NOTAB;
+        ot_tab pt = kt.v ? new_table(OT_ETS_ORDERED_SET) : OT_NOTAB;
         if (!pt.v)
             return -errno;
         atomic_store_explicit(&s->key_tab[i], kt.v, memory_order_release);

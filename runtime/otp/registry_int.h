@@ -13,13 +13,16 @@
  * tables went with the root, which owns them).
  *
  * Tables, per partition i: key_tab[i] maps key -> [pid u64][value] (a set for
- * unique keys, a duplicate_bag for duplicate ones); pid_tab[i] (a
- * duplicate_bag) maps pid -> struct reg_pidrec + key [padded to 8, + value for
- * duplicate registries], one record per entry, so that the partition can find and
- * remove a dead registrant's entries. A unique key lives in partition
- * hash(key); everything of one process lives in partition hash(pid) for
- * duplicate registries, and its pid records always do. Deletions are by the
- * exact bytes of an object, so removing a stale entry can never remove one
+ * unique keys, a duplicate_bag for duplicate ones); pid_tab[i] (an
+ * ordered_set) holds one record per entry, keyed [pid u64][klen u32][key]
+ * [nonce u64] (the value of a duplicate entry as its value, nothing for a
+ * unique one), so that one process's records, and its records of one key,
+ * are a key range: found in O(log n) however many keys the process holds,
+ * which lets the partition find and remove a dead registrant's entries. A
+ * unique key lives in partition hash(key); everything of one process lives
+ * in partition hash(pid) for duplicate registries, and its pid records always
+ * do. Deletions from key tables are by the exact bytes of an object, so
+ * removing a stale entry can never remove one
  * that replaced it. Registration order is link, pid record, key record:
  * whenever a registrant dies, the partition it is linked to can clean up. */
 #ifndef OT_REGISTRY_INT_H
@@ -72,13 +75,23 @@ struct reg_view {
 
 struct reg_slot *reg__slot_at(uint32_t idx); /* NULL if never allocated */
 
-/* The pid record's fixed part; the key (then, for duplicate registries, the
- * key's padding to 8 bytes and the value) follows. nonce tells two registrations of one key apart. */
-struct reg_pidrec {
-    uint64_t nonce;
-    uint32_t kpart; /* partition of the key record */
-    uint32_t klen;
-};
+/* A pid record's key: [pid][klen][key][nonce]; its prefixes [pid] and
+ * [pid][klen][key] select a process's records and its records of one key. */
+#define REG_PIDKEY_MAX (8 + 4 + OT_REGISTRY_KEY_MAX + 8)
+static inline size_t reg_pidkey(unsigned char *buf, ot_pid pid, const void *key, size_t klen)
+{
+    uint32_t kl = (uint32_t)klen;
+    memcpy(buf, &pid.v, 8);
+    memcpy(buf + 8, &kl, 4);
+    memcpy(buf + 12, key, klen);
+    return 12 + klen;
+}
+
+/* Calls fn on each pid-table key that starts with prefix, in key order; fn
+ * may delete the record it is given. Returns 0, fn's non-zero result, or
+ * -errno. */
+int reg__pid_scan(ot_tab pt, const void *prefix, size_t plen,
+                  int (*fn)(const unsigned char *pk, size_t pkl, void *arg), void *arg);
 
 static inline int reg_open(ot_reg r, struct reg_view *v)
 {

@@ -270,6 +270,40 @@ OT_API size_t ot_registry_count(ot_reg r)
     return total;
 }
 
+/* Keys gathered from pid-table keys ([pid][klen][key][nonce]) into a
+ * growable buffer: [klen u64][key padded to 8]... */
+struct keys_acc {
+    unsigned char *buf;
+    size_t len, cap, n, bytes;
+};
+
+static int keys_cb(const unsigned char *pk, size_t pkl, void *arg)
+{
+    struct keys_acc *a = arg;
+    uint32_t kl;
+    memcpy(&kl, pk + 8, 4);
+    if (pkl != 12 + (size_t)kl + 8)
+        return 0;
+    size_t need = 8 + pad8(kl);
+    if (a->len + need > a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 1024;
+        while (cap < a->len + need)
+            cap *= 2;
+        unsigned char *nb = realloc(a->buf, cap);
+        if (!nb)
+            return -ENOMEM;
+        a->buf = nb;
+        a->cap = cap;
+    }
+    uint64_t l = kl;
+    memcpy(a->buf + a->len, &l, 8);
+    memcpy(a->buf + a->len + 8, pk + 12, kl);
+    a->len += need;
+    a->n++;
+    a->bytes += pad8(kl);
+    return 0;
+}
+
 OT_API int ot_registry_keys(ot_reg r, ot_pid pid, ot_reg_key **out, size_t *n)
 {
     if (!out || !n)
@@ -285,37 +319,30 @@ OT_API int ot_registry_keys(ot_reg r, ot_pid pid, ot_reg_key **out, size_t *n)
     ot_tab pt = reg_pid_tab(&v, reg_pid_part(&v, pid));
     if (!reg_valid(&v))
         return -EBADF;
-    ot_ets_obj *recs;
-    size_t nr;
-    if ((rc = ot_ets_lookup(pt, &pid.v, 8, &recs, &nr)))
-        return rc;
-    size_t bytes = 0;
-    for (size_t i = 0; i < nr; i++) {
-        struct reg_pidrec h;
-        if (recs[i].vlen < sizeof h) { /* never written so: drop it from the count */
-            ot_free(recs);
-            return -EIO;
+    struct keys_acc a = {0};
+    rc = reg__pid_scan(pt, &pid.v, 8, keys_cb, &a);
+    ot_reg_key *o = NULL;
+    if (!rc && a.n) {
+        o = ot_alloc(a.n * sizeof *o + a.bytes);
+        if (!o)
+            rc = -ENOMEM;
+    }
+    if (o) {
+        unsigned char *p = (unsigned char *)(o + a.n);
+        size_t off = 0;
+        for (size_t i = 0; i < a.n; i++) {
+            uint64_t kl;
+            memcpy(&kl, a.buf + off, 8);
+            memcpy(p, a.buf + off + 8, kl);
+            o[i] = (ot_reg_key){.key = p, .klen = kl};
+            p += pad8(kl);
+            off += 8 + pad8(kl);
         }
-        memcpy(&h, recs[i].val, sizeof h);
-        bytes += pad8(h.klen);
+        *out = o;
+        *n = a.n;
     }
-    ot_reg_key *o = nr ? ot_alloc(nr * sizeof *o + bytes) : NULL;
-    if (nr && !o) {
-        ot_free(recs);
-        return -ENOMEM;
-    }
-    unsigned char *p = (unsigned char *)(o + nr);
-    for (size_t i = 0; i < nr; i++) {
-        struct reg_pidrec h;
-        memcpy(&h, recs[i].val, sizeof h);
-        memcpy(p, (const unsigned char *)recs[i].val + sizeof h, h.klen);
-        o[i] = (ot_reg_key){.key = p, .klen = h.klen};
-        p += pad8(h.klen);
-    }
-    ot_free(recs);
-    *out = o;
-    *n = nr;
-    return 0;
+    free(a.buf);
+    return rc;
 }
 
 /* The holder of a unique key, straight from its set (no copy but the pid). */

@@ -45,11 +45,39 @@ static unsigned char *key_val(struct scratch *b, ot_pid pid, const void *val, si
     return p;
 }
 
+static int any_record(const unsigned char *pk, size_t pkl, void *arg)
+{
+    return 1; /* the first one is enough */
+}
+
 /* Unlinks the caller from its partition once it has no entry left there. */
 static void unlink_if_unregistered(ot_tab pt, ot_pid part, ot_pid self)
 {
-    if (!ot_ets_member(pt, &self.v, 8) && errno != EBADF)
+    if (reg__pid_scan(pt, &self.v, 8, any_record, NULL) == 0)
         ot_unlink(part);
+}
+
+int reg__pid_scan(ot_tab pt, const void *prefix, size_t plen,
+                  int (*fn)(const unsigned char *pk, size_t pkl, void *arg), void *arg)
+{
+    /* Two buffers: the key just visited is where the walk goes on from. */
+    unsigned char bufs[2][REG_PIDKEY_MAX];
+    const unsigned char *cur = prefix;
+    size_t curl = plen;
+    for (int b = 0;; b ^= 1) {
+        size_t kl;
+        int rc = ot_ets_next(pt, cur, curl, bufs[b], sizeof bufs[b], &kl);
+        if (rc == -ENOENT)
+            return 0;
+        if (rc)
+            return rc;
+        if (kl < plen || memcmp(bufs[b], prefix, plen))
+            return 0;
+        if ((rc = fn(bufs[b], kl, arg)))
+            return rc;
+        cur = bufs[b];
+        curl = kl;
+    }
 }
 
 /* insert_new on a unique key, taking over from a dead holder. */
@@ -109,100 +137,96 @@ OT_API int ot_registry_register(ot_reg r, const void *key, size_t klen, const vo
     if (rc)
         return rc == -ESRCH ? -EBADF : rc;
     bool dup = v.kind == OT_DUPLICATE;
-    /* The key padded so that the value behind it is 8-byte aligned. */
-    size_t kpad = (klen + 7) & ~(size_t)7;
-    size_t plen = sizeof(struct reg_pidrec) + (dup ? kpad + vlen : klen);
-    struct scratch pb, kb;
-    unsigned char *prec = scratch_get(&pb, plen);
-    unsigned char *kv = prec ? key_val(&kb, self, val, vlen) : NULL;
+    unsigned char pk[REG_PIDKEY_MAX];
+    size_t pkl = reg_pidkey(pk, self, key, klen);
+    /* A unique number only: no ordering. */
+    uint64_t nonce = atomic_fetch_add_explicit(&reg_nonce, 1, memory_order_relaxed);
+    memcpy(pk + pkl, &nonce, 8);
+    pkl += 8;
+    struct scratch kb;
+    unsigned char *kv = key_val(&kb, self, val, vlen);
     if (!kv) {
-        if (prec)
-            scratch_put(&pb);
         unlink_if_unregistered(pt, part, self);
         return -ENOMEM;
     }
-    struct reg_pidrec hdr = {
-        /* A unique number only: no ordering. */
-        .nonce = atomic_fetch_add_explicit(&reg_nonce, 1, memory_order_relaxed),
-        .kpart = kp,
-        .klen = (uint32_t)klen,
-    };
-    memcpy(prec, &hdr, sizeof hdr);
-    memcpy(prec + sizeof hdr, key, klen);
-    if (dup && kpad > klen)
-        memset(prec + sizeof hdr + klen, 0, kpad - klen);
-    if (dup && vlen)
-        memcpy(prec + sizeof hdr + kpad, val, vlen);
-    rc = ot_ets_insert(pt, &self.v, 8, prec, plen);
+    /* A duplicate entry's value rides in its pid record too: removing the
+     * entry later needs its exact bytes. */
+    rc = ot_ets_insert(pt, pk, pkl, dup ? val : NULL, dup ? vlen : 0);
     if (!rc) {
         if (dup)
             rc = ot_ets_insert(kt, key, klen, kv, 8 + vlen);
         else
             rc = unique_insert(kt, key, klen, kv, 8 + vlen, self, holder);
         if (rc)
-            ot_ets_delete_object(pt, &self.v, 8, prec, plen);
+            ot_ets_delete(pt, pk, pkl);
     }
     if (rc)
         unlink_if_unregistered(pt, part, self);
     scratch_put(&kb);
-    scratch_put(&pb);
     return rc;
 }
 
-/* The parts of a pid record (rec of len bytes). */
-struct pidrec_view {
-    struct reg_pidrec h;
-    const unsigned char *key, *val;
-    size_t vlen;
+/* Removes the entry behind the pid record pk (its pid, key and, for a
+ * duplicate entry, value) from key table kt if match (NULL: any) accepts its
+ * value, and then the pid record; a record whose unique key is no longer
+ * held by its pid goes too. Returns 0 or -errno. */
+struct drop {
+    ot_tab pt;
+    struct reg_slot *s; /* the key tables */
+    unsigned nparts;
+    int kind;
+    ot_reg_match_fn match;
+    void *arg;
 };
-static bool pidrec_parse(const void *rec, size_t len, int kind, struct pidrec_view *pv)
-{
-    if (len < sizeof pv->h)
-        return false;
-    memcpy(&pv->h, rec, sizeof pv->h);
-    size_t kl = kind == OT_DUPLICATE ? ((size_t)pv->h.klen + 7) & ~(size_t)7 : pv->h.klen;
-    if (len < sizeof pv->h + kl)
-        return false;
-    pv->key = (const unsigned char *)rec + sizeof pv->h;
-    pv->val = pv->key + kl;
-    pv->vlen = len - sizeof pv->h - kl;
-    return true;
-}
 
-/* Removes pid's entry behind one pid record from key table kt, if the record
- * is for key (any key when key is NULL) and match accepts the value; returns
- * true when the pid record should go. */
-static bool drop_entry(ot_tab kt, int kind, ot_pid pid, const struct pidrec_view *pv,
-                       const void *key, size_t klen, ot_reg_match_fn match, void *arg)
+static int drop_entry(const unsigned char *pk, size_t pkl, void *arg)
 {
-    if (key && (pv->h.klen != klen || memcmp(pv->key, key, klen)))
-        return false;
-    if (kind == OT_DUPLICATE) {
-        if (match && !match(pv->vlen ? pv->val : NULL, pv->vlen, arg))
-            return false;
-        struct scratch b;
-        unsigned char *kv = key_val(&b, pid, pv->val, pv->vlen);
-        if (!kv)
-            return false;
-        ot_ets_delete_object(kt, pv->key, pv->h.klen, kv, 8 + pv->vlen);
-        scratch_put(&b);
-        return true;
-    }
+    struct drop *d = arg;
+    ot_pid pid;
+    uint32_t klen;
+    memcpy(&pid.v, pk, 8);
+    memcpy(&klen, pk + 8, 4);
+    if (pkl != 12 + (size_t)klen + 8)
+        return 0; /* never written so */
+    const unsigned char *key = pk + 12;
+    unsigned part = d->kind == OT_UNIQUE ? (unsigned)(reg_hash(key, klen) % d->nparts)
+                                         : (unsigned)(reg_mix(pid.v) % d->nparts);
+    ot_tab kt = {atomic_load_explicit(&d->s->key_tab[part], memory_order_acquire)};
     ot_ets_obj *o;
     size_t n;
-    if (ot_ets_lookup(kt, pv->key, pv->h.klen, &o, &n))
-        return false;
-    bool mine = n && o->vlen >= 8 && memcmp(o->val, &pid.v, 8) == 0;
     bool go = true;
-    if (mine) {
-        const unsigned char *val = (const unsigned char *)o->val + 8;
-        size_t vl = o->vlen - 8;
-        go = !match || match(vl ? val : NULL, vl, arg);
-        if (go)
-            ot_ets_delete_object(kt, pv->key, pv->h.klen, o->val, o->vlen);
+    int rc;
+    if (d->kind == OT_DUPLICATE) {
+        if ((rc = ot_ets_lookup(d->pt, pk, pkl, &o, &n)))
+            return rc;
+        if (!n)
+            return 0; /* gone meanwhile */
+        go = !d->match || d->match(o->vlen ? o->val : NULL, o->vlen, d->arg);
+        if (go) {
+            struct scratch b;
+            unsigned char *kv = key_val(&b, pid, o->val, o->vlen);
+            if (!kv) {
+                ot_free(o);
+                return -ENOMEM;
+            }
+            ot_ets_delete_object(kt, key, klen, kv, 8 + o->vlen);
+            scratch_put(&b);
+        }
+    } else {
+        if ((rc = ot_ets_lookup(kt, key, klen, &o, &n)))
+            return rc;
+        if (n && o->vlen >= 8 && memcmp(o->val, &pid.v, 8) == 0) {
+            const unsigned char *val = (const unsigned char *)o->val + 8;
+            size_t vl = o->vlen - 8;
+            go = !d->match || d->match(vl ? val : NULL, vl, d->arg);
+            if (go)
+                ot_ets_delete_object(kt, key, klen, o->val, o->vlen);
+        }
     }
     ot_free(o);
-    return go; /* a record whose key is no longer ours goes too */
+    if (go)
+        ot_ets_delete(d->pt, pk, pkl);
+    return 0;
 }
 
 static int unregister_common(ot_reg r, const void *key, size_t klen, ot_reg_match_fn match,
@@ -217,25 +241,18 @@ static int unregister_common(ot_reg r, const void *key, size_t klen, ot_reg_matc
     struct reg_view v;
     if ((rc = reg_open(r, &v)))
         return rc;
-    unsigned pp = reg_pid_part(&v, self), kp = reg_key_part(&v, key, klen, self);
-    ot_tab pt = reg_pid_tab(&v, pp), kt = reg_key_tab(&v, kp);
+    unsigned pp = reg_pid_part(&v, self);
+    ot_tab pt = reg_pid_tab(&v, pp);
     ot_pid part = reg_part_pid(&v, pp);
     if (!reg_valid(&v))
         return -EBADF;
-    ot_ets_obj *recs;
-    size_t n;
-    rc = ot_ets_lookup(pt, &self.v, 8, &recs, &n);
-    if (rc)
+    unsigned char prefix[REG_PIDKEY_MAX];
+    size_t plen = reg_pidkey(prefix, self, key, klen);
+    struct drop d = {.pt = pt, .s = v.s, .nparts = v.nparts, .kind = v.kind, .match = match,
+                     .arg = arg};
+    rc = reg__pid_scan(pt, prefix, plen, drop_entry, &d);
+    if (rc < 0)
         return rc;
-    if (!n)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        struct pidrec_view pv;
-        if (pidrec_parse(recs[i].val, recs[i].vlen, v.kind, &pv) &&
-            drop_entry(kt, v.kind, self, &pv, key, klen, match, arg))
-            ot_ets_delete_object(pt, &self.v, 8, recs[i].val, recs[i].vlen);
-    }
-    ot_free(recs);
     unlink_if_unregistered(pt, part, self);
     return 0;
 }
@@ -294,21 +311,13 @@ OT_API int ot_registry_update_value(ot_reg r, const void *key, size_t klen, cons
 void reg__cleanup(struct reg_slot *s, unsigned part, ot_pid pid)
 {
     ot_tab pt = {atomic_load_explicit(&s->pid_tab[part], memory_order_relaxed)};
-    int kind = atomic_load_explicit(&s->kind, memory_order_relaxed);
-    ot_ets_obj *recs;
-    size_t n;
-    if (ot_ets_lookup(pt, &pid.v, 8, &recs, &n) || !n)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        struct pidrec_view pv;
-        if (!pidrec_parse(recs[i].val, recs[i].vlen, kind, &pv) ||
-            pv.h.kpart >= OT_REGISTRY_PARTITIONS_MAX)
-            continue;
-        ot_tab kt = {atomic_load_explicit(&s->key_tab[pv.h.kpart], memory_order_relaxed)};
-        drop_entry(kt, kind, pid, &pv, NULL, 0, NULL, NULL);
-    }
-    ot_free(recs);
-    ot_ets_delete(pt, &pid.v, 8);
+    struct drop d = {
+        .pt = pt,
+        .s = s,
+        .nparts = atomic_load_explicit(&s->nparts, memory_order_relaxed),
+        .kind = atomic_load_explicit(&s->kind, memory_order_relaxed),
+    };
+    reg__pid_scan(pt, &pid.v, 8, drop_entry, &d);
 }
 
 /* ---- meta ------------------------------------------------------------------ */
