@@ -164,6 +164,23 @@ OT_API ot_pid ot_application_sup(void); /* the top supervisor, OT_NOPID if none 
  * fault signals, SIGKILL, SIGSTOP). */
 OT_API int ot_application_stop_on_signal(int sig);
 
+/* ---- the seed's rules, checked at run time ------------------------------------
+ * Warnings through the logger, each naming the process: a child whose start
+ * (its init) takes longer than slow_init_ms blocks its supervisor; a process
+ * exits holding a task it never awaited, yielded or shut down; a gen_server,
+ * Agent or supervisor is started by a process that is not a supervisor (the
+ * application's top supervisor excepted). All on by default, slow_init_ms 100.
+ * ot_otp_rules sets the mask (and the threshold when slow_init_ms > 0) and
+ * returns the previous mask; a rule that is off costs one load where it
+ * would check. */
+enum {
+    OT_RULE_SLOW_INIT = 1u,
+    OT_RULE_UNAWAITED_TASK = 2u,
+    OT_RULE_UNSUPERVISED = 4u,
+    OT_RULES_ALL = 7u,
+};
+OT_API unsigned ot_otp_rules(unsigned on, int64_t slow_init_ms);
+
 /* Stops a supervisor (of either kind) as its parent would: its children are
  * stopped in reverse start order (a DynamicSupervisor's all at once), then it
  * exits with why. 0, -ESRCH, -ETIMEDOUT (still running after timeout_ms). */

@@ -32,6 +32,7 @@ typedef struct ot_task {
     ot_pid owner;     /* only the owner may await, yield or shut down */
     ot_reason reason; /* set when a call reports that the task exited */
     uint32_t state;   /* private */
+    void *track;      /* private: the unawaited-task rule's token */
 } ot_task;
 
 /* Task.async/1: spawns fn(arg) linked to the caller and monitored by it.

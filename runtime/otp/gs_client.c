@@ -6,6 +6,7 @@
  * cannot monitor: it waits on a plain alias in slices of FOREIGN_SLICE_MS and
  * looks at whether the server is still alive between them. */
 #include "runtime/otp/gs.h"
+#include "runtime/otp/rules.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -212,11 +213,17 @@ int ot__gs_start(const ot_gen_server *b, void *arg, const ot_start_opts *o, ot_p
 
 int ot_gen_server_start_link(const ot_gen_server *b, void *arg, const ot_start_opts *o,
                              ot_pid *out) {
-    return ot__gs_start(b, arg, o, out, true);
+    int rc = ot__gs_start(b, arg, o, out, true);
+    if (rc == 0)
+        ot__rule_supervised(*out, b->name ? b->name : "gen_server");
+    return rc;
 }
 
 int ot_gen_server_start(const ot_gen_server *b, void *arg, const ot_start_opts *o, ot_pid *out) {
-    return ot__gs_start(b, arg, o, out, false);
+    int rc = ot__gs_start(b, arg, o, out, false);
+    if (rc == 0)
+        ot__rule_supervised(*out, b->name ? b->name : "gen_server");
+    return rc;
 }
 
 /* ---- call, cast, reply -------------------------------------------------------------- */

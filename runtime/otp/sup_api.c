@@ -5,6 +5,7 @@
  * request under a fresh monitor of the supervisor, answered under that ref,
  * so a dead supervisor is noticed instead of waited for, and a late answer
  * cannot exist (calls wait without a timeout, as OTP's supervisor calls). */
+#include "runtime/otp/rules.h"
 #include "runtime/otp/sup_int.h"
 
 #include <string.h>
@@ -150,6 +151,8 @@ int ot__sup_start(bool dynamic, bool link, const ot_sup_flags *f, const ot_dynsu
                    name_len);
         }
         rc = spawn_and_wait(in, len, o, link, out);
+        if (rc == 0 && link)
+            ot__rule_supervised(*out, dynamic ? "dynamic_supervisor" : "supervisor");
     }
     ot_free(in);
     return rc;

@@ -4,6 +4,7 @@
  * exit(shutdown) with the child's shutdown time before a kill, or a kill at
  * once), and the restart intensity (a ring of the last max_restarts + 1
  * restart times). Runs in the supervisor process only. */
+#include "runtime/otp/rules.h"
 #include "runtime/otp/sup_int.h"
 
 #include <stdio.h>
@@ -54,6 +55,8 @@ static void report(struct sup *s, const char *what, const struct child *c, const
 int ot__sup_start_child(struct sup *s, struct child *c, ot_reason *why) {
     ot_pid pid = OT_NOPID;
     int rc;
+    bool timed = ot__rule_on(OT_RULE_SLOW_INIT) && !c->spec.task_fn;
+    int64_t t0 = timed ? ot_now_ms() : 0;
     if (c->spec.task_fn)
         rc = ot__task_sup_spawn(&c->spec, &pid);
     else if (s->dynamic && s->dyn.has_extra)
@@ -62,6 +65,9 @@ int ot__sup_start_child(struct sup *s, struct child *c, ot_reason *why) {
         rc = c->spec.start ? c->spec.start(c->spec.arg, &pid) : -EINVAL;
     if (rc == 0 && !pid.v)
         rc = -ECHILD; /* a start that reports success must name the child */
+    if (timed && ot_now_ms() - t0 > ot__rule_slow_init_ms())
+        ot__rule_slow_start(s->name[0] ? s->name : "(unnamed)", c->spec.id[0] ? c->spec.id : "undefined",
+                            pid, ot_now_ms() - t0);
     if (rc == 0) {
         c->pid = pid;
         c->state = C_RUNNING;

@@ -7,12 +7,20 @@
  * reply the owner demonitors with flush, so no DOWN of a finished task stays
  * behind; after a DOWN the task is done and its reason kept in the ot_task.
  * Invariant: only the owner touches an ot_task's state. */
+#include "runtime/otp/rules.h"
 #include "runtime/otp/task_int.h"
 
 #include <stdio.h>
 #include <string.h>
 
 enum { T_RUNNING = 0, T_DONE = 1 };
+
+/* The task's result is taken (or it is gone): the owner no longer holds it. */
+static void done(ot_task *t) {
+    t->state = T_DONE;
+    ot__rule_task_done(t->track);
+    t->track = NULL;
+}
 
 static bool go_or_down(const ot_msg *m, void *arg) {
     const uint64_t *k = arg; /* owner pid, its monitor's ref */
@@ -106,7 +114,10 @@ int ot_task_async_opt(ot_task_fn fn, void *arg, const ot_spawn_opts *o, ot_task 
         return -EPERM;
     ot_spawn_opts so = o ? *o : (ot_spawn_opts){0};
     so.link = true;
-    return ot__task_spawn(fn, arg, NULL, 0, false, &so, t);
+    int rc = ot__task_spawn(fn, arg, NULL, 0, false, &so, t);
+    if (rc == 0)
+        t->track = ot__rule_task_track(t->pid);
+    return rc;
 }
 
 int ot_task_async(ot_task_fn fn, void *arg, ot_task *t) {
@@ -134,13 +145,13 @@ static int take(ot_task *t, int64_t timeout_ms, ot_msg **result) {
             return errno == ENOTCONN ? -ENOTCONN : -ETIMEDOUT;
         if (m->tag == OT_TAG_REPLY) {
             ot_demonitor(t->ref, OT_DEMONITOR_FLUSH);
-            t->state = T_DONE;
+            done(t);
             *result = m;
             return 0;
         }
         if (m->tag == OT_TAG_DOWN && m->size >= sizeof(ot_down_msg)) {
             t->reason = ((const ot_down_msg *)ot_msg_data(m))->reason;
-            t->state = T_DONE;
+            done(t);
             ot_msg_free(m);
             return -ECONNRESET;
         }
@@ -171,7 +182,7 @@ ot_msg *ot_task_await_exit(ot_task *t, int64_t timeout_ms) {
         ot_exit_self(t->reason);
     if (rc == -ETIMEDOUT) {
         ot_demonitor(t->ref, OT_DEMONITOR_FLUSH);
-        t->state = T_DONE;
+        done(t);
         ot_reason why = OT_REASON(OT_TIMEOUT);
         snprintf(why.text, sizeof why.text, "Task.await");
         ot_exit_self(why);
@@ -185,7 +196,7 @@ ot_msg *ot_task_await_exit(ot_task *t, int64_t timeout_ms) {
 static int after_down(ot_task *t, ot_msg *down) {
     ot_reason why = ((const ot_down_msg *)ot_msg_data(down))->reason;
     ot_msg_free(down);
-    t->state = T_DONE;
+    done(t);
     if ((why.kind == OT_SHUTDOWN && !why.text[0]) || why.kind == OT_KILLED)
         return 0;
     t->reason = why;
@@ -214,7 +225,7 @@ int ot_task_shutdown(ot_task *t, int64_t timeout_ms, ot_msg **result) {
         }
         if (m->tag == OT_TAG_REPLY) {
             ot_demonitor(t->ref, OT_DEMONITOR_FLUSH);
-            t->state = T_DONE;
+            done(t);
             *result = m;
             return 0;
         }
@@ -274,12 +285,12 @@ int ot_task_await_many(ot_task *tasks, size_t n, int64_t timeout_ms, ot_msg **re
             i++;
         if (m->tag == OT_TAG_REPLY) {
             ot_demonitor(tasks[i].ref, OT_DEMONITOR_FLUSH);
-            tasks[i].state = T_DONE;
+            done(&tasks[i]);
             results[i] = m;
             left--;
         } else {
             tasks[i].reason = ((const ot_down_msg *)ot_msg_data(m))->reason;
-            tasks[i].state = T_DONE;
+            done(&tasks[i]);
             ot_msg_free(m);
             rc = -ECONNRESET;
             bad = i;

@@ -5,6 +5,7 @@
  * the owner's monitor on it (so the reply and the DOWN share one ref, as
  * ot_task_async's) and, for a stream, the item. A task restarted after a
  * crash (start_child, transient or permanent) runs fn(arg) again. */
+#include "runtime/otp/rules.h"
 #include "runtime/otp/sup_int.h"
 #include "runtime/otp/task_int.h"
 
@@ -78,16 +79,21 @@ int ot__task_sup_go(ot_pid sup, ot_task_fn fn, bool link, const void *item, size
     return 0;
 }
 
-int ot_task_sup_async(ot_pid sup, ot_task_fn fn, void *arg, ot_task *t) {
+static int async(ot_pid sup, ot_task_fn fn, void *arg, bool link, ot_task *t) {
     if (!fn || !t)
         return -EINVAL;
-    return ot__task_sup_go(sup, fn, true, NULL, 0, arg, t);
+    int rc = ot__task_sup_go(sup, fn, link, NULL, 0, arg, t);
+    if (rc == 0)
+        t->track = ot__rule_task_track(t->pid);
+    return rc;
+}
+
+int ot_task_sup_async(ot_pid sup, ot_task_fn fn, void *arg, ot_task *t) {
+    return async(sup, fn, arg, true, t);
 }
 
 int ot_task_sup_async_nolink(ot_pid sup, ot_task_fn fn, void *arg, ot_task *t) {
-    if (!fn || !t)
-        return -EINVAL;
-    return ot__task_sup_go(sup, fn, false, NULL, 0, arg, t);
+    return async(sup, fn, arg, false, t);
 }
 
 int ot_task_sup_children(ot_pid sup, ot_pid *out, size_t cap, size_t *n) {
