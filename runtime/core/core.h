@@ -352,6 +352,7 @@ struct ot_runtime {
     size_t stack_size; /* default usable stack bytes */
     size_t page;
     int self_pidfd; /* for batched process_madvise on our own memory, or -1 */
+    bool valgrind;  /* running under valgrind: schedulers sleep in ppoll (ring.c) */
     struct ot__io_features feat;
     _Atomic uint64_t ref_counter;
     _Atomic uint64_t sleeping; /* count of sleeping schedulers, for spreading work */

@@ -13,6 +13,7 @@
  * -EBUSY, since those threads still use the runtime's memory. */
 #include "runtime/core/ahead.h"
 #include "runtime/core/core.h"
+#include "runtime/core/sanit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,7 @@ int ot_start(const ot_config *cfg) {
     ot__rt.stack_size = (c.stack_size + ot__rt.page - 1) & ~(ot__rt.page - 1);
     static uint64_t epochs;
     ot__rt.epoch = ++epochs;
+    ot__rt.valgrind = VG_RUNNING();
     ot__ring_probe(&ot__rt.feat);
     ot__rt.feat.guard_regions = probe_guard_regions(ot__rt.page);
     /* process_madvise on ourselves takes any advice since Linux 6.13: stack

@@ -47,9 +47,11 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #include <valgrind/valgrind.h>
 #define VG_STACK_REGISTER(lo, hi) VALGRIND_STACK_REGISTER((lo), (hi))
 #define VG_STACK_DEREGISTER(id) VALGRIND_STACK_DEREGISTER(id)
+#define VG_RUNNING() (RUNNING_ON_VALGRIND != 0)
 #else
 #define VG_STACK_REGISTER(lo, hi) 0u
 #define VG_STACK_DEREGISTER(id) ((void)0)
+#define VG_RUNNING() false
 #endif
 
 #endif
