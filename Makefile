@@ -26,8 +26,10 @@ ifneq ($(WERROR),)
 WARN    += -Werror
 endif
 # -fstack-clash-protection: frames larger than a stack's 64 KiB guard probe it
-# page by page, so they overflow into the guard, never into the stack below
+# page by page, so they overflow into the guard, never into the stack below.
+# Frame pointers: perf record -g, gdb and ot_dump walk stacks through them.
 CFLAGS_BASE := -std=gnu11 $(OPT) -g -fPIC -fvisibility=hidden -pthread -fstack-clash-protection \
+               -fno-omit-frame-pointer \
                -Iinclude -I. -D_GNU_SOURCE $(WARN)
 LIBS    := -luring -ljemalloc -lurcu-qsbr -lurcu-common -lpthread -lm
 

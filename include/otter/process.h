@@ -129,6 +129,12 @@ struct ot_process_info {
     size_t n_monitored_by;
     char name[OT_NAME_MAX]; /* registered name, "" if none */
     char behaviour[32];     /* "" if none */
+    void *entry;            /* the function it was spawned with (stackful or handler) */
+    /* Where it is: for a stackful process switched out (or a handler
+     * blocked in its callback), the innermost frame of its stack outside
+     * the runtime; else, or where no name is found, its entry function.
+     * "name+0xoff", or "0x..." when dladdr knows no name (see ot_dump). */
+    char current_function[64];
     /* gen_server's (gen_server.h), 0 for other processes */
     uint64_t calls_expired;  /* calls dropped before handle_call: their caller had given up */
     uint64_t calls_rejected; /* calls refused by the overload policy (-EAGAIN) */

@@ -45,6 +45,27 @@ typedef void (*ot_logger_fn)(int level, const char *line, void *arg);
 OT_API void ot_set_logger(ot_logger_fn fn, void *arg);
 OT_API void ot_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A dump of every live process, like a JVM thread dump or BEAM's crash dump:
+ * a header line, then per process its pid, name, behaviour, status,
+ * scheduler, kind, queue length, reductions, heap and stack bytes, links,
+ * monitors, current and entry function, and for a stackful process that is
+ * switched out its backtrace (return addresses read from its saved context
+ * through frame pointers; names where dladdr finds them: a shared libotter,
+ * or a program linked with -rdynamic; else object+offset for addr2line).
+ * fd OT_DUMP_LOG sends each line through the logger at OT_LOG_INFO. Any
+ * thread may call it, a process included. -ENOTCONN when the runtime is
+ * stopped, -EBADF or another negative errno when writing fails. */
+#define OT_DUMP_LOG (-1)
+OT_API int ot_dump(int fd);
+/* From now on signal signo makes the runtime write ot_dump(fd) (SIGQUIT, as
+ * the JVM does, if the program wants it); the handler only wakes a thread of
+ * the runtime's, which writes the dump. Off by default; signo 0 turns it off
+ * and restores the signal's previous action. -EINVAL for a signal the
+ * runtime or the kernel keeps (SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL) or out of range. Independent of ot_start/ot_stop: a dump asked for
+ * while the runtime is stopped says so. */
+OT_API int ot_dump_on_signal(int signo, int fd);
+
 #ifdef __cplusplus
 }
 #endif

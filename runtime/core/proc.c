@@ -9,6 +9,7 @@
  * free the slot. A process with an I/O op in flight cancels it and waits for
  * its final completion before it switches out (ARCHITECTURE 10). */
 #include "runtime/core/core.h"
+#include "runtime/core/dump.h"
 #include "runtime/core/ctx.h"
 #include "runtime/core/sanit.h"
 
@@ -483,6 +484,8 @@ static int process_info_impl(ot_pid pid, struct ot_process_info *out) {
         snprintf(out->name, sizeof out->name, "%s", p->name);
     if (p->behaviour)
         snprintf(out->behaviour, sizeof out->behaviour, "%s", p->behaviour);
+    out->entry = (p->flags & PF_HANDLER) ? (void *)(uintptr_t)p->hfn : (void *)(uintptr_t)p->fn;
+    ot__proc_where(p, out->current_function, sizeof out->current_function);
     return 0;
 }
 

@@ -13,6 +13,7 @@
  * -EBUSY, since those threads still use the runtime's memory. */
 #include "runtime/core/ahead.h"
 #include "runtime/core/core.h"
+#include "runtime/core/dump.h"
 #include "runtime/core/sanit.h"
 
 #include <stdio.h>
@@ -24,6 +25,15 @@
 
 
 static pthread_mutex_t life_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* ot_dump from a foreign thread holds the lifecycle lock: ot_stop cannot free
+ * the tables it reads. */
+void ot__life_lock(void) {
+    pthread_mutex_lock(&life_mu);
+}
+void ot__life_unlock(void) {
+    pthread_mutex_unlock(&life_mu);
+}
 static pthread_mutex_t main_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t main_cv = PTHREAD_COND_INITIALIZER;
 static _Atomic uint64_t main_pid;
