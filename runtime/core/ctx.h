@@ -18,6 +18,17 @@ void ot__ctx_resume_here(void);
  * round to nearest, every exception masked. */
 #define OT_CTX_FP_DEFAULT ((uint64_t)0x1f80 << 32 | 0x037f)
 
+/* Where a saved context keeps the frame pointer and the return address, in
+ * words from the saved stack pointer (switch.S's push order): stack walks
+ * (ot_dump, scripts/gdb/otter-gdb.py) start there. */
+#if defined(__x86_64__)
+#define OT_CTX_FP_WORD 6
+#define OT_CTX_PC_WORD 7
+#elif defined(__aarch64__)
+#define OT_CTX_FP_WORD 10
+#define OT_CTX_PC_WORD 11
+#endif
+
 /* Prepares a context at the top of [lo, hi) that will run fn(arg). */
 static inline void *ot__ctx_make(void *hi, void (*fn)(void *), void *arg) {
     uintptr_t top = (uintptr_t)hi & ~(uintptr_t)15;

@@ -12,6 +12,7 @@
  * free the tables under it; a process's dump needs no lock, since the
  * runtime is not torn down while a process runs. */
 #include "runtime/core/dump.h"
+#include "runtime/core/ctx.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -24,9 +25,6 @@
 
 #define DUMP_FRAMES 32
 
-/* The saved context's layout is switch.S's: on x86-64 six callee-saved
- * registers then the return address, rbp fifth; on aarch64 x29/x30 at
- * words 10 and 11. */
 __attribute__((no_sanitize_address, no_sanitize_thread)) size_t
 ot__proc_frames(struct ot_proc *p, uintptr_t *pcs, size_t max) {
     uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
@@ -37,11 +35,7 @@ ot__proc_frames(struct ot_proc *p, uintptr_t *pcs, size_t max) {
     if (!stk || !max)
         return 0;
     uintptr_t lo = (uintptr_t)stk->lo, hi = (uintptr_t)stk->hi;
-#if defined(__x86_64__)
-    enum { FP_WORD = 5, PC_WORD = 6 };
-#elif defined(__aarch64__)
-    enum { FP_WORD = 10, PC_WORD = 11 };
-#endif
+    enum { FP_WORD = OT_CTX_FP_WORD, PC_WORD = OT_CTX_PC_WORD };
     if (sp < lo || sp + (PC_WORD + 1) * 8 > hi || (sp & 7))
         return 0;
     const uintptr_t *ctx = (const uintptr_t *)sp;
