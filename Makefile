@@ -66,7 +66,7 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 HEADERS  := $(wildcard include/*.h include/otter/*.h)
 
 .PHONY: all lib test test-asan test-tsan test-werror test-aarch64 bench examples install clean deps \
-        deps-bench format check-format check-install check-symbols
+        deps-bench format check-format check-install check-symbols check-gdb
 all: lib $(BUILD)/kv $(EX_BIN)
 
 lib: $(BUILD)/libotter.a $(BUILD)/libotter.so $(BUILD)/libotter-testing.a
@@ -172,7 +172,9 @@ bench: deps-bench
 
 # Installs the shared library (versioned file plus its two links), the static
 # one, the headers, otter.pc, and apart from them the Criterion helpers
-# (libotter-testing.a, otter/testing.h, otter-testing.pc). ld.so finds libotter.so.0 in a prefix outside its search path
+# (libotter-testing.a, otter/testing.h, otter-testing.pc), and the gdb
+# extension (share/otter/gdb, plus an auto-load file gdb finds beside
+# libotter.so once share/gdb/auto-load is on its auto-load path). ld.so finds libotter.so.0 in a prefix outside its search path
 # only through LD_LIBRARY_PATH (or ldconfig for /usr/local/lib): no rpath is
 # recorded, as distributions want.
 LIBDIR  := $(PREFIX)/lib
@@ -187,6 +189,11 @@ install: lib
 	install -m 644 $(wildcard include/otter/*.h) $(DESTDIR)$(PREFIX)/include/otter/
 	sed $(PCSUBST) otter.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/otter.pc
 	sed $(PCSUBST) otter-testing.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/otter-testing.pc
+	install -d $(DESTDIR)$(PREFIX)/share/otter/gdb $(DESTDIR)$(PREFIX)/share/gdb/auto-load$(LIBDIR)
+	install -m 644 scripts/gdb/otter-gdb.py $(DESTDIR)$(PREFIX)/share/otter/gdb/
+	printf 'import os\nexec(open(os.path.join("%s", "otter-gdb.py")).read())\n' \
+	    "$(PREFIX)/share/otter/gdb" > \
+	    $(DESTDIR)$(PREFIX)/share/gdb/auto-load$(LIBDIR)/libotter.so.$(VERSION)-gdb.py
 
 # Installs into a fresh prefix, builds the README's example against it with
 # its pkg-config lines, shared and static, and runs both (.ci/run: install).
@@ -194,6 +201,15 @@ check-install: lib
 	@rm -rf $(BUILD)/prefix
 	$(Q)$(MAKE) --no-print-directory install PREFIX=$(abspath $(BUILD)/prefix) >/dev/null
 	$(Q)sh scripts/check-install.sh $(abspath $(BUILD)/prefix) $(BUILD)
+
+# The gdb extension in batch mode on tests/gdb/target.c, live and on a core
+# file (.ci/run: gdb).
+$(BUILD)/tests/gdb/target: tests/gdb/target.c $(BUILD)/libotter.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libotter.a $(LDSAN) $(LIBS)
+
+check-gdb: $(BUILD)/tests/gdb/target
+	$(Q)sh scripts/check-gdb.sh $(BUILD)
 
 # libotter.so exports the public API (ot_ names) and nothing else.
 check-symbols: $(BUILD)/libotter.so

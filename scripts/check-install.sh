@@ -74,5 +74,13 @@ if cc "$dir/t.c" $(pkg-config --cflags --libs otter-testing) -o "$dir/t" &&
 else
     bad "otter-testing: $(cat "$dir/t.log" 2>/dev/null)"
 fi
+# the gdb extension: installed, loads, and its auto-load file names it
+auto="$prefix/share/gdb/auto-load$prefix/lib/$real-gdb.py"
+if gdb -batch -nx -ex "source $prefix/share/otter/gdb/otter-gdb.py" -ex 'help otter' 2>&1 |
+    grep -q 'otter processes' && grep -q "$prefix/share/otter/gdb" "$auto"; then
+    ok "gdb extension installed, loads; auto-load file $auto"
+else
+    bad "gdb extension: not installed where documented, or it does not load"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
