@@ -27,14 +27,6 @@ size_t ets__bytes(ets_table *t)
     return n > 0 ? (size_t)n : 0;
 }
 
-/* A set's object: 8-byte keys (integer keys) take the inlined probe. */
-static inline bool set_find(ets_table *t, const void *k, size_t kl, ets_obj *o)
-{
-    if (kl == 8)
-        return ets_hash_find8_tab(t, k, ets__hash(k, 8), o);
-    return ets__hash_find(t, k, kl, ets__hash(k, kl), o);
-}
-
 static inline int check_access(ets_table *t, bool write)
 {
     if (t->access == OT_ETS_PUBLIC || (!write && t->access == OT_ETS_PROTECTED))
@@ -110,6 +102,76 @@ static int build(const ets_vec *v, ot_ets_obj **objs, size_t *n)
     return 0;
 }
 
+/* ---- writes through the kind's methods --------------------------------------
+ *
+ * An ordered_set's single-key writers hold their key's stripe lock around
+ * the method (ets_int.h), with the key and value copied first: user memory
+ * is never read under a lock. Hash tables' methods take their own. */
+
+typedef struct priv {
+    const void *k, *v;
+    unsigned char *heap;
+    _Alignas(8) unsigned char small[256];
+} priv;
+
+/* Points p at private copies of (k, v); -ENOMEM. */
+static int priv_in(priv *p, const void *k, size_t kl, const void *v, size_t vl)
+{
+    size_t kp = ets_pad8(kl);
+    p->heap = NULL;
+    unsigned char *b = p->small;
+    if (kp + vl > sizeof p->small && !(b = p->heap = malloc(kp + vl)))
+        return -ENOMEM;
+    memcpy(b, k, kl);
+    if (vl)
+        memcpy(b + kp, v, vl);
+    p->k = b;
+    p->v = v ? b + kp : NULL;
+    return 0;
+}
+
+int ets__put1(ets_table *t, const void *k, size_t kl, const void *v, size_t vl, uint64_t h,
+              bool new_only, ets_vec *out)
+{
+    if (t->type != OT_ETS_ORDERED_SET)
+        return t->m->put(t, k, kl, v, vl, h, new_only, out);
+    priv p;
+    if (priv_in(&p, k, kl, v, vl))
+        return -ENOMEM;
+    ets_stripe *st = ets_stripe_of(t, h);
+    ets_stripe_lock(st);
+    int rc = t->m->put(t, p.k, kl, p.v, vl, h, new_only, out);
+    ets_stripe_unlock(st);
+    free(p.heap);
+    return rc;
+}
+
+/* mine: k and v are table memory or the caller's private copies already. */
+static int del1(ets_table *t, const void *k, size_t kl, uint64_t h, const void *v, size_t vl,
+                bool want, ets_vec *out, bool mine)
+{
+    if (t->type != OT_ETS_ORDERED_SET)
+        return t->m->del(t, k, kl, h, v, vl, want, out);
+    priv p = {.k = k, .v = v, .heap = NULL};
+    if (!mine && priv_in(&p, k, kl, v, v ? vl : 0))
+        return -ENOMEM;
+    ets_stripe *st = ets_stripe_of(t, h);
+    ets_stripe_lock(st);
+    int rc = t->m->del(t, p.k, kl, h, p.v, vl, want, out);
+    ets_stripe_unlock(st);
+    free(p.heap);
+    return rc;
+}
+
+ets_table *ets__begin(ot_tab h, bool write, int *tok, int *rc)
+{
+    return begin(h, write, tok, rc);
+}
+
+void ets__retire_all(ets_vec *v) { retire_all(v); }
+
+int ets__build(const ets_vec *v, ot_ets_obj **objs, size_t *n) { return build(v, objs, n); }
+
 static int collect_cb(const ets_obj *o, void *arg)
 {
     return ets__vec_add(arg, o->rec) ? -ENOMEM : 0;
@@ -169,7 +231,7 @@ static int do_put(ot_tab h, const void *k, size_t kl, const void *v, size_t vl, 
     if (t) {
         ets_vec out;
         ets_vec_init(&out);
-        rc = t->m->put(t, k, kl, v, vl, ets__hash(k, kl), new_only, &out);
+        rc = ets__put1(t, k, kl, v, vl, ets__hash(k, kl), new_only, &out);
         retire_all(&out);
     }
     ets__leave(tok);
@@ -212,28 +274,40 @@ OT_API int ot_ets_lookup(ot_tab h, const void *k, size_t kl, ot_ets_obj **objs, 
     *n = 0;
     int tok, rc;
     ets_table *t = begin(h, false, &tok, &rc);
-    if (t && t->type == OT_ETS_SET) {
-        ets_obj o;
-        struct one_arg a = {NULL};
-        if (set_find(t, k, kl, &o)) {
-            one_cb(&o, &a); /* inlined here */
-            rc = a.o ? 0 : -ENOMEM;
+    uint64_t hh = ets__hash(k, kl);
+    /* A copy that a write of several words or keys moved under is redone
+     * (ets_mseq_begin): never part of one. */
+    while (t) {
+        uint32_t q = ets_mseq_begin(t, hh);
+        if (t->type == OT_ETS_SET) {
+            ets_obj o;
+            struct one_arg a = {NULL};
+            bool found = kl == 8 ? ets_hash_find8_tab(t, k, hh, &o)
+                                 : ets__hash_find(t, k, kl, hh, &o);
+            if (found)
+                one_cb(&o, &a); /* inlined here */
+            rc = found && !a.o ? -ENOMEM : 0;
             *objs = a.o;
             *n = a.o != NULL;
+        } else if (t->type == OT_ETS_ORDERED_SET) {
+            struct one_arg a = {NULL};
+            int cnt = t->m->get(t, k, kl, hh, one_cb, &a);
+            rc = cnt && !a.o ? -ENOMEM : 0;
+            *objs = a.o;
+            *n = a.o != NULL;
+        } else {
+            /* Bag objects are always records. */
+            ets_vec got;
+            ets_vec_init(&got);
+            int cnt = t->m->get(t, k, kl, hh, collect_cb, &got);
+            rc = (size_t)cnt > got.n ? -ENOMEM : build(&got, objs, n);
+            ets__vec_fini(&got);
         }
-    } else if (t && t->type == OT_ETS_ORDERED_SET) {
-        struct one_arg a = {NULL};
-        int cnt = t->m->get(t, k, kl, ets__hash(k, kl), one_cb, &a);
-        rc = cnt && !a.o ? -ENOMEM : 0;
-        *objs = a.o;
-        *n = a.o != NULL;
-    } else if (t) {
-        /* Bag objects are always records. */
-        ets_vec got;
-        ets_vec_init(&got);
-        int cnt = t->m->get(t, k, kl, ets__hash(k, kl), collect_cb, &got);
-        rc = (size_t)cnt > got.n ? -ENOMEM : build(&got, objs, n);
-        ets__vec_fini(&got);
+        if (__builtin_expect(!ets_mseq_changed(t, hh, q), 1))
+            break;
+        ot_free(*objs);
+        *objs = NULL;
+        *n = 0;
     }
     ets__leave(tok);
     return rc;
@@ -258,15 +332,18 @@ OT_API int ot_ets_read(ot_tab h, const void *k, size_t kl,
         return -EINVAL;
     int tok, rc;
     ets_table *t = begin(h, false, &tok, &rc);
+    uint64_t hh = ets__hash(k, kl);
     if (t && t->type == OT_ETS_SET) {
         ets_obj o;
-        rc = set_find(t, k, kl, &o);
+        rc = kl == 8 ? ets_hash_find8_tab(t, k, hh, &o) : ets__hash_find(t, k, kl, hh, &o);
         if (rc)
             fn(o.val, o.vlen, arg);
     } else if (t) {
         struct read_arg a = {fn, arg};
-        rc = t->m->get(t, k, kl, ets__hash(k, kl), read_cb, &a);
+        rc = t->m->get(t, k, kl, hh, read_cb, &a);
     }
+    if (t)
+        ets_mseq_settle(t, hh); /* fn has run: answer after a write it saw part of */
     ets__leave(tok);
     return rc;
 }
@@ -281,12 +358,15 @@ OT_API bool ot_ets_member(ot_tab h, const void *k, size_t kl)
     }
     int tok, rc;
     ets_table *t = begin(h, false, &tok, &rc);
+    uint64_t hh = ets__hash(k, kl);
     if (t && t->type == OT_ETS_SET) {
         ets_obj o;
-        rc = set_find(t, k, kl, &o);
+        rc = kl == 8 ? ets_hash_find8_tab(t, k, hh, &o) : ets__hash_find(t, k, kl, hh, &o);
     } else if (t) {
-        rc = t->m->get(t, k, kl, ets__hash(k, kl), stop_cb, NULL);
+        rc = t->m->get(t, k, kl, hh, stop_cb, NULL);
     }
+    if (t)
+        ets_mseq_settle(t, hh); /* as in ot_ets_read */
     ets__leave(tok);
     if (rc < 0)
         errno = -rc;
@@ -330,7 +410,7 @@ static int do_del(ot_tab h, const void *k, size_t kl, const void *v, size_t vl, 
     if (t) {
         ets_vec out;
         ets_vec_init(&out);
-        int cnt = t->m->del(t, k, kl, ets__hash(k, kl), v, vl, objs != NULL, &out);
+        int cnt = del1(t, k, kl, ets__hash(k, kl), v, vl, objs != NULL, &out, false);
         rc = cnt < 0 ? cnt : 0;
         if (objs && cnt > 0)
             rc = (size_t)cnt > out.n ? -ENOMEM : build(&out, objs, n);
@@ -376,7 +456,7 @@ static int counter_default(ets_table *t, const void *k, size_t kl, uint64_t h, s
     memcpy(val + off, &init, 8);
     ets_vec out;
     ets_vec_init(&out);
-    int rc = t->m->put(t, k, kl, val, off + 8, h, true, &out);
+    int rc = ets__put1(t, k, kl, val, off + 8, h, true, &out);
     retire_all(&out);
     if (val != small)
         free(val);
@@ -448,6 +528,8 @@ OT_API int ot_ets_update_counter(ot_tab h, const void *k, size_t kl, size_t offs
             rc = counter_slow(t, c.k, kl, offset, incr, dflt, result);
         free(c.heap);
     }
+    if (t)
+        ets_mseq_settle(t, ets__hash(k, kl)); /* as in ot_ets_read */
     ets__leave(tok);
     ets__throttle();
     return rc;
@@ -600,7 +682,8 @@ static int select_delete_cb(const ets_obj *o, void *arg)
     ets__val_copy(val, o->val, o->vlen);
     ets_vec out;
     ets_vec_init(&out);
-    int cnt = s->t->m->del(s->t, o->key, o->klen, o->hash, val, o->vlen, false, &out);
+    /* the key is table memory, the value our copy */
+    int cnt = del1(s->t, o->key, o->klen, o->hash, val, o->vlen, false, &out, true);
     if (cnt > 0)
         s->deleted += (size_t)cnt;
     retire_all(&out);

@@ -14,7 +14,11 @@
  * anything unlinked from a table (records, nodes, arrays, the table itself)
  * is freed only through ets__retire after a grace period. Writers of one key
  * serialise on that key's stripe lock (hash tables) or node locks (skiplist);
- * size and memory counts are per stripe, summed on read. */
+ * an ordered_set's writers hold their key's stripe lock too (the front end
+ * takes it around single-key writes, with the key and value copied first),
+ * so that a write of several keys (ops.c) can exclude the writers of its
+ * keys in both kinds. Size and memory counts are per stripe, summed on
+ * read. */
 #ifndef OT_ETS_INT_H
 #define OT_ETS_INT_H
 
@@ -225,6 +229,18 @@ static inline void ets_stripe_unlock(ets_stripe *s)
 
 typedef struct ets_table ets_table;
 typedef int (*ets_visit_fn)(const ets_obj *o, void *arg); /* non-zero stops */
+/* An update in place (ops.c), run under the key's stripe lock on the key's
+ * record (a set's inline object is moved out to one first); it may touch
+ * only table memory and the caller's private copies. */
+typedef int (*ets_update_fn)(ets_table *t, ets_rec *r, void *arg);
+
+/* One object of a multi-object write, in the caller's private copy (never
+ * the user's memory: methods read it under their locks). */
+typedef struct ets_item {
+    const void *k, *v;
+    size_t kl, vl;
+    uint64_t h;
+} ets_item;
 
 /* A dispatch table per table kind (erts' DbTableMethod). Readers (get,
  * counter on a record, fold, first, next, prev, last) are lock-free; writers
@@ -253,6 +269,16 @@ typedef struct ets_methods {
     bool (*next)(ets_table *t, const void *k, size_t kl, uint64_t h, ets_obj *o);
     bool (*prev)(ets_table *t, const void *k, size_t kl, uint64_t h, ets_obj *o);
     size_t (*overhead)(ets_table *t); /* bytes of structure beyond records */
+    /* ops.c's writes. Each holds the stripe locks of every key it touches
+     * for its whole length and brackets its changes with the mseq of those
+     * stripes (ets_mseq_open). put_many: ets:insert/2 and insert_new/2 with
+     * a list, all or nothing (-EEXIST when new_only and a key has an
+     * object; -ENOMEM half-way only when memory runs out under the locks,
+     * which may leave a prefix in). update: fn on the key's record, or -ENOENT. clear:
+     * ets:delete_all_objects/1; what it unlinks it retires itself. */
+    int (*put_many)(ets_table *t, const ets_item *it, size_t n, bool new_only, ets_vec *out);
+    int (*update)(ets_table *t, const void *k, size_t kl, uint64_t h, ets_update_fn fn, void *arg);
+    void (*clear)(ets_table *t);
 } ets_methods;
 
 extern const ets_methods ets__hash_methods;
@@ -280,7 +306,129 @@ struct ets_table {
     void *impl;            /* the kind's structure */
     unsigned stripe_mask;  /* stripes - 1 */
     ets_stripe *stripes;
+    /* A seqlock per stripe over its keys' objects, for the writes that
+     * change more than one word or key in one step (ops.c): odd while one is
+     * in progress, written only by the holder of the stripe's lock. Apart
+     * from the stripes' write-hot lines: readers load it on every call. */
+    _Alignas(ETS_CACHELINE) _Atomic uint32_t mseq[ETS_STRIPES_MAX];
 };
+
+/* ---- multi-word writes and their readers ------------------------------------
+ *
+ * A write that changes several keys (put_many, clear) or several words of
+ * one record (update_element, several counters) holds the stripe locks of
+ * its keys, so other writers of those keys wait for it, and makes the
+ * stripes' mseq odd around its changes. A reader that copies objects out
+ * (lookup) retries when the mseq of its key moved under it
+ * (ets_mseq_begin, ets_mseq_changed): it never returns part of such a
+ * write. A reader that cannot retry (a callback already ran, a counter was
+ * added) and found the mseq odd afterwards waits for the write to end
+ * before it returns (ets_mseq_settle): it may have seen part of the write,
+ * and it then answers after the whole of it, which is linearisable. */
+/* The fences the mseq protocol needs. TSan does not model fences (gcc warns
+ * about them there): its builds leave them out, which changes nothing it
+ * checks, since every access they order is atomic, and nothing it runs,
+ * since its atomics are calls the compiler does not move loads across. */
+#ifdef OT_TSAN
+#define ETS_FENCE(order) ((void)0)
+#else
+#define ETS_FENCE(order) atomic_thread_fence(order)
+#endif
+
+static inline void ets_mseq_open(ets_table *t, unsigned s)
+{
+    uint32_t q = atomic_load_explicit(&t->mseq[s], memory_order_relaxed); /* stripe locked */
+    atomic_store_explicit(&t->mseq[s], q + 1, memory_order_relaxed);
+    /* Orders the odd value before every change that follows: a reader that
+     * sees a change (then an acquire fence) sees the odd value or later. */
+    ETS_FENCE(memory_order_release);
+}
+
+static inline void ets_mseq_close(ets_table *t, unsigned s)
+{
+    uint32_t q = atomic_load_explicit(&t->mseq[s], memory_order_relaxed); /* stripe locked */
+    /* Pairs with ets_mseq_begin's acquire: the changes are visible. */
+    atomic_store_explicit(&t->mseq[s], q + 1, memory_order_release);
+}
+
+static inline void ets_mseq_wait(_Atomic uint32_t *q, uint32_t s)
+{
+    unsigned spins = 0;
+    while (atomic_load_explicit(q, memory_order_acquire) == s) {
+        if (++spins > 128)
+            sched_yield(); /* the writer may be preempted */
+        else
+            __builtin_ia32_pause();
+    }
+}
+
+/* An even mseq of h's stripe, waited for. */
+static inline uint32_t ets_mseq_begin(ets_table *t, uint64_t h)
+{
+    _Atomic uint32_t *q = &t->mseq[h & t->stripe_mask];
+    /* Pairs with ets_mseq_close's release. */
+    uint32_t s = atomic_load_explicit(q, memory_order_acquire);
+    while (__builtin_expect(s & 1, 0)) {
+        ets_mseq_wait(q, s);
+        s = atomic_load_explicit(q, memory_order_acquire); /* as above */
+    }
+    return s;
+}
+
+/* After a copy begun at ets_mseq_begin's s: true when it must be redone. */
+static inline bool ets_mseq_changed(ets_table *t, uint64_t h, uint32_t s)
+{
+    /* Pairs with ets_mseq_open's fence: the copy's loads come first. */
+    ETS_FENCE(memory_order_acquire);
+    return atomic_load_explicit(&t->mseq[h & t->stripe_mask], memory_order_relaxed) != s;
+}
+
+/* After a read that cannot be redone: waits out a write in progress. */
+static inline void ets_mseq_settle(ets_table *t, uint64_t h)
+{
+    _Atomic uint32_t *q = &t->mseq[h & t->stripe_mask];
+    ETS_FENCE(memory_order_acquire); /* as in ets_mseq_changed */
+    uint32_t s = atomic_load_explicit(q, memory_order_relaxed);
+    if (__builtin_expect(s & 1, 0))
+        ets_mseq_wait(q, s);
+}
+
+/* Every stripe lock, in index order (as hash.c's resize takes them). */
+static inline void ets_lock_all(ets_table *t)
+{
+    for (unsigned i = 0; i <= t->stripe_mask; i++)
+        ets_stripe_lock(&t->stripes[i]);
+}
+
+static inline void ets_unlock_all(ets_table *t)
+{
+    for (unsigned i = t->stripe_mask + 1; i-- > 0;)
+        ets_stripe_unlock(&t->stripes[i]);
+}
+
+/* The stripes of n items, as a mask (at most ETS_STRIPES_MAX of them). */
+static inline uint64_t ets_items_stripes(ets_table *t, const ets_item *it, size_t n)
+{
+    uint64_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        m |= 1ull << (it[i].h & t->stripe_mask);
+    return m;
+}
+_Static_assert(ETS_STRIPES_MAX <= 64, "ets_items_stripes keeps a 64-bit mask");
+
+static inline void ets_mseq_open_mask(ets_table *t, uint64_t m)
+{
+    for (unsigned s = 0; m; s++, m >>= 1)
+        if (m & 1)
+            ets_mseq_open(t, s);
+}
+
+static inline void ets_mseq_close_mask(ets_table *t, uint64_t m)
+{
+    for (unsigned s = 0; m; s++, m >>= 1)
+        if (m & 1)
+            ets_mseq_close(t, s);
+}
 
 static inline ets_stripe *ets_stripe_of(ets_table *t, uint64_t h)
 {
@@ -307,6 +455,18 @@ static inline void ets_count_locked(ets_table *t, uint64_t h, long objs, long by
 }
 size_t ets__size(ets_table *t);
 size_t ets__bytes(ets_table *t);
+
+/* ---- front end (ets.c), for ops.c ------------------------------------------- */
+
+/* Charges, enters QSBR and finds the table, checking access; on error *rc is
+ * set and NULL returned, still inside (ets__leave(*tok) either way). */
+ets_table *ets__begin(ot_tab h, bool write, int *tok, int *rc);
+/* A single-key put by the kind's method, under the ordered_set discipline. */
+int ets__put1(ets_table *t, const void *k, size_t kl, const void *v, size_t vl, uint64_t h,
+              bool new_only, ets_vec *out);
+void ets__retire_all(ets_vec *v); /* retires what a writer unlinked, frees the vector */
+/* The records of v copied into one block of the caller's heap (ot_ets_lookup's). */
+int ets__build(const ets_vec *v, ot_ets_obj **objs, size_t *n);
 
 /* ---- registry (registry.c) -------------------------------------------------- */
 

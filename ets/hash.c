@@ -1320,6 +1320,241 @@ static size_t hash_overhead(ets_table *t)
     return n;
 }
 
+/* ---- multi-object writes and in-place updates (ops.c) ----------------------- */
+
+/* Every stripe lock held: grows a into a fresh array of cap slots (or more,
+ * if a cluster runs off the end), as resize does; the prepared array it did
+ * not take comes back in *drop, to release after the locks. NULL: a stays. */
+static harr *grow_locked(ets_table *t, harr *a, size_t cap, hprep **drop)
+{
+    hash_tab *ht = HT(t);
+    *drop = ht->prep; /* all locks held */
+    ht->prep = NULL;
+    atomic_store_explicit(&ht->prep_floor, 0, memory_order_relaxed);
+    harr *b = NULL;
+    if (*drop && (*drop)->cap == cap) {
+        b = prep_take(*drop, a);
+        *drop = NULL;
+    }
+    while (!(b = rehash(t, a, cap, b))) {
+        if (cap > ((size_t)1 << 40)) {
+            atomic_store_explicit(&ht->prep_mark, a->cap / 2, memory_order_relaxed);
+            return NULL;
+        }
+        cap *= 2;
+    }
+    atomic_store_explicit(&ht->prep_mark, prep_mark_for(b), memory_order_relaxed);
+    /* As in resize: pairs with the readers' acquire load of arr. */
+    atomic_store_explicit(&ht->pub.arr, b, memory_order_release);
+    ets__retire(&a->rcu, harr_free_cb, a->mapped ? a->mapped : harr_bytes(a->cap));
+    return b;
+}
+
+/* What put_many stores for one item: inline words or a record, and for a
+ * bag the one-record version that a new key starts with, made before any
+ * lock is taken. */
+typedef struct hitem {
+    uint64_t w[HW];
+    uint32_t meta;
+    ets_rec *r;
+    hbag *b;
+} hitem;
+
+/* ets:insert/2 with a list: every stripe lock for the whole write (OTP takes
+ * the table's write lock), the table grown first to hold every item as a new
+ * key, then each item stored as hash_put would. */
+static int hash_put_many(ets_table *t, const ets_item *it, size_t n, bool new_only, ets_vec *out)
+{
+    hash_tab *ht = HT(t);
+    hitem small[16], *p = n <= 16 ? small : malloc(n * sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        p[i].r = NULL;
+        p[i].b = NULL;
+        p[i].meta = 0;
+        if (fits(t, it[i].kl, it[i].vl))
+            p[i].meta = pack(p[i].w, it[i].k, it[i].kl, it[i].v, it[i].vl);
+        else if (!(p[i].r = ets__rec_new(it[i].k, it[i].kl, it[i].v, it[i].vl, it[i].h)))
+            rc = -ENOMEM;
+        else if (t->type != OT_ETS_SET && !(p[i].b = bag_new(1)))
+            rc = -ENOMEM;
+    }
+    hprep *drop = NULL;
+    uint64_t stripes = ets_items_stripes(t, it, n);
+    size_t i = 0;
+    if (rc)
+        goto out;
+    lock_all(t);
+    harr *a = atomic_load_explicit(&ht->pub.arr, memory_order_relaxed); /* all locks held */
+    size_t fresh = 0; /* keys not in the table (a key twice in the list counts twice) */
+    for (size_t j = 0; j < n; j++) {
+        long reuse;
+        size_t end;
+        fresh += wfind(a, it[j].h, it[j].k, it[j].kl, &reuse, &end) < 0;
+    }
+    if (new_only && fresh < n) {
+        rc = -EEXIST;
+        unlock_all(t);
+        goto out;
+    }
+    size_t used = used_slots(t); /* exact: all locks held */
+    if ((used + fresh) * 2 > a->cap) {
+        harr *b = grow_locked(t, a, cap_for(used + fresh), &drop);
+        if (!b) {
+            unlock_all(t);
+            rc = -ENOMEM;
+            goto out;
+        }
+        a = b;
+        used = used_slots(t);
+    }
+    ets_mseq_open_mask(t, stripes);
+    for (; i < n; i++) {
+        uint64_t h = it[i].h;
+        long reuse;
+        size_t end;
+        long j = wfind(a, h, it[i].k, it[i].kl, &reuse, &end);
+        ets_rec *r = p[i].r;
+        long bytes = r ? obj_bytes(r) : 0;
+        if (j >= 0 && t->type == OT_ETS_SET) {
+            hslot *s = &a->s[j];
+            ets_rec *old = slot_rec(s); /* locked */
+            slot_set(s, p[i].meta ? p[i].meta : rec_words(t, r, p[i].w), p[i].w);
+            ets_count_locked(t, h, 0, bytes - (live(old) ? obj_bytes(old) : 0));
+            if (live(old))
+                ets__vec_push(out, old);
+            continue;
+        }
+        if (j >= 0) {
+            free(p[i].b); /* the key has its version already */
+            p[i].b = NULL;
+            p[i].r = NULL; /* bag_add owns it: added, or freed */
+            if ((rc = bag_add(t, &a->s[j], r)))
+                break; /* memory exhausted half-way (see put_many) */
+            continue;
+        }
+        if (reuse < 0) {
+            for (size_t e = end; e < a->nslots && reuse < 0; e++) {
+                uint64_t zero = 0;
+                /* As in hash_put's claim (no other writer holds a lock). */
+                if (atomic_compare_exchange_strong_explicit(&a->s[e].hash, &zero, h,
+                                                            memory_order_acq_rel,
+                                                            memory_order_acquire))
+                    reuse = (long)e;
+            }
+            if (reuse < 0) {
+                /* A cluster ran off the end: grow, then store this item. */
+                hprep *d2;
+                harr *b = grow_locked(t, a, a->cap * 2, &d2);
+                if (d2)
+                    drop = d2; /* then none came before: a grow leaves prep NULL */
+                if (!b) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                a = b;
+                used = used_slots(t);
+                i--;
+                continue;
+            }
+            ets_stripe *st = ets_stripe_of(t, h);
+            /* As in want_grow: ours, all locks held. */
+            atomic_store_explicit(&st->claimed,
+                                  atomic_load_explicit(&st->claimed, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+            used++;
+        }
+        uint32_t meta = p[i].meta;
+        if (p[i].b) {
+            p[i].b->r[0] = r;
+            meta = bag_words(p[i].b, p[i].w);
+        } else if (!meta) {
+            meta = rec_words(t, r, p[i].w);
+        }
+        slot_set(&a->s[reuse], meta, p[i].w);
+        ets_count_locked(t, h, 1, bytes);
+    }
+    ets_mseq_close_mask(t, stripes);
+    unlock_all(t);
+out:
+    for (; i < n; i++) {
+        free(p[i].r); /* never published */
+        free(p[i].b);
+    }
+    prep_release(drop);
+    if (p != small)
+        free(p);
+    return rc;
+}
+
+static int hash_update(ets_table *t, const void *k, size_t kl, uint64_t h, ets_update_fn fn,
+                       void *arg)
+{
+    ets_stripe *st = ets_stripe_of(t, h);
+    ets_stripe_lock(st);
+    hslot *s = locked_slot(t, k, kl, h);
+    int rc = -ENOENT;
+    if (s) {
+        uint32_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed); /* locked */
+        ets_rec *r = NULL;
+        if (meta & META_INLINE) {
+            /* As promote: words change in place only in records. */
+            uint64_t w[HW];
+            locked_words(s, w);
+            if ((r = rec_of_inline(k, kl, w, meta, h))) {
+                slot_set(s, rec_words(t, r, w), w);
+                ets_count_locked(t, h, 0, obj_bytes(r));
+            } else {
+                rc = -ENOMEM;
+            }
+        } else {
+            r = slot_rec(s); /* locked; a set's: one record */
+        }
+        if (r)
+            rc = fn(t, r, arg);
+    }
+    ets_stripe_unlock(st);
+    return rc;
+}
+
+/* Every stripe lock and mseq for the whole clear; every live slot becomes
+ * a tombstone and its records are retired; then the array shrinks. */
+static void hash_clear(ets_table *t)
+{
+    htab *ht = H(t);
+    lock_all(t);
+    for (unsigned s = 0; s <= t->stripe_mask; s++)
+        ets_mseq_open(t, s);
+    harr *a = atomic_load_explicit(&ht->arr, memory_order_relaxed); /* all locks held */
+    for (size_t i = 0; i < a->nslots; i++) {
+        hslot *s = &a->s[i];
+        if (!atomic_load_explicit(&s->hash, memory_order_relaxed) || !slot_live(s))
+            continue;
+        ets_rec *r = slot_rec(s); /* locked */
+        bool bag = atomic_load_explicit(&s->meta, memory_order_relaxed) & META_BAG; /* locked */
+        slot_set(s, 0, (const uint64_t[HW]){rec_word(TOMB), 0});
+        if (bag) {
+            hbag *b = as_bag(rec_word(r));
+            for (uint32_t j = 0; j < b->n; j++)
+                ets__retire_rec(b->r[j]);
+            bag_retire(b);
+        } else if (r) {
+            ets__retire_rec(r);
+        }
+    }
+    for (unsigned s = 0; s <= t->stripe_mask; s++) {
+        /* Statistics (see ets_count); exact under all the locks. */
+        atomic_store_explicit(&t->stripes[s].size, 0, memory_order_relaxed);
+        atomic_store_explicit(&t->stripes[s].bytes, 0, memory_order_relaxed);
+        ets_mseq_close(t, s);
+    }
+    unlock_all(t);
+    if (a->cap > HASH_MIN_CAP)
+        resize(t, a, false); /* tombstones out, back to the smallest array */
+}
+
 const ets_methods ets__hash_methods = {
     .init = hash_init,
     .destroy = hash_destroy,
@@ -1333,4 +1568,7 @@ const ets_methods ets__hash_methods = {
     .next = hash_next,
     .prev = hash_next,
     .overhead = hash_overhead,
+    .put_many = hash_put_many,
+    .update = hash_update,
+    .clear = hash_clear,
 };

@@ -322,6 +322,39 @@ OT_API int ot_ets_give_away(ot_tab h, ot_pid to, const void *gift, size_t len)
     return rc;
 }
 
+OT_API int ot_ets_setopts_heir(ot_tab h, ot_pid heir, const void *data, size_t len)
+{
+    if (len && !data)
+        return -EINVAL;
+    void *copy = NULL; /* made before the lock, freed (the old data) after it */
+    if (len && !(copy = malloc(len)))
+        return -ENOMEM;
+    if (len)
+        memcpy(copy, data, len);
+    /* As at ot_ets_new: a dead heir is none. */
+    uint64_t hv = heir.v && ot_is_alive(heir) ? heir.v : 0;
+    int tok = ets__enter();
+    int rc = -EBADF;
+    ets__registry_lock();
+    ets_table *t = ets__lookup(h);
+    if (t) {
+        if (ot_self().v != atomic_load_explicit(&t->owner, memory_order_relaxed)) { /* lock held */
+            rc = -EPERM;
+        } else {
+            atomic_store_explicit(&t->heir, hv, memory_order_relaxed); /* lock held */
+            void *old = t->heir_data;
+            t->heir_data = copy;
+            t->heir_data_len = len;
+            copy = old;
+            rc = 0;
+        }
+    }
+    ets__registry_unlock();
+    ets__leave(tok);
+    free(copy);
+    return rc;
+}
+
 /* The core's hook: `pid` has exited and owned at least one table. */
 static void ets_owner_exit(ot_pid pid)
 {

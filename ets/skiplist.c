@@ -413,6 +413,67 @@ static bool sl_last(ets_table *t, ets_obj *o) { return sl_prev(t, NULL, 0, 0, o)
 
 static size_t sl_overhead(ets_table *t) { return node_size(SL_LEVELS - 1, 0); }
 
+/* ---- multi-object writes and in-place updates (ops.c) -----------------------
+ *
+ * An ordered_set's writers hold their key's stripe lock around the list
+ * operation (the front end takes it for single-key writes; these take it
+ * themselves), so that these exclude every other writer of their keys; the
+ * list's own node locks still order the changes for the lock-free readers. */
+
+static int sl_put_many(ets_table *t, const ets_item *it, size_t n, bool new_only, ets_vec *out)
+{
+    uint64_t stripes = ets_items_stripes(t, it, n);
+    int rc = 0;
+    ets_lock_all(t);
+    for (size_t i = 0; new_only && i < n && !rc; i++) {
+        sl_node *x = search(HEAD(t), it[i].k, it[i].kl);
+        if (x && visible(x))
+            rc = -EEXIST; /* stable: every writer of the key waits for our locks */
+    }
+    if (!rc) {
+        ets_mseq_open_mask(t, stripes);
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = sl_put(t, it[i].k, it[i].kl, it[i].v, it[i].vl, it[i].h, false, out);
+        ets_mseq_close_mask(t, stripes);
+    }
+    ets_unlock_all(t);
+    return rc;
+}
+
+static int sl_update(ets_table *t, const void *k, size_t kl, uint64_t h, ets_update_fn fn,
+                     void *arg)
+{
+    ets_stripe *st = ets_stripe_of(t, h);
+    ets_stripe_lock(st);
+    sl_node *n = search(HEAD(t), k, kl);
+    int rc = -ENOENT;
+    /* Stable under the stripe lock: no writer of the key can run. */
+    if (n && visible(n))
+        rc = fn(t, atomic_load_explicit(&n->rec, memory_order_acquire), arg); /* as in sl_get */
+    ets_stripe_unlock(st);
+    return rc;
+}
+
+static void sl_clear(ets_table *t)
+{
+    ets_lock_all(t);
+    for (unsigned s = 0; s <= t->stripe_mask; s++)
+        ets_mseq_open(t, s);
+    ets_obj o;
+    while (sl_first(t, &o)) {
+        ets_vec out;
+        ets_vec_init(&out);
+        /* o.key lies in the record del unlinks, readable until we leave */
+        sl_del(t, o.key, o.klen, o.hash, NULL, 0, false, &out);
+        for (size_t i = 0; i < out.n; i++)
+            ets__retire_rec(out.v[i]);
+        ets__vec_fini(&out);
+    }
+    for (unsigned s = 0; s <= t->stripe_mask; s++)
+        ets_mseq_close(t, s);
+    ets_unlock_all(t);
+}
+
 const ets_methods ets__skiplist_methods = {
     .init = sl_init,
     .destroy = sl_destroy,
@@ -426,4 +487,7 @@ const ets_methods ets__skiplist_methods = {
     .next = sl_next,
     .prev = sl_prev,
     .overhead = sl_overhead,
+    .put_many = sl_put_many,
+    .update = sl_update,
+    .clear = sl_clear,
 };

@@ -164,6 +164,89 @@ OT_API int ot_ets_foldl(ot_tab t,
 OT_API int ot_ets_select(ot_tab t, ot_ets_match_fn match, void *arg, ot_ets_obj **objs, size_t *n);
 /* ets:select_delete/2: deletes the matching objects; *deleted counts them. */
 OT_API int ot_ets_select_delete(ot_tab t, ot_ets_match_fn match, void *arg, size_t *deleted);
+/* ---- several objects or elements in one call ---------------------------------
+ *
+ * The writes below are atomic and isolated as OTP's: a writer of any key
+ * they touch waits for them, and ot_ets_lookup, ot_ets_lookup_element,
+ * ot_ets_member and ot_ets_read of any such key see the table before or
+ * after, never part-way (an ot_ets_read callback is shown the value where
+ * it lies, so it may see the words of an update_element or update_counters
+ * change under it, as it sees single counters; the call returns after the
+ * write). Walks (ot_ets_foldl, ot_ets_select, ot_ets_tab2list, first/next)
+ * are not isolated from them, as OTP's are not: they may see some of an
+ * ot_ets_insert_many's objects and not others. */
+
+/* ets:insert/2 with a list: the n objects (key, klen, val, vlen as
+ * ot_ets_obj) in one step. A key twice in a set's list: the last object wins;
+ * a bag adds each (unless an equal one is there). n 0: 0. -EINVAL: objs
+ * NULL with n > 0, or a bad key or value (as ot_ets_insert), nothing
+ * inserted. -ENOMEM: nothing inserted, except when memory runs out half-way
+ * (the table's array cannot grow, or a bag key's next version cannot be
+ * allocated), which may leave a prefix in. */
+OT_API int ot_ets_insert_many(ot_tab t, const ot_ets_obj *objs, size_t n);
+/* ets:insert_new/2 with a list: all n objects, or, when any of their keys
+ * has an object, none (-EEXIST). Errors as ot_ets_insert_many. */
+OT_API int ot_ets_insert_new_many(ot_tab t, const ot_ets_obj *objs, size_t n);
+
+/* ets:lookup_element/3. An element is `len` bytes at byte offset `off` of a
+ * value (this API's tuple position). Copies the element of each of the key's
+ * objects into buf, one after another (insertion order for bags), as many as
+ * fit in cap bytes, and returns how many objects the key has: a result above
+ * cap / len says buf was too small. -ENOENT: the key has no object (OTP's
+ * badarg); -EINVAL: off + len past the end of some object's value, len 0,
+ * buf NULL with cap > 0, a bad key. */
+OT_API int ot_ets_lookup_element(ot_tab t, const void *k, size_t kl, size_t off, size_t len,
+                                 void *buf, size_t cap);
+
+/* One element for ot_ets_update_element: len bytes at byte `off` of the value. */
+typedef struct ot_ets_elem {
+    size_t off;
+    const void *data;
+    size_t len;
+} ot_ets_elem;
+/* ets:update_element/3 on a set or ordered_set: writes the n elements into
+ * the key's value in place, in order (where two overlap the later wins); the
+ * value's length never changes. 0, or -ENOENT when the key is absent (OTP's
+ * false). -EINVAL, nothing written: a bag, an element past the end of the
+ * value or of length 0, elems NULL with n > 0, data NULL, a bad key. */
+OT_API int ot_ets_update_element(ot_tab t, const void *k, size_t kl, const ot_ets_elem *elems,
+                                 size_t n);
+
+/* One update for ot_ets_update_counters, OTP's {Pos, Incr} or, with bounded,
+ * {Pos, Incr, Threshold, SetValue}: incr is added to the int64 (host order)
+ * at byte `offset` of the value; when bounded, a result above threshold
+ * (incr >= 0) or below it (incr < 0) is replaced by set_value. */
+typedef struct ot_ets_counter_op {
+    size_t offset;
+    int64_t incr;
+    bool bounded;
+    int64_t threshold, set_value;
+} ot_ets_counter_op;
+/* ets:update_counter/3,4 with a list: the n updates, in order, on the key's
+ * object of a set or ordered_set, in one step; results[i] (results may be
+ * NULL) is the counter's value after ops[i]. The same offset may come more
+ * than once. When the key is absent: -ENOENT if dflt is NULL, else the
+ * object (k, dflt of dlen bytes) is inserted first (update_counter/4's
+ * default object) and updated. -EINVAL, nothing changed: a bag, an offset
+ * that is not a multiple of 8 or whose word passes the end of the value (a
+ * field that is no counter), ops NULL with n > 0, dflt NULL with dlen > 0. */
+OT_API int ot_ets_update_counters(ot_tab t, const void *k, size_t kl, const ot_ets_counter_op *ops,
+                                  size_t n, const void *dflt, size_t dlen, int64_t *results);
+
+/* ets:delete_all_objects/1: empties the table in one step (writers of the
+ * table wait for it; a reader sees each key's objects before or after). */
+OT_API int ot_ets_delete_all_objects(ot_tab t);
+/* ets:setopts(T, {heir, Pid, Data}): the heir and its data (copied) from now
+ * on; OT_NOPID, or a process that is not alive, sets none (OTP's
+ * {heir, none}). The owner only: -EPERM. -EINVAL: data NULL with len > 0. */
+OT_API int ot_ets_setopts_heir(ot_tab t, ot_pid heir, const void *data, size_t len);
+/* ets:tab2list/1: every object, copied into one block of the caller's heap
+ * as ot_ets_lookup's (*objs NULL and *n 0 for an empty table); key order for
+ * ordered_set. Safe against concurrent writes as OTP's safe_fixtable: an
+ * object in the table for the whole call is in the result exactly once; one
+ * inserted or deleted meanwhile may or may not be. */
+OT_API int ot_ets_tab2list(ot_tab t, ot_ets_obj **objs, size_t *n);
+
 /* ets:info(T, size): objects; 0 for a bad handle (errno EBADF). Any process
  * may ask, of a private table too (only object reads and writes are the
  * owner's). */
