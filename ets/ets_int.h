@@ -195,8 +195,9 @@ typedef struct ets_stripe {
     _Atomic long claimed; /* hash tables, written under lock: slots its keys claimed */
 } __attribute__((aligned(ETS_CACHELINE))) ets_stripe;
 
-/* A spinlock, not a mutex: held for one slot's update (a resize, which holds
- * them all, is the long exception, so waiters yield after a while), and it
+/* A spinlock, not a mutex: held for one slot's update (a resize step, which
+ * holds them all for MIG_CHUNK slots, is the long exception, so waiters
+ * yield after a while), and it
  * costs one locked instruction where a mutex costs two. A blocked mutex
  * would stall the whole scheduler thread anyway. */
 /* Every lock-holding section is a critical section (ARCHITECTURE 7): it

@@ -27,10 +27,14 @@
  * A key has at most one live slot, placed at the first empty slot at or
  * after its home, so when slot e is empty every key whose home is below e
  * sits below e: this makes (hash, key bytes) a walk order that resizing does
- * not change, which ot_ets_next relies on. A resize holds every stripe lock,
- * copies the live slots into a new array (records move, inline objects are
- * copied), publishes it and retires the old one, which stays frozen for
- * readers still inside it. A growing big table's next array is mapped
+ * not change, which ot_ets_next relies on. A resize (resize, below) makes
+ * the new array with no lock held, then fills it in steps, each holding
+ * every stripe lock for MIG_CHUNK slots of the old array (records move,
+ * inline objects are copied), while writers keep writing the old array and
+ * repeat each write of an already copied key in the new one (slot_set); the
+ * last step publishes it and retires the old one, which stays frozen for
+ * readers still inside it. So a writer never waits for more than one step,
+ * and readers always see one whole array. A growing big table's next array is mapped
  * ahead and populated by the populate-ahead thread, in proportion to the
  * table's progress toward its resize (prepare, below: the memory held ahead
  * is (steps + 1) / 16 of the next array); writers see it under one stripe
@@ -51,6 +55,7 @@
 
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #define HASH_MIN_CAP 16
 #define HASH_OVERFLOW 32 /* slots past the last home before a forced resize */
@@ -89,6 +94,14 @@ typedef struct hash_tab {
     _Atomic unsigned prep_gen;
     _Atomic size_t prep_mark;
     _Atomic size_t prep_floor;
+    /* A resize in progress (migrate, below): the array being filled, and
+     * the home index of the current array below which every key is in it
+     * too. Written under every stripe lock, read under one. */
+    harr *mig;
+    size_t mig_upto;
+    _Atomic bool migrating;  /* elects the one writer that migrates */
+    _Atomic bool mig_failed; /* mig ran out of slots: start again, bigger */
+    long mig_claimed[ETS_STRIPES_MAX]; /* slots of mig each stripe claimed (its lock) */
 } hash_tab;
 
 static inline htab *H(ets_table *t) { return t->impl; }
@@ -113,8 +126,10 @@ static int order(const ets_obj *o, uint64_t h, const void *k, size_t kl)
 /* ---- slots ------------------------------------------------------------------ */
 
 
-/* Writers, stripe lock held: replaces the slot's content. */
-static void slot_set(hslot *s, uint32_t meta, const uint64_t *w)
+/* Stripe lock held (or an array no one else sees): replaces the slot's
+ * content. Writers of a table's current array use slot_set, which keeps a
+ * resize in progress up to date. */
+static void slot_store(hslot *s, uint32_t meta, const uint64_t *w)
 {
     uint32_t q = atomic_load_explicit(&s->seq, memory_order_relaxed); /* ours: locked */
     /* Made visible to a reader by any of the release stores below that it
@@ -467,7 +482,85 @@ static long wfind(const harr *a, uint64_t h, const void *k, size_t kl, long *reu
     return -1;
 }
 
-static void lock_all(ets_table *t)
+/* The key of slot content (meta, w), or false when it holds none. */
+static bool content_key(uint32_t meta, const uint64_t *w, const void **k, size_t *kl)
+{
+    ets_rec *r = NULL;
+    if (meta & META_INLINE) {
+        *k = w;
+        *kl = meta_klen(meta);
+        return true;
+    }
+    if (meta & META_BAG)
+        r = as_bag(w[0])->r[0];
+    else if (live(as_rec(w[0])))
+        r = as_rec(w[0]);
+    if (!r)
+        return false;
+    *k = ets_rec_key(r);
+    *kl = r->klen;
+    return true;
+}
+
+/* Stripe lock of h held, a resize in progress: gives the key's slot in b
+ * the content (meta, w), claiming one if the key is new there. */
+static void mirror(ets_table *t, harr *b, uint64_t h, const void *k, size_t kl, uint32_t meta,
+                   const uint64_t *w)
+{
+    hash_tab *ht = HT(t);
+    long reuse;
+    size_t end;
+    long i = wfind(b, h, k, kl, &reuse, &end);
+    if (i >= 0) {
+        slot_store(&b->s[i], meta, w);
+        return;
+    }
+    const void *k2;
+    size_t kl2;
+    if (!content_key(meta, w, &k2, &kl2))
+        return; /* a delete of a key b does not hold */
+    for (size_t j = end; j < b->nslots && reuse < 0; j++) {
+        uint64_t zero = 0;
+        /* As in hash_put's claim. */
+        if (atomic_compare_exchange_strong_explicit(&b->s[j].hash, &zero, h, memory_order_acq_rel,
+                                                    memory_order_acquire))
+            reuse = (long)j;
+    }
+    if (reuse < 0) {
+        /* Relaxed: read by the migrator under every stripe lock. */
+        atomic_store_explicit(&ht->mig_failed, true, memory_order_relaxed);
+        return;
+    }
+    ht->mig_claimed[h & t->stripe_mask]++; /* the stripe's own count, its lock held */
+    slot_store(&b->s[reuse], meta, w);
+}
+
+/* Writers, the key's stripe lock held, s in the current array: replaces the
+ * slot's content, and while a resize is in progress gives the key the same
+ * content in the new array when the key is already there (migrate). */
+static void slot_set(ets_table *t, hslot *s, uint32_t meta, const uint64_t *w)
+{
+    hash_tab *ht = HT(t);
+    harr *b = ht->mig; /* stable under our stripe lock */
+    if (__builtin_expect(!b, 1)) {
+        slot_store(s, meta, w);
+        return;
+    }
+    uint32_t om = atomic_load_explicit(&s->meta, memory_order_relaxed); /* locked */
+    uint64_t ow[HW];
+    locked_words(s, ow);
+    slot_store(s, meta, w);
+    const harr *a = atomic_load_explicit(&ht->pub.arr, memory_order_relaxed); /* locked */
+    uint64_t h = atomic_load_explicit(&s->hash, memory_order_relaxed);
+    if (home(a, h) >= ht->mig_upto)
+        return; /* the migration copies it later, as it is then */
+    const void *k;
+    size_t kl;
+    if (content_key(meta, w, &k, &kl) || content_key(om, ow, &k, &kl))
+        mirror(t, b, h, k, kl, meta, w);
+}
+
+static void lock_all_raw(ets_table *t)
 {
     for (unsigned i = 0; i <= t->stripe_mask; i++)
         ets_stripe_lock(&t->stripes[i]);
@@ -477,6 +570,21 @@ static void unlock_all(ets_table *t)
 {
     for (unsigned i = t->stripe_mask + 1; i-- > 0;)
         ets_stripe_unlock(&t->stripes[i]);
+}
+
+/* Every stripe lock, with no resize in progress: what a writer of several
+ * keys at once needs (it may write any slot, so none may be half moved). A
+ * resize in progress is waited out with no lock held. */
+static __attribute__((unused)) void lock_all(ets_table *t)
+{
+    hash_tab *ht = HT(t);
+    for (;;) {
+        lock_all_raw(t);
+        if (!ht->mig) /* stable: all locks held */
+            return;
+        unlock_all(t);
+        sched_yield(); /* the migrating writer holds no lock between its steps */
+    }
 }
 
 static inline bool slot_live(const hslot *s)
@@ -489,7 +597,7 @@ static inline bool slot_live(const hslot *s)
  * new one is made here); NULL, with b freed, when one cluster runs off the
  * end (the caller doubles cap) or memory is short. All stripe locks are
  * held: nothing changes in a. */
-static harr *rehash(ets_table *t, const harr *a, size_t cap, harr *b)
+static __attribute__((unused)) harr *rehash(ets_table *t, const harr *a, size_t cap, harr *b)
 {
     if (!b && !(b = harr_new(cap, a->gen + 1)))
         return NULL;
@@ -610,13 +718,12 @@ static void prep_release(hprep *p)
     munmap(base, mapped);
 }
 
-/* All stripe locks held: the prepared array, populated now where the
- * thread has not been, as the array of a's resize. It stays registered
- * until it is freed (harr_free): all of it is claimed now, so the thread
- * starts nothing more on it, but a stretch it has in flight may still be
- * running, and the resize must not wait for a SCHED_IDLE thread with every
- * stripe lock held. Populating never changes a page, so the copy may write
- * meanwhile. */
+/* No lock held: the prepared array, populated now where the thread has not
+ * been, as the array of a's resize. It stays registered until it is freed
+ * (harr_free): all of it is claimed now, so the thread starts nothing more
+ * on it, but a stretch it has in flight may still be running, and the
+ * resize does not wait for a SCHED_IDLE thread. Populating never changes a
+ * page, so the copy may write meanwhile. */
 static harr *prep_take(hprep *p, const harr *a)
 {
     /* best effort, as map_array's populate: a page that could not be had
@@ -721,7 +828,7 @@ static void prepare(ets_table *t, const harr *a)
     }
     /* Asked before it is installed: the thread starts at once. */
     size_t mark = p ? prep_ask(p, a, used_slots(t)) : a->cap / 2;
-    lock_all(t);
+    lock_all_raw(t);
     if (atomic_load_explicit(&ht->pub.arr, memory_order_relaxed) == a && !ht->prep) {
         /* all locks held; without p, the mark moves on to the resize */
         prep_mark_raise(ht, mark);
@@ -741,7 +848,7 @@ static void prep_drop(ets_table *t)
 {
     hash_tab *ht = HT(t);
     hprep *p = NULL;
-    lock_all(t);
+    lock_all_raw(t);
     /* all locks held: the size is exact */
     if (ht->prep && ets__size(t) < atomic_load_explicit(&ht->prep_floor, memory_order_relaxed)) {
         p = ht->prep;
@@ -756,20 +863,82 @@ static void prep_drop(ets_table *t)
     prep_release(p);
 }
 
+#define MIG_CHUNK 4096 /* slots of the old array copied per hold of every stripe lock */
+
+/* The longest a resize step has held every stripe lock, in CPU time of the
+ * migrating thread (so preemption by other programs does not count): what
+ * a writer waits at most on an idle machine, for perf/ets. */
+_Atomic uint64_t ets__step_cpu_max_ns;
+/* Tests: called by the migrating writer between two steps, no lock held. */
+void (*ets__mig_step_hook)(void);
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Every stripe lock held: copies the live keys of a whose home lies in
+ * [from, to) into b, where slot to - 1 is empty (or to is the end), so they
+ * all sit in [from, to) (the opening paragraph). false: b ran out of slots. */
+static bool mig_copy(ets_table *t, const harr *a, harr *b, size_t from, size_t to)
+{
+    hash_tab *ht = HT(t);
+    for (size_t i = from; i < to; i++) {
+        const hslot *s = &a->s[i];
+        /* As in rehash. */
+        size_t ahead = i + REHASH_AHEAD < to ? i + REHASH_AHEAD : i;
+        __builtin_prefetch(
+            &b->s[home(b, atomic_load_explicit(&a->s[ahead].hash, memory_order_relaxed))], 1);
+        uint64_t h = atomic_load_explicit(&s->hash, memory_order_relaxed);
+        if (!h || home(a, h) < from || !slot_live(s))
+            continue; /* empty, dead, or copied with an earlier step */
+        size_t j = home(b, h);
+        while (j < b->nslots && atomic_load_explicit(&b->s[j].hash, memory_order_relaxed))
+            j++;
+        if (j == b->nslots)
+            return false;
+        hslot *d = &b->s[j];
+        /* Relaxed: b is seen by writers under the stripe locks we hold, by
+         * readers only after the release store of arr. */
+        atomic_store_explicit(&d->hash, h, memory_order_relaxed);
+        atomic_store_explicit(&d->meta, atomic_load_explicit(&s->meta, memory_order_relaxed),
+                              memory_order_relaxed);
+        for (int k = 0; k < HW; k++)
+            atomic_store_explicit(&d->w[k], atomic_load_explicit(&s->w[k], memory_order_relaxed),
+                                  memory_order_relaxed);
+        ht->mig_claimed[h & t->stripe_mask]++;
+    }
+    return true;
+}
+
 /* Grows (or cleans out tombstones of) the array `seen`, unless another writer
- * has already replaced it. force: the last insert ran off the end. A
- * prepared array of the size wanted is used, one of another size released. */
+ * has replaced it or is already doing so; force: the last insert ran off the
+ * end, and waits for a resize in progress. No stripe lock is held while the
+ * new array is made (mapped and populated, or the prepared one taken and
+ * finished), nor between the steps that fill it: each step holds every
+ * stripe lock for MIG_CHUNK slots of the old array. Meanwhile writers keep
+ * writing the old array, which readers keep reading, and mirror each write
+ * of a key already copied into the new one (slot_set), so the new array is
+ * whole when the last step publishes it. One writer migrates at a time. */
 static int resize(ets_table *t, harr *seen, bool force)
 {
     hash_tab *ht = HT(t);
-    lock_all(t);
-    harr *a = atomic_load_explicit(&ht->pub.arr, memory_order_relaxed); /* all locks held */
-    if (a != seen) {
-        unlock_all(t);
+    bool no = false;
+    /* Acquire/release: the previous migrator's stores to ht are seen. */
+    if (!atomic_compare_exchange_strong_explicit(&ht->migrating, &no, true, memory_order_acquire,
+                                                 memory_order_relaxed)) {
+        while (force && atomic_load_explicit(&ht->pub.arr, memory_order_acquire) == seen &&
+               atomic_load_explicit(&ht->migrating, memory_order_acquire))
+            sched_yield(); /* it holds no lock between its steps */
         return 0;
     }
-    /* A set's size is its live slots, exact under all the stripe locks;
-     * a bag's objects share slots, so its live slots are counted. */
+    harr *a = atomic_load_explicit(&ht->pub.arr, memory_order_acquire);
+    int rc = 0;
+    if (a != seen)
+        goto out;
+    /* An estimate (no lock): a set's size, or a bag's live slots. */
     size_t nlive = 0;
     if (t->type == OT_ETS_SET)
         nlive = ets__size(t);
@@ -779,31 +948,90 @@ static int resize(ets_table *t, harr *seen, bool force)
     size_t cap = cap_for(nlive);
     if (force && cap <= a->cap)
         cap = a->cap * 2;
-    hprep *drop = ht->prep; /* all locks held */
-    ht->prep = NULL;
-    atomic_store_explicit(&ht->prep_floor, 0, memory_order_relaxed);
-    harr *b = NULL;
-    if (drop && drop->cap == cap) {
-        b = prep_take(drop, a);
-        drop = NULL;
-    }
-    while (!(b = rehash(t, a, cap, b))) {
-        if (cap > ((size_t)1 << 40)) {
-            /* a stays, with nothing prepared (prep_gen says tried) */
-            atomic_store_explicit(&ht->prep_mark, a->cap / 2, memory_order_relaxed);
-            unlock_all(t);
-            prep_release(drop);
-            return -ENOMEM;
+    for (;;) {
+        lock_all_raw(t);
+        hprep *p = ht->prep;
+        ht->prep = NULL;
+        atomic_store_explicit(&ht->prep_floor, 0, memory_order_relaxed);
+        /* nothing to prepare or grow while this runs (want_grow) */
+        atomic_store_explicit(&ht->prep_mark, SIZE_MAX / 4, memory_order_relaxed);
+        unlock_all(t);
+        harr *b = NULL;
+        if (p && p->cap == cap) {
+            b = prep_take(p, a);
+            p = NULL;
         }
-        cap *= 2;
+        prep_release(p);
+        if (!b && !(b = harr_new(cap, a->gen + 1))) {
+            rc = -ENOMEM;
+            break;
+        }
+        atomic_store_explicit(&ht->mig_failed, false, memory_order_relaxed);
+        lock_all_raw(t);
+        if (atomic_load_explicit(&ht->pub.arr, memory_order_relaxed) != a) {
+            unlock_all(t); /* a writer of several keys grew it meanwhile */
+            harr_free(b);
+            goto out;
+        }
+        memset(ht->mig_claimed, 0, sizeof ht->mig_claimed);
+        ht->mig_upto = 0;
+        ht->mig = b;
+        unlock_all(t);
+        for (size_t from = 0;;) {
+            uint64_t c0 = thread_cpu_ns();
+            lock_all_raw(t);
+            size_t to = from + MIG_CHUNK;
+            if (to >= a->cap)
+                to = a->nslots;
+            while (to < a->nslots && atomic_load_explicit(&a->s[to - 1].hash, memory_order_relaxed))
+                to++;
+            /* Relaxed: set by writers under a stripe lock we now hold. */
+            if (atomic_load_explicit(&ht->mig_failed, memory_order_relaxed) ||
+                !mig_copy(t, a, b, from, to)) {
+                ht->mig = NULL;
+                unlock_all(t);
+                harr_free(b); /* no reader ever saw it, no writer holds it now */
+                break;
+            }
+            ht->mig_upto = to;
+            if (to == a->nslots) {
+                for (unsigned i = 0; i <= t->stripe_mask; i++) /* relaxed: as in rehash */
+                    atomic_store_explicit(&t->stripes[i].claimed, ht->mig_claimed[i],
+                                          memory_order_relaxed);
+                atomic_store_explicit(&ht->prep_mark, prep_mark_for(b), memory_order_relaxed);
+                /* Pairs with the readers' acquire load of arr: the slots are visible. */
+                atomic_store_explicit(&ht->pub.arr, b, memory_order_release);
+                ht->mig = NULL;
+                unlock_all(t);
+                /* Not counted against the reclamation budget (qsbr.c): the
+                 * old arrays waiting are at most the table's own size (one
+                 * per doubling), and no writer should wait a grace period
+                 * for a resize another one made. */
+                ets__retire(&a->rcu, harr_free_cb, 0);
+                goto out;
+            }
+            unlock_all(t);
+            if (ets__mig_step_hook)
+                ets__mig_step_hook();
+            uint64_t c = thread_cpu_ns() - c0;
+            /* Relaxed: a figure. */
+            if (c > atomic_load_explicit(&ets__step_cpu_max_ns, memory_order_relaxed))
+                atomic_store_explicit(&ets__step_cpu_max_ns, c, memory_order_relaxed);
+            from = to;
+        }
+        if (cap > ((size_t)1 << 40)) {
+            rc = -ENOMEM;
+            break;
+        }
+        cap *= 2; /* a cluster ran off the end of b */
     }
-    atomic_store_explicit(&ht->prep_mark, prep_mark_for(b), memory_order_relaxed);
-    /* Pairs with the readers' acquire load of arr: the slots are visible. */
-    atomic_store_explicit(&ht->pub.arr, b, memory_order_release);
+    /* a stays, with nothing prepared (prep_gen says tried) */
+    lock_all_raw(t);
+    atomic_store_explicit(&ht->prep_mark, a->cap / 2, memory_order_relaxed);
     unlock_all(t);
-    prep_release(drop);
-    ets__retire(&a->rcu, harr_free_cb, a->mapped ? a->mapped : harr_bytes(a->cap));
-    return 0;
+out:
+    atomic_store_explicit(&ht->migrating, false, memory_order_release); /* pairs with the CAS */
+    return rc;
 }
 
 /* What an insert that claimed a slot does next (want_grow). */
@@ -896,7 +1124,7 @@ static int bag_add(ets_table *t, hslot *s, ets_rec *r)
     memcpy(b->r, old->r, old->n * sizeof *b->r);
     b->r[old->n] = r;
     uint64_t w[HW];
-    slot_set(s, bag_words(b, w), w);
+    slot_set(t, s, bag_words(b, w), w);
     bag_retire(old);
     ets_count_locked(t, r->hash, 1, obj_bytes(r));
     return 0;
@@ -963,7 +1191,7 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
                 free(r);
             } else if (t->type == OT_ETS_SET) {
                 ets_rec *old = slot_rec(s); /* locked */
-                slot_set(s, meta ? meta : rec_words(t, r, w), w);
+                slot_set(t, s, meta ? meta : rec_words(t, r, w), w);
                 ets_count_locked(t, h, 0, bytes - (live(old) ? obj_bytes(old) : 0));
                 if (live(old))
                     ets__vec_push(out, old);
@@ -1001,7 +1229,7 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
         if (t->type != OT_ETS_SET) {
             hbag *b = bag_new(1);
             if (!b) { /* the claimed slot stays empty content: a tombstone */
-                slot_set(&a->s[reuse], 0, (const uint64_t[HW]){rec_word(TOMB), 0});
+                slot_set(t, &a->s[reuse], 0, (const uint64_t[HW]){rec_word(TOMB), 0});
                 ets_stripe_unlock(st);
                 free(r);
                 return -ENOMEM;
@@ -1009,7 +1237,7 @@ static int hash_put(ets_table *t, const void *k, size_t kl, const void *v, size_
             b->r[0] = r;
             meta = bag_words(b, w);
         }
-        slot_set(&a->s[reuse], meta ? meta : rec_words(t, r, w), w);
+        slot_set(t, &a->s[reuse], meta ? meta : rec_words(t, r, w), w);
         ets_count_locked(t, h, 1, bytes);
         ets_stripe_unlock(st);
         if (grow == GROW_NOW)
@@ -1046,7 +1274,7 @@ int ets__hash_put_small(ets_table *t, uint64_t kw, uint32_t meta, uint64_t vw, u
             if (!atomic_compare_exchange_strong_explicit(&s->hash, &zero, h, memory_order_acq_rel,
                                                          memory_order_acquire))
                 continue;
-            slot_set(s, meta, w);
+            slot_set(t, s, meta, w);
             ets_count_locked(t, h, 1, 0);
             int grow = want_grow(t, a, st);
             ets_stripe_unlock(st);
@@ -1064,7 +1292,7 @@ int ets__hash_put_small(ets_table *t, uint64_t kw, uint32_t meta, uint64_t vw, u
             break;
         if (meta_klen(m) == meta_klen(meta) &&
             atomic_load_explicit(&s->w[0], memory_order_relaxed) == kw) {
-            slot_set(s, meta, w); /* inline for inline: no bytes change hands */
+            slot_set(t, s, meta, w); /* inline for inline: no bytes change hands */
             ets_stripe_unlock(st);
             return 0;
         }
@@ -1075,7 +1303,7 @@ int ets__hash_put_small(ets_table *t, uint64_t kw, uint32_t meta, uint64_t vw, u
 
 /* Stripe lock held, a bag key in slot s: removes its objects equal to v
  * (every one when v is NULL) in one store; how many, or -ENOMEM. */
-static int bag_del(hslot *s, const void *v, size_t vl, long *bytes, ets_vec *out)
+static int bag_del(ets_table *t, hslot *s, const void *v, size_t vl, long *bytes, ets_vec *out)
 {
     hbag *old = as_bag(rec_word(slot_rec(s))); /* locked */
     uint32_t keep = 0;
@@ -1094,7 +1322,7 @@ static int bag_del(hslot *s, const void *v, size_t vl, long *bytes, ets_vec *out
             b->r[i++] = c;
     }
     uint64_t w[HW] = {rec_word(TOMB), 0};
-    slot_set(s, b ? bag_words(b, w) : 0, w);
+    slot_set(t, s, b ? bag_words(b, w) : 0, w);
     for (uint32_t j = 0; j < old->n; j++) {
         ets_rec *c = old->r[j];
         if (!b || ets__val_equal(ets_rec_val(c), c->vlen, v, vl)) {
@@ -1126,15 +1354,15 @@ static int hash_del(ets_table *t, const void *k, size_t kl, uint64_t h, const vo
                     if (c)
                         ets__vec_push(out, c);
                 }
-                slot_set(s, 0, (const uint64_t[HW]){rec_word(TOMB), 0});
+                slot_set(t, s, 0, (const uint64_t[HW]){rec_word(TOMB), 0});
                 n = 1;
             }
         } else if (meta & META_BAG) {
-            n = bag_del(s, v, vl, &bytes, out);
+            n = bag_del(t, s, v, vl, &bytes, out);
         } else {
             ets_rec *c = slot_rec(s); /* locked */
             if (!v || ets__val_equal(ets_rec_val(c), c->vlen, v, vl)) {
-                slot_set(s, 0, (const uint64_t[HW]){rec_word(TOMB), 0});
+                slot_set(t, s, 0, (const uint64_t[HW]){rec_word(TOMB), 0});
                 n = 1;
                 bytes = obj_bytes(c);
                 ets__vec_push(out, c);
@@ -1175,7 +1403,7 @@ static int promote(ets_table *t, const void *k, size_t kl, uint64_t h)
             locked_words(s, w);
             ets_rec *r = rec_of_inline(k, kl, w, meta, h);
             if (r) {
-                slot_set(s, rec_words(t, r, w), w);
+                slot_set(t, s, rec_words(t, r, w), w);
                 ets_count_locked(t, h, 0, obj_bytes(r));
             } else {
                 rc = -ENOMEM;
