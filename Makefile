@@ -112,8 +112,9 @@ $(BUILD)/libotter-testing.a: $(TESTING_OBJ)
 # Tests link the static library so internal (hidden) symbols stay reachable
 # for white-box suites that include private headers; -rdynamic exports their
 # own default-visibility functions, which crash reports then name.
+# A suite may include an example's source (test_app_tree.c): examples are prerequisites.
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libotter.a $(BUILD)/libotter-testing.a $(BUILD)/obj/examples_kv.a \
-                  $(TEST_SUPPORT) $(HEADERS)
+                  $(TEST_SUPPORT) $(HEADERS) $(EX_SRC) $(wildcard tests/support/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) -Itests -rdynamic -o $@ $< $(TEST_SUPPORT) $(BUILD)/obj/examples_kv.a \

@@ -17,14 +17,17 @@ typedef struct ot_config {
     unsigned spin_us;          /* how long an idle scheduler spins before it sleeps; 0: 50 */
     unsigned long_schedule_ms; /* report a process that runs this long without a
                                   runtime call; 0: 100 */
-    unsigned stop_timeout_ms;  /* how long ot_stop waits for killed processes to
-                                  exit before it gives up on them; 0: 5000 */
+    unsigned stop_timeout_ms;  /* how long ot_stop waits for killed processes
+                                  while none of them exits, before it gives up
+                                  on the rest; 0: 5000 */
 } ot_config;
 
 OT_API int ot_start(const ot_config *cfg); /* -EALREADY if running; cfg may be NULL */
 /* Graceful, see ARCHITECTURE 11; -ENOTCONN when stopped, -EDEADLK from a
- * scheduler thread (it cannot join itself). -ETIMEDOUT when processes did not
- * exit within stop_timeout_ms of being killed (each is logged by pid): their
+ * scheduler thread (it cannot join itself). An application tree
+ * (otter/supervisor.h) is stopped first, in order. -ETIMEDOUT when
+ * stop_timeout_ms passed with processes left and none of them exiting (each
+ * left is logged by pid): their
  * scheduler threads are left running, the runtime's memory stays allocated,
  * and ot_start returns -EBUSY from then on. Calls from plain threads during
  * or after ot_stop return -ENOTCONN, and a plain thread blocked in a receive

@@ -1,5 +1,10 @@
 /* Testing helpers for Criterion suites. OT_TEST(suite, name) defines a
- * Criterion test whose body runs as a stackful process in a fresh runtime.
+ * Criterion test whose body runs as a stackful process in a fresh runtime,
+ * beside the test's own supervisor: ot_start_supervised starts a child under
+ * it (ExUnit's start_supervised!), and when the body has exited the
+ * supervisor stops those children in reverse start order, each within its
+ * shutdown time, before the runtime stops (the test then fails if the body
+ * exited abnormally, as before).
  * Criterion's own cr_assert must not be used inside processes (it longjmps
  * across threads): use ot_assert / ot_assert_eq, which record the first
  * failure and end the calling process; the test then fails with that message. */
@@ -39,6 +44,13 @@ OT_API int ot__test_run(void (*body)(void *), const ot_config *cfg);
                 ot_exit_self(ot_reason_error("test assertion"));                                   \
         }                                                                                          \
     } while (0)
+
+/* start_supervised!/1: the child under the running test's supervisor, its
+ * pid; OT_NOPID with errno set as ot_supervisor_start_child's error
+ * (EEXIST for an id in use, ECHILD...) or ESRCH outside an OT_TEST. */
+OT_API ot_pid ot_start_supervised(const struct ot_child_spec *c);
+/* The running test's supervisor (OT_NOPID outside an OT_TEST). */
+OT_API ot_pid ot_test_supervisor(void);
 
 /* The config OT_TEST bodies run under; a suite may set it in an init hook. */
 extern ot_config ot_test_config;

@@ -228,8 +228,16 @@ int ot_stop(void) {
     ot__gate_close();
     unsigned bound = ot__rt.cfg.stop_timeout_ms;
     uint64_t deadline = ot__clock_ns() + (uint64_t)bound * 1000000u;
-    /* kill what is left; repeat for processes spawned meanwhile by exits */
+    size_t last = live_processes();
+    /* kill what is left; repeat for processes spawned meanwhile by exits. The
+     * bound is on a lack of progress: millions of processes may take longer
+     * than it to exit, but each round must see fewer of them left. */
     while (live_processes() > 0 && ot__clock_ns() < deadline) {
+        size_t now_live = live_processes();
+        if (now_live < last) {
+            last = now_live;
+            deadline = ot__clock_ns() + (uint64_t)bound * 1000000u;
+        }
         size_t hwm = ot__ptab_hwm();
         for (size_t i = 0; i < hwm; i++) {
             struct ot_proc *p = ot__ptab_at(i);
