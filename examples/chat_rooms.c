@@ -1,11 +1,13 @@
 /* Chat rooms named through a Registry, with a PubSub broadcast (Elixir's
- * Registry documentation, both halves). A room is a process that registers
- * itself under its name in the unique registry "chat_rooms"; users find a
- * room by name (a look-up straight from the registry's tables), subscribe to
- * its topic in the PubSub "chat_pubsub", and post to the room, which
- * broadcasts each post to the topic: every member gets each post once, in
- * the room's order. A user that leaves (exits) drops out of the topic by
- * itself, and a room that closes frees its name. main prints what each user
+ * Registry documentation, both halves). A room is a gen_server named through
+ * the unique registry "chat_rooms" (OT_NAME_REGISTRY: Elixir's {:via,
+ * Registry, {registry, name}}); users find a room by that name (a look-up
+ * straight from the registry's tables), subscribe to its topic in the PubSub
+ * "chat_pubsub", and cast posts to the room by name; the room broadcasts each
+ * post to the topic: every member gets each post once, in the room's order. A
+ * user that leaves (exits) drops out of the topic by itself, and a room that
+ * stops frees its name. The registry, the PubSub and the rooms' dynamic
+ * supervisor make the application tree, as the seed's does. main prints what each user
  * saw; tests/test_chat_rooms.c checks the output line by line. */
 #include <otter.h>
 
@@ -28,24 +30,51 @@ static int topic_of(const char *room, char *buf, size_t cap) {
     return snprintf(buf, cap, "room:%s", room);
 }
 
-/* A room: named through the registry, broadcasting every post it gets. */
-static void room(void *arg) {
-    const char *name = arg;
-    ot_pid holder;
-    if (ot_registry_register(rooms, name, strlen(name), NULL, 0, &holder) != 0)
-        ot_exit_self(ot_reason_error("room %s is taken", name));
+/* A room: a gen_server named through the registry ({:via, Registry, ...}),
+ * broadcasting every post cast to it. */
+struct room {
     char topic[32];
-    int tl = topic_of(name, topic, sizeof topic);
-    for (;;) {
-        ot_msg *m = ot_receive(OT_INFINITY);
-        if (m->tag == POST && m->size == sizeof(struct line))
-            ot_pubsub_broadcast(pubsub, topic, (size_t)tl, NEWS, ot_msg_data(m), m->size);
-        bool close = m->tag == CLOSE;
-        ot_msg_free(m);
-        if (close)
-            return;
-    }
+    size_t tlen;
+};
+
+static ot_gs_ret room_init(void *arg, void **state) {
+    struct room *r = ot_alloc(sizeof *r);
+    r->tlen = (size_t)topic_of(arg, r->topic, sizeof r->topic);
+    *state = r;
+    return ot_gs_ok();
 }
+
+static ot_gs_ret room_cast(void *state, const ot_msg *m) {
+    struct room *r = state;
+    if (m->tag == POST && m->size == sizeof(struct line))
+        ot_pubsub_broadcast(pubsub, r->topic, r->tlen, NEWS, ot_msg_data(m), m->size);
+    return ot_gs_ok();
+}
+
+static ot_gs_ret room_call(void *state, const ot_msg *req, ot_from from) {
+    (void)state, (void)req, (void)from;
+    return ot_gs_reply(NULL, 0);
+}
+
+static const ot_gen_server room_behaviour = {
+    .name = "chat_room", .init = room_init, .handle_call = room_call, .handle_cast = room_cast};
+
+static ot_name room_name(const char *name) {
+    return (ot_name)OT_NAME_REGISTRY(rooms, name, strlen(name));
+}
+
+static int start_room(void *arg, ot_pid *out) { /* a child's start: start_link */
+    ot_start_opts o = {.name = room_name(arg)};
+    return ot_gen_server_start_link(&room_behaviour, arg, &o, out);
+}
+
+/* Rooms are temporary children of the DynamicSupervisor "room_sup". */
+static int open_room(const char *name, ot_pid *p) {
+    ot_child_spec c = {.start = start_room, .arg = (void *)name, .restart = OT_TEMPORARY};
+    return ot_dynsup_start_child(ot_whereis("room_sup"), &c, p);
+}
+
+static const char *room_name_arg(const ot_msg *m) { return ot_msg_data(m); }
 
 /* A user: a handler process (no stack between messages). */
 struct user {
@@ -58,19 +87,20 @@ static int user(void *state, const ot_msg *m) {
     char topic[32];
     switch (m->tag) {
     case JOIN: { /* payload: the room's name */
-        const char *room_name = ot_msg_data(m);
-        int ok = ot_registry_whereis_name(rooms, room_name, strlen(room_name)).v != 0;
+        ot_name room = room_name(room_name_arg(m));
+        int ok = ot_whereis_name(&room).v != 0;
         if (ok)
             ok = ot_pubsub_subscribe(pubsub, topic,
-                                     (size_t)topic_of(room_name, topic, sizeof topic)) == 0;
+                                     (size_t)topic_of(room_name_arg(m), topic, sizeof topic)) == 0;
         return ot_send(u->main, JOINED, &ok, sizeof ok) < 0 ? -1 : 0;
     }
     case SAY: { /* payload: struct line, who = the room */
         struct line l;
         memcpy(&l, ot_msg_data(m), sizeof l);
-        ot_pid r = ot_registry_whereis_name(rooms, l.who, strlen(l.who));
-        snprintf(l.who, sizeof l.who, "%s", u->name);
-        return r.v && ot_send(r, POST, &l, sizeof l) == 0 ? 0 : -1;
+        ot_name room = room_name(l.who);
+        struct line post = l; /* room points into l.who */
+        snprintf(post.who, sizeof post.who, "%s", u->name);
+        return ot_cast_name(&room, POST, &post, sizeof post) == 0 ? 0 : -1;
     }
     case NEWS: { /* a post, broadcast by a room: tell main what we saw */
         struct line got[2];
@@ -136,23 +166,42 @@ static size_t members(const char *room_name) {
     return n > 0 ? (size_t)n : 0;
 }
 
+/* The application tree: the rooms' registry, the PubSub and the rooms'
+ * supervisor, under the top supervisor (one_for_one). */
+static int start_rooms_registry(void *arg, ot_pid *out) {
+    return ot_registry_start_link("chat_rooms", OT_UNIQUE, 0, out);
+}
+static int start_pubsub(void *arg, ot_pid *out) {
+    return ot_pubsub_start_link("chat_pubsub", 0, out);
+}
+static int start_room_sup(void *arg, ot_pid *out) {
+    ot_dynsup_opts f = {0};
+    ot_start_opts o = {.name = OT_NAME_LOCAL("room_sup")};
+    return ot_dynsup_start_link(&f, &o, out);
+}
+
 static void main_proc(void *arg) {
     (void)arg;
-    ot_pid p;
-    if (ot_registry_start_link("chat_rooms", OT_UNIQUE, 0, &p) ||
-        ot_pubsub_start_link("chat_pubsub", 0, &p)) {
-        printf("could not start the registries\n");
+    ot_child_spec tree[] = {
+        {.id = "rooms", .start = start_rooms_registry, .type = OT_SUPERVISOR},
+        {.id = "pubsub", .start = start_pubsub, .type = OT_SUPERVISOR},
+        {.id = "room_sup", .start = start_room_sup, .type = OT_SUPERVISOR},
+    };
+    ot_sup_flags flags = {.strategy = OT_ONE_FOR_ONE};
+    ot_pid top;
+    int rc = ot_application_start(&flags, tree, 3, NULL, &top);
+    if (rc) {
+        printf("could not start the application: %s\n", ot_strerror(rc));
         ot_exit_self(ot_reason_error("start"));
     }
     rooms = ot_registry_whereis("chat_rooms");
     pubsub = ot_registry_whereis("chat_pubsub");
 
-    static char lobby[] = "lobby", otp[] = "otp";
-    ot_ref lobby_mon = ot_monitor(ot_spawn(room, lobby));
-    ot_spawn(room, otp);
-    while (!ot_registry_whereis_name(rooms, "lobby", 5).v ||
-           !ot_registry_whereis_name(rooms, "otp", 3).v)
-        ot_sleep(1); /* the rooms register themselves */
+    ot_pid lobby, otp, again;
+    if (open_room("lobby", &lobby) || open_room("otp", &otp))
+        printf("could not open the rooms\n");
+    rc = open_room("lobby", &again); /* the name is taken */
+    printf("opening lobby again: %s\n", ot_strerror(rc));
     printf("rooms: %zu\n", ot_registry_count(rooms));
 
     static struct user us[3];
@@ -177,14 +226,12 @@ static void main_proc(void *arg) {
     say(bob, "lobby", "bye carol", members("lobby"));
 
     /* the lobby closes: its name is free again */
-    ot_send(ot_registry_whereis_name(rooms, "lobby", 5), CLOSE, NULL, 0);
-    d = ot_receive_ref(lobby_mon, OT_INFINITY);
-    ot_msg_free(d);
-    printf("lobby closed; the name lobby is %s\n",
-           ot_registry_whereis_name(rooms, "lobby", 5).v ? "still taken" : "free");
-    ot_send(ot_registry_whereis_name(rooms, "otp", 3), CLOSE, NULL, 0);
+    ot_dynsup_terminate_child(ot_whereis("room_sup"), lobby);
+    ot_name ln = room_name("lobby");
+    printf("lobby closed; the name lobby is %s\n", ot_whereis_name(&ln).v ? "still taken" : "free");
     ot_send(alice, CLOSE, NULL, 0);
     ot_send(bob, CLOSE, NULL, 0);
+    ot_application_stop(); /* the rooms, then the PubSub and the registry */
 }
 
 int main(void) {
