@@ -1649,7 +1649,7 @@ static int hash_put_many(ets_table *t, const ets_item *it, size_t n, bool new_on
         if (j >= 0 && t->type == OT_ETS_SET) {
             hslot *s = &a->s[j];
             ets_rec *old = slot_rec(s); /* locked */
-            slot_set(s, p[i].meta ? p[i].meta : rec_words(t, r, p[i].w), p[i].w);
+            slot_set(t, s, p[i].meta ? p[i].meta : rec_words(t, r, p[i].w), p[i].w);
             ets_count_locked(t, h, 0, bytes - (live(old) ? obj_bytes(old) : 0));
             if (live(old))
                 ets__vec_push(out, old);
@@ -1701,7 +1701,7 @@ static int hash_put_many(ets_table *t, const ets_item *it, size_t n, bool new_on
         } else if (!meta) {
             meta = rec_words(t, r, p[i].w);
         }
-        slot_set(&a->s[reuse], meta, p[i].w);
+        slot_set(t, &a->s[reuse], meta, p[i].w);
         ets_count_locked(t, h, 1, bytes);
     }
     ets_mseq_close_mask(t, stripes);
@@ -1732,7 +1732,7 @@ static int hash_update(ets_table *t, const void *k, size_t kl, uint64_t h, ets_u
             uint64_t w[HW];
             locked_words(s, w);
             if ((r = rec_of_inline(k, kl, w, meta, h))) {
-                slot_set(s, rec_words(t, r, w), w);
+                slot_set(t, s, rec_words(t, r, w), w);
                 ets_count_locked(t, h, 0, obj_bytes(r));
             } else {
                 rc = -ENOMEM;
@@ -1762,7 +1762,7 @@ static void hash_clear(ets_table *t)
             continue;
         ets_rec *r = slot_rec(s); /* locked */
         bool bag = atomic_load_explicit(&s->meta, memory_order_relaxed) & META_BAG; /* locked */
-        slot_set(s, 0, (const uint64_t[HW]){rec_word(TOMB), 0});
+        slot_set(t, s, 0, (const uint64_t[HW]){rec_word(TOMB), 0});
         if (bag) {
             hbag *b = as_bag(rec_word(r));
             for (uint32_t j = 0; j < b->n; j++)
