@@ -849,3 +849,37 @@ OT_TEST(registry, one_process_with_many_keys, .timeout = 120) {
     ot_assert_eq(ot_registry_unregister(d, "same", 4), 0);
     ot_assert_eq(ot_registry_count(d), 0);
 }
+
+/* A partition that dies takes the registry with it (no restart here: a
+ * supervisor above restarts the whole registry), with the partition's reason;
+ * other exit signals are only messages to a partition. */
+OT_TEST(registry, a_dead_partition_stops_the_registry, .timeout = 120) {
+    ot_trap_exit(true);
+    ot_reg r = start(NULL, OT_UNIQUE, 3);
+    ot_pid root = ot_registry_pid(r);
+    struct ot_process_info in;
+    ot_assert_eq(nlinks(root), 4);
+    ot_assert_eq(ot_process_info(root, &in), 0);
+    ot_pid part = OT_NOPID;
+    for (size_t i = 0; i < in.n_links && !part.v; i++)
+        if (in.links[i].v != ot_self().v)
+            part = in.links[i];
+    ot_assert(part.v != 0);
+    ot_ref m = ot_monitor(root);
+    /* Partitions trap exits (a registrant's EXIT is their work): an exit
+     * signal from elsewhere is only a message to them, kill is not. */
+    ot_assert_eq(ot_exit(part, ot_reason_error("boom")), 0);
+    ot_assert(ot_receive_ref(m, 50) == NULL);
+    ot_assert(ot_is_alive(part));
+    ot_assert_eq(ot_exit(part, OT_REASON(OT_KILL)), 0);
+    ot_msg *d = ot_receive_ref(m, WAIT_MS);
+    ot_assert(d != NULL && d->tag == OT_TAG_DOWN);
+    ot_down_msg dm;
+    memcpy(&dm, ot_msg_data(d), sizeof dm);
+    ot_msg_free(d);
+    ot_assert_eq(dm.reason.kind, OT_KILLED);
+    ot_reg_entry *e;
+    size_t n;
+    ot_assert_eq(ot_registry_lookup(r, "k", 1, &e, &n), -EBADF);
+    ot_assert_eq(ot_registry_register(r, "k", 1, NULL, 0, NULL), -EBADF);
+}
