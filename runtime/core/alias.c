@@ -24,6 +24,14 @@ int ot__reply_send(ot_pid to, uint32_t tag, ot_ref alias, const void *d, size_t 
     if (!e)
         return -ENOMEM;
     e->kind = ENV_REPLY;
+    e->pad[0] = 0;
+    /* the server replying itself ends the caller's monitor on its side now,
+     * which spares the caller a DEMONITOR that would wake it for nothing */
+    uint64_t mon;
+    if (me && ot__map_get(&me->monitored, alias.v, &mon) && mon == to.v) {
+        ot__map_del(&me->monitored, alias.v, NULL);
+        e->pad[0] = ENV_REPLY_DEMONITORED;
+    }
     ot__deliver(to, e);
     if (me)
         ot__spend(me, 1);
@@ -146,4 +154,56 @@ void ot__handler_set_state(void *state) {
     struct ot_proc *p = cur_proc();
     if (p && (p->flags & PF_HANDLER))
         __atomic_store_n(&p->arg, state, __ATOMIC_RELAXED); /* ot__info_hook_run reads it */
+}
+
+ot_ref ot__call_send(ot_pid to, uint32_t tag, const void *a, size_t an, const void *b, size_t bn) {
+    struct ot_proc *me = cur_proc();
+    if (!me) {
+        errno = EPERM;
+        return OT_NOREF;
+    }
+    if (an + bn > OT_MSG_MAX || to.v == 0) {
+        errno = an + bn > OT_MSG_MAX ? EMSGSIZE : ESRCH;
+        return OT_NOREF;
+    }
+    ot_ref r = ot_make_ref(); /* also the receive mark: the wait is O(1) */
+    ot_pid self = {atomic_load_explicit(&me->pid, memory_order_relaxed)};
+    if (ot__map_put(&me->monitors, r.v, to.v) < 0) {
+        errno = ENOMEM;
+        return OT_NOREF;
+    }
+    struct env *e = ot__env_new(to, tag, self, r, NULL, an + bn);
+    if (!e) {
+        ot__map_del(&me->monitors, r.v, NULL);
+        errno = ENOMEM;
+        return OT_NOREF;
+    }
+    if (an)
+        memcpy(env_data(e), a, an);
+    if (bn)
+        memcpy((char *)env_data(e) + an, b, bn);
+    e->kind = ENV_CALL;
+    /* as a monitor request: pushed under the slot lock while the target is
+     * alive, or answered with DOWN noproc (signals.c, ot__send_signal) */
+    struct ot_proc *p = ot__ptab_slot(to);
+    bool alive = false;
+    if (p) {
+        slot_lock(p);
+        alive = atomic_load_explicit(&p->pid, memory_order_relaxed) == to.v &&
+                !(atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_DEAD);
+        if (alive)
+            ot__mq_push(p, e);
+        slot_unlock(p);
+    }
+    if (!alive) {
+        ot__env_free(e);
+        ot__send_down(self, r, to, OT_REASON(OT_NOPROC));
+    } else {
+        /* seq_cst fence: the Dekker pair with park_from_sched, as in ot__deliver */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&p->state, memory_order_relaxed) == PS_WAITING)
+            ot__wake(p);
+    }
+    ot__spend(me, 1);
+    return r;
 }

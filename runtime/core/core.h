@@ -58,7 +58,12 @@ enum env_kind {
     ENV_SIG_DEMONITOR,
     ENV_SIG_DOWN, /* monitor fired: ot_down_msg, filtered by the monitors set */
     ENV_REPLY,    /* a reply through an alias (ref): kept only while the alias is active */
+    ENV_CALL,     /* a call request that is also a monitor request (ref = the caller's
+                     monitor and alias): kept as a message once the monitor is set */
 };
+/* env.pad[0] of an ENV_REPLY: the sender was the monitored process and has
+ * dropped the caller's monitor already (no DEMONITOR needed) */
+#define ENV_REPLY_DEMONITORED 1
 #define ENV_FOREIGN_OWNED 0x80 /* received by a foreign thread: not on a taken list */
 
 struct env {
@@ -428,6 +433,7 @@ OT_HIDDEN bool ot__send_signal(ot_pid to, int kind, ot_pid from, ot_ref ref, con
                                size_t n); /* false: the target was dead (and was answered) */
 OT_HIDDEN void ot__exit_links_monitors(struct ot_proc *p);
 OT_HIDDEN void ot__answer_dead_signal(ot_pid dead, struct env *e);
+OT_HIDDEN void ot__send_down(ot_pid to, ot_ref ref, ot_pid dead, ot_reason r);
 OT_HIDDEN void ot__exit_kill(ot_pid p); /* exit(P, kill) past the gate: ot_stop's */
 OT_HIDDEN void ot__check_signals(struct ot_proc *p); /* may not return (death) */
 

@@ -126,6 +126,11 @@ ot_pid ot__foreign_pid(void);
 /* ot_send_ref with the payload in two parts (a request and its trailer). */
 int ot__send2(ot_pid to, uint32_t tag, ot_ref ref, const void *a, size_t an, const void *b,
               size_t bn);
+/* A call from a process: one envelope that is both the request (tag, the
+ * two payload parts) and the caller's monitor of `to`, whose ref (returned)
+ * is the call's alias. A dead `to` gets the caller a DOWN noproc at once, as
+ * ot_monitor. OT_NOREF with errno EPERM outside a process, ENOMEM, EMSGSIZE. */
+ot_ref ot__call_send(ot_pid to, uint32_t tag, const void *a, size_t an, const void *b, size_t bn);
 /* A handler process replaces the state its callback is passed from now on. */
 void ot__handler_set_state(void *state);
 /* Marks the calling process as one that answers calls (PF_CALLS). */

@@ -53,7 +53,7 @@ static bool alias_reply(struct ot_proc *p, struct env *e) {
     ot_pid me = self_pid(p);
     if (target == me.v)
         ot__map_del(&p->monitored, e->msg.ref.v, NULL);
-    else if (target)
+    else if (target && !(e->pad[0] & ENV_REPLY_DEMONITORED))
         ot__send_signal((ot_pid){target}, ENV_SIG_DEMONITOR, me, e->msg.ref, NULL, 0);
     e->kind = ENV_MSG;
     return true;
@@ -63,6 +63,11 @@ bool ot__handle_signal(struct ot_proc *p, struct env *e) {
     ot_pid from = e->msg.from;
     if (e->kind == ENV_REPLY)
         return alias_reply(p, e);
+    if (e->kind == ENV_CALL && !(p->flags & PF_FOREIGN)) {
+        ot__map_put(&p->monitored, e->msg.ref.v, from.v);
+        e->kind = ENV_MSG;
+        return true;
+    }
     if (unlikely(p->flags & PF_FOREIGN)) {
         /* a foreign thread's mailbox: no links, monitors or exits apply */
         ot__env_free(e);
@@ -127,7 +132,7 @@ static struct env *sig_env(ot_pid to, int kind, ot_pid from, ot_ref ref, const v
     return e;
 }
 
-static void send_down(ot_pid to, ot_ref ref, ot_pid dead, ot_reason r) {
+void ot__send_down(ot_pid to, ot_ref ref, ot_pid dead, ot_reason r) {
     ot_down_msg d = {.ref = ref, .pid = dead, .reason = r};
     struct env *e = sig_env(to, ENV_SIG_DOWN, dead, ref, &d, sizeof d);
     if (e)
@@ -144,8 +149,8 @@ static void send_link_exit(ot_pid to, ot_pid dead, ot_reason r) {
 void ot__answer_dead_signal(ot_pid dead, struct env *e) {
     if (e->kind == ENV_SIG_LINK)
         send_link_exit(e->msg.from, dead, OT_REASON(OT_NOPROC));
-    else if (e->kind == ENV_SIG_MONITOR)
-        send_down(e->msg.from, e->msg.ref, dead, OT_REASON(OT_NOPROC));
+    else if (e->kind == ENV_SIG_MONITOR || e->kind == ENV_CALL)
+        ot__send_down(e->msg.from, e->msg.ref, dead, OT_REASON(OT_NOPROC));
     ot__env_free(e);
 }
 
@@ -186,7 +191,7 @@ void ot__exit_links_monitors(struct ot_proc *p) {
         send_link_exit((ot_pid){k}, me, p->reason);
     i = 0;
     while (ot__map_next(&p->monitored, &i, &k, &v))
-        send_down((ot_pid){v}, (ot_ref){k}, me, p->reason);
+        ot__send_down((ot_pid){v}, (ot_ref){k}, me, p->reason);
     i = 0;
     while (ot__map_next(&p->monitors, &i, &k, &v)) {
         struct env *e = sig_env((ot_pid){v}, ENV_SIG_DEMONITOR, me, (ot_ref){k}, NULL, 0);
@@ -292,7 +297,7 @@ ot_ref ot_monitor(ot_pid to) {
     }
     if (to.v == 0 || ot__pid_never_issued(to) ||
         !ot__send_signal(to, ENV_SIG_MONITOR, self, r, NULL, 0))
-        send_down(self, r, to, OT_REASON(OT_NOPROC)); /* DOWN noproc at once */
+        ot__send_down(self, r, to, OT_REASON(OT_NOPROC)); /* DOWN noproc at once */
     ot__spend(me, 1);
     return r;
 }

@@ -244,13 +244,19 @@ int ot_call_ex(ot_pid s, uint32_t tag, const void *req, size_t len, ot_msg **rep
     struct gs_trailer t = {tag, GS_MAGIC | GS_CALL,
                            timeout_ms == OT_INFINITY ? OT_INFINITY : ot_now_ms() + timeout_ms};
     bool foreign = me.v == 0;
-    ot_ref ref = foreign ? ot__alias_foreign() : ot_monitor(s);
-    if (!ref.v)
-        return -errno;
-    int rc = ot__send2(s, OT_TAG_CALL, ref, req, len, &t, sizeof t);
-    if (rc < 0) {
-        end_wait(ref, foreign);
-        return rc;
+    ot_ref ref;
+    if (!foreign) {
+        ref = ot__call_send(s, OT_TAG_CALL, req, len, &t, sizeof t);
+        if (!ref.v)
+            return -errno;
+    } else {
+        if (!(ref = ot__alias_foreign()).v)
+            return -errno;
+        int rc = ot__send2(s, OT_TAG_CALL, ref, req, len, &t, sizeof t);
+        if (rc < 0) {
+            end_wait(ref, foreign);
+            return rc;
+        }
     }
     bool gone;
     ot_msg *m = wait_ref(ref, timeout_ms, foreign, s, &gone);
