@@ -133,18 +133,21 @@ static int recurse(int depth) {
     return recurse(depth + 1) + pad[depth & 255];
 }
 
-/* Recursion with frames of N KiB each (volatile arrays written at both
- * ends): with -fstack-clash-protection the compiler probes each page of a
- * frame in order, so even a 200 KiB frame, three times the 64 KiB guard,
- * faults on the guard instead of writing over the stack below. */
+/* Recursion with frames of N KiB each, each filled from its lowest address
+ * up, as a function fills a local buffer: with -fstack-clash-protection the
+ * compiler probes each page of a frame, top down, before the body runs, so
+ * even a 200 KiB frame, three times the 64 KiB guard, faults on the guard
+ * instead of writing over the stack below. (Before, with a 4 KiB guard and
+ * no probes, the first store of an 8 KiB frame could already land in the
+ * neighbouring stack, a parked bystander's.) */
 #define BIG_FRAME(kib)                                                                             \
     __attribute__((noinline)) static int frame_##kib(int depth) {                                  \
         volatile char pad[(kib) * 1024];                                                           \
-        pad[0] = (char)depth;                                                                      \
-        pad[sizeof pad - 1] = (char)(depth >> 8);                                                  \
+        for (size_t i = 0; i < sizeof pad; i += 64)                                                \
+            pad[i] = (char)depth;                                                                  \
         if (depth == recursion_stop)                                                               \
             return pad[0];                                                                         \
-        return frame_##kib(depth + 1) + pad[sizeof pad - 1];                                       \
+        return frame_##kib(depth + 1) + pad[sizeof pad - 64];                                      \
     }
 BIG_FRAME(8)
 BIG_FRAME(64)
@@ -251,12 +254,28 @@ static void worker(void *arg) {
 }
 
 
-static void start_workers(void) {
+static void spawn_workers(void) {
     test_pid = ot_self();
     for (int i = 0; i < NWORKERS; i++) {
         workers[i] = ot_spawn(worker, &test_pid);
         ot_assert(workers[i].v != 0);
     }
+    /* every worker has run and parked on its own stack before the faulter
+     * gets one: the faulter's stack then lies above bystanders' stacks, so
+     * an overflow that jumped its guard would land in a parked bystander's */
+    for (int i = 0; i < NWORKERS; i++) {
+        struct ot_process_info in;
+        for (int k = 0; k < 100000; k++) {
+            ot_assert_eq(ot_process_info(workers[i], &in), 0);
+            if (in.status == OT_STATUS_WAITING)
+                break;
+            ot_yield();
+        }
+        ot_assert_eq(in.status, OT_STATUS_WAITING);
+    }
+}
+
+static void start_workers(void) {
     for (int i = 0; i < NWORKERS; i++) {
         ot_pid partner = workers[i ^ 1];
         ot_assert_eq(ot_send(workers[i], TAG_PARTNER, &partner, sizeof partner), 0);
@@ -292,6 +311,7 @@ static void finish_workers(void) {
 static void fault_scenario(int fault, bool handler, int kind, int detail, const char *log_part) {
     capture_start();
     ot_trap_exit(true);
+    spawn_workers();
     ot_spawn_opts o = {.link = true};
     ot_pid f = handler ? ot_spawn_handler(faulter_handler, (void *)(intptr_t)fault, &o)
                        : ot_spawn_opt(faulter_main, (void *)(intptr_t)fault, &o);
