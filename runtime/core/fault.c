@@ -93,6 +93,7 @@ static const struct lib_range *locking_lib_of(uintptr_t pc) {
     return NULL;
 }
 
+__attribute__((unused)) /* not called in sanitizer builds */
 static void find_locking_code(void) {
     nlocking = 0;
     dl_iterate_phdr(add_lib, NULL);
