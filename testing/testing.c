@@ -38,17 +38,27 @@ void ot__test_reset(void) {
     atomic_store_explicit(&failed, 0, memory_order_release);
 }
 
-static _Atomic uint64_t test_sup;
-
 ot_pid ot_test_supervisor(void) {
-    return (ot_pid){atomic_load_explicit(&test_sup, memory_order_acquire)};
+    return ot_application_sup();
 }
 
+/* The test's supervisor is its runtime's application tree, started with no
+ * children by the first ot_start_supervised: ot_stop (at the end of ot_run,
+ * once the body has exited, passed or failed) stops it first, children in
+ * reverse start order, before anything else is killed. */
 ot_pid ot_start_supervised(const ot_child_spec *c) {
-    ot_pid sup = ot_test_supervisor(), child = OT_NOPID;
+    ot_pid sup = ot_application_sup(), child = OT_NOPID;
     if (!sup.v) {
-        errno = ESRCH;
-        return OT_NOPID;
+        if (!ot_schedulers()) {
+            errno = ESRCH;
+            return OT_NOPID;
+        }
+        ot_sup_flags f = {0};
+        int rc = ot_application_start(&f, NULL, 0, NULL, &sup);
+        if (rc < 0 && rc != -EALREADY) {
+            errno = -rc;
+            return OT_NOPID;
+        }
     }
     int rc = ot_supervisor_start_child(sup, c, &child);
     if (rc < 0 || rc == OT_IGNORED) {
@@ -58,38 +68,7 @@ ot_pid ot_start_supervised(const ot_child_spec *c) {
     return child;
 }
 
-/* The test's main process: the supervisor (started with the unsupervised
- * rule muted: this is the root of the test's tree), the body beside it, and
- * the supervisor's orderly stop once the body is done. */
-static void test_root(void *arg) {
-    void (*body)(void *) = *(void (**)(void *))arg;
-    ot_sup_flags f = {0};
-    ot_pid sup;
-    unsigned rules = ot_otp_rules(0, 0);
-    int rc = ot_supervisor_start_link(&f, NULL, 0, NULL, &sup);
-    ot_otp_rules(rules, 0);
-    if (rc < 0)
-        ot_exit_self(ot_reason_error("test supervisor: %s", ot_strerror(rc)));
-    atomic_store_explicit(&test_sup, sup.v, memory_order_release);
-    ot_ref mon;
-    ot_spawn_opts o = {.monitor = true, .monitor_ref = &mon};
-    ot_pid b = ot_spawn_opt(body, NULL, &o);
-    ot_reason why = OT_REASON(OT_NORMAL);
-    if (!b.v) {
-        why = ot_reason_error("test body: %s", ot_strerror(-errno));
-    } else {
-        ot_msg *m = ot_receive_ref(mon, OT_INFINITY);
-        if (m && m->tag == OT_TAG_DOWN)
-            why = ((const ot_down_msg *)ot_msg_data(m))->reason;
-        ot_msg_free(m);
-    }
-    ot_supervisor_stop(sup, OT_REASON(OT_NORMAL), OT_INFINITY);
-    atomic_store_explicit(&test_sup, 0, memory_order_release);
-    if (why.kind != OT_NORMAL)
-        ot_exit_self(why);
-}
-
 int ot__test_run(void (*body)(void *), const ot_config *cfg) {
     ot__test_reset();
-    return ot_run(test_root, &body, cfg);
+    return ot_run(body, NULL, cfg);
 }

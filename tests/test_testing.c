@@ -58,7 +58,7 @@ Test(testing, a_failing_body_still_stops_its_children_in_order, .timeout = 60) {
     cr_assert_str_eq(ev_get(), "start:a start:b stop:b stop:a ");
 }
 
-Test(testing, outside_a_test_there_is_no_test_supervisor) {
+Test(testing, without_a_runtime_there_is_no_test_supervisor) {
     ot_child_spec a = worker_spec(&A, OT_PERMANENT);
     errno = 0;
     cr_assert_eq(ot_start_supervised(&a).v, 0);
@@ -66,7 +66,12 @@ Test(testing, outside_a_test_there_is_no_test_supervisor) {
     cr_assert_eq(ot_test_supervisor().v, 0);
 }
 
-OT_TEST(testing, the_body_runs_beside_its_supervisor, .timeout = 60) {
+OT_TEST(testing, the_test_supervisor_is_started_by_the_first_call, .timeout = 60) {
+    ot_assert_eq(ot_test_supervisor().v, 0);
+    ot_assert_eq(ot_processes(NULL, 0), 1); /* the body alone: nothing else runs */
+    static struct wcfg d = {.id = "d"};
+    ot_child_spec cd = worker_spec(&d, OT_TEMPORARY);
+    ot_assert(ot_start_supervised(&cd).v != 0);
     ot_pid sup = ot_test_supervisor();
     ot_assert(sup.v != 0);
     struct ot_process_info in;
@@ -74,5 +79,9 @@ OT_TEST(testing, the_body_runs_beside_its_supervisor, .timeout = 60) {
     ot_assert(strcmp(in.behaviour, "supervisor") == 0);
     ot_child_counts k;
     ot_assert_eq(ot_supervisor_count_children(sup, &k), 0);
-    ot_assert_eq(k.specs, 0);
+    ot_assert_eq(k.specs, 1);
+    struct ot_process_info me;
+    ot_assert_eq(ot_process_info(ot_self(), &me), 0);
+    ot_assert_eq(me.n_links, 0); /* the body is not tied to its supervisor */
+    ot_assert_eq(me.n_monitored_by, 0);
 }

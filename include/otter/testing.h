@@ -1,10 +1,11 @@
 /* Testing helpers for Criterion suites. OT_TEST(suite, name) defines a
- * Criterion test whose body runs as a stackful process in a fresh runtime,
- * beside the test's own supervisor: ot_start_supervised starts a child under
- * it (ExUnit's start_supervised!), and when the body has exited the
- * supervisor stops those children in reverse start order, each within its
- * shutdown time, before the runtime stops (the test then fails if the body
- * exited abnormally, as before).
+ * Criterion test whose body runs as a stackful process in a fresh runtime.
+ * ot_start_supervised starts a child under the test's supervisor (ExUnit's
+ * start_supervised!), which is the runtime's application tree, started by the
+ * first call: when the body has exited, passed or failed, the runtime's stop
+ * stops those children in reverse start order, each within its shutdown
+ * time, before anything else (a test that uses it cannot also start an
+ * application tree of its own: -EALREADY).
  * Criterion's own cr_assert must not be used inside processes (it longjmps
  * across threads): use ot_assert / ot_assert_eq, which record the first
  * failure and end the calling process; the test then fails with that message. */
@@ -47,9 +48,9 @@ OT_API int ot__test_run(void (*body)(void *), const ot_config *cfg);
 
 /* start_supervised!/1: the child under the running test's supervisor, its
  * pid; OT_NOPID with errno set as ot_supervisor_start_child's error
- * (EEXIST for an id in use, ECHILD...) or ESRCH outside an OT_TEST. */
+ * (EEXIST for an id in use, ECHILD...) or ESRCH when no runtime runs. */
 OT_API ot_pid ot_start_supervised(const struct ot_child_spec *c);
-/* The running test's supervisor (OT_NOPID outside an OT_TEST). */
+/* The running test's supervisor (OT_NOPID before the first ot_start_supervised). */
 OT_API ot_pid ot_test_supervisor(void);
 
 /* The config OT_TEST bodies run under; a suite may set it in an init hook. */

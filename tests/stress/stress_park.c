@@ -92,7 +92,7 @@ static void wait_count(_Atomic uint32_t *c, uint32_t n, const char *what) {
 }
 
 OT_TEST(stress_park, million_handlers_then_million_stackful, .init = big_table, .timeout = 600) {
-    size_t base = ot_processes(NULL, 0); /* the body, its test root and supervisor */
+    size_t base = ot_processes(NULL, 0); /* the body */
     uint32_t n = NPARK;
     /* room for both kinds at their bounds, twice over */
     size_t need = (size_t)n * (size_t)(HANDLER_MAX_BYTES + STACKFUL_MAX_BYTES) * 2;
