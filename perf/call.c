@@ -31,13 +31,16 @@ static const ot_gen_server srv = {.name = "bench_call", .init = srv_init, .handl
 static void call_once(ot_pid s) {
     ot_msg *r;
     int rc = ot_call(s, TAG_PING, NULL, 0, &r, CALL_TIMEOUT_MS);
-    if (rc < 0) bench_fail("ot_call", rc);
-    if (r->size != 4) bench_fail("reply", 0);
+    if (rc < 0)
+        bench_fail("ot_call", rc);
+    if (r->size != 4)
+        bench_fail("reply", 0);
     ot_msg_free(r);
 }
 
 static void calls(ot_pid s, uint64_t n) {
-    for (uint64_t i = 0; i < n; i++) call_once(s);
+    for (uint64_t i = 0; i < n; i++)
+        call_once(s);
 }
 
 struct client {
@@ -57,7 +60,8 @@ static void bench_main(void *arg) {
     uint64_t n = *(uint64_t *)arg;
     ot_pid s;
     int rc = ot_gen_server_start_link(&srv, NULL, NULL, &s);
-    if (rc) bench_fail("start_link", rc);
+    if (rc)
+        bench_fail("start_link", rc);
     call_once(s);
     uint64_t t0 = bench_now_ns();
     calls(s, n);
@@ -68,11 +72,14 @@ static void bench_main(void *arg) {
     ot_pid clients[4];
     for (int i = 0; i < 4; i++) {
         clients[i] = ot_spawn_link(client_main, &c);
-        if (!clients[i].v) bench_fail("spawn", errno);
+        if (!clients[i].v)
+            bench_fail("spawn", errno);
     }
     uint64_t t2 = bench_now_ns();
-    for (int i = 0; i < 4; i++) ot_send(clients[i], TAG_GO, NULL, 0);
-    for (int i = 0; i < 4; i++) ot_msg_free(ot_receive_tag(TAG_DONE, OT_INFINITY));
+    for (int i = 0; i < 4; i++)
+        ot_send(clients[i], TAG_GO, NULL, 0);
+    for (int i = 0; i < 4; i++)
+        ot_msg_free(ot_receive_tag(TAG_DONE, OT_INFINITY));
     uint64_t t3 = bench_now_ns();
     bench_figure("call_4clients", bench_rate(4 * c.n, t2, t3), "calls/s", true);
     ot_unlink(s);
@@ -83,6 +90,7 @@ int main(int argc, char **argv) {
     uint64_t n = bench_quick(argc, argv) ? 100000 : 1000000;
     bench_quiet();
     int rc = ot_run(bench_main, &n, NULL);
-    if (rc != 0) fprintf(stderr, "call: ot_run: %s\n", ot_strerror(rc));
+    if (rc != 0)
+        fprintf(stderr, "call: ot_run: %s\n", ot_strerror(rc));
     return rc == 0 ? 0 : 1;
 }

@@ -32,7 +32,8 @@ static const ot_gen_server srv = {
 static uint64_t count(ot_pid s, int64_t timeout) {
     ot_msg *r;
     int rc = ot_call(s, TAG_COUNT, NULL, 0, &r, timeout);
-    if (rc < 0) bench_fail("ot_call", rc);
+    if (rc < 0)
+        bench_fail("ot_call", rc);
     uint64_t c;
     memcpy(&c, ot_msg_data(r), sizeof c);
     ot_msg_free(r);
@@ -43,14 +44,18 @@ static void bench_main(void *arg) {
     uint64_t n = *(uint64_t *)arg;
     ot_pid s;
     int rc = ot_gen_server_start_link(&srv, NULL, NULL, &s);
-    if (rc) bench_fail("start_link", rc);
-    if (count(s, 5000) != 0) bench_fail("count", 0);
+    if (rc)
+        bench_fail("start_link", rc);
+    if (count(s, 5000) != 0)
+        bench_fail("count", 0);
     uint64_t t0 = bench_now_ns();
     for (uint64_t i = 0; i < n; i++) {
         rc = ot_cast(s, TAG_INCR, NULL, 0);
-        if (rc < 0) bench_fail("ot_cast", rc);
+        if (rc < 0)
+            bench_fail("ot_cast", rc);
     }
-    if (count(s, OT_INFINITY) != n) bench_fail("count", 0);
+    if (count(s, OT_INFINITY) != n)
+        bench_fail("count", 0);
     uint64_t t1 = bench_now_ns();
     bench_figure("cast_rate", bench_rate(n, t0, t1), "casts/s", true);
     ot_unlink(s);
@@ -61,6 +66,7 @@ int main(int argc, char **argv) {
     uint64_t n = bench_quick(argc, argv) ? 100000 : 1000000;
     bench_quiet();
     int rc = ot_run(bench_main, &n, NULL);
-    if (rc != 0) fprintf(stderr, "cast: ot_run: %s\n", ot_strerror(rc));
+    if (rc != 0)
+        fprintf(stderr, "cast: ot_run: %s\n", ot_strerror(rc));
     return rc == 0 ? 0 : 1;
 }

@@ -16,8 +16,8 @@ bad() { failed=$((failed + 1)); echo "FAIL: $1"; }
 # the example is the README's first C block
 sed -n '/^```c$/,/^```$/p' README.md | sed '1d;$d' | sed '/^```$/,$d' > "$dir/demo.c"
 [ -s "$dir/demo.c" ] || { echo "FAIL: no C example in README.md"; echo "0 passed, 1 failed"; exit 1; }
-expected='got hello
-echo died: 3'
+expected='count 55
+after stop: noproc'
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 so=$(readlink "$prefix/lib/libotter.so")

@@ -65,7 +65,7 @@ enum {
     T_DIE,       /* ot_exit_self(error "died in call") */
     T_TIME_LEFT,
     T_CALL_SELF,
-    T_LOG,      /* cast: logged as EV_CAST with the int payload */
+    T_LOG, /* cast: logged as EV_CAST with the int payload */
     T_STOP_CAST,
     T_TMO,       /* cast: return timeout of the int64 payload ms */
     T_HIBERNATE, /* cast */
@@ -430,8 +430,8 @@ OT_TEST(init, start_timeout_kills_the_server_quietly, .timeout = 60) {
     ot_assert_eq(p.v, 0);
     ot_sleep(600);
     ot_assert_eq(ot_whereis("slow_init").v, 0); /* killed: its name went with it */
-    ot_assert_eq(my_queue(), 0);                 /* no EXIT, no late ack */
-    ot_assert_eq(ev_count(), 1);                 /* init ran; nothing after */
+    ot_assert_eq(my_queue(), 0);                /* no EXIT, no late ack */
+    ot_assert_eq(ev_count(), 1);                /* init ran; nothing after */
 }
 
 OT_TEST(init, death_in_init_is_an_error_with_its_reason, .timeout = 60) {
@@ -917,7 +917,7 @@ OT_TEST(timeout, fires_when_idle_and_is_cancelled_by_a_message, .timeout = 60) {
     expect_reply(s, T_PING, "pong"); /* cancels the 60 ms timeout */
     ot_sleep(150);
     ot_assert_eq(ev_count(), before + 1); /* the ping only, no second timeout */
-    ms = 0; /* after 0 with nothing queued: at once */
+    ms = 0;                               /* after 0 with nothing queued: at once */
     ot_assert_eq(ot_cast(s, T_TMO, &ms, sizeof ms), 0);
     for (int i = 0; i < 2000 && ev_count() < before + 2; i++)
         ot_sleep(1);

@@ -17,8 +17,7 @@ extern "C" {
  * stay valid until the call returns. */
 OT_API int ot_agent_start_link(void *(*init)(void *arg), void *arg, const ot_start_opts *o,
                                ot_pid *out);
-OT_API int ot_agent_start(void *(*init)(void *arg), void *arg, const ot_start_opts *o,
-                          ot_pid *out);
+OT_API int ot_agent_start(void *(*init)(void *arg), void *arg, const ot_start_opts *o, ot_pid *out);
 
 /* Agent.get: fn(state, out) writes at most out_len bytes into a buffer that
  * is copied to out when the reply comes. Errors as ot_call. */

@@ -50,8 +50,8 @@ typedef struct ot_name {
 
 #define OT_NAME_LOCAL(name_) ((ot_name){.kind = OT_NAME_LOCAL, .local = (name_)})
 #define OT_NAME_VIA(ops_, reg_, key_, klen_)                                                       \
-    ((ot_name){.kind = OT_NAME_VIA, .via = (ops_), .via_arg = (reg_), .key = (key_),               \
-               .key_len = (klen_)})
+    ((ot_name){                                                                                    \
+        .kind = OT_NAME_VIA, .via = (ops_), .via_arg = (reg_), .key = (key_), .key_len = (klen_)})
 
 /* whereis for either kind: OT_NOPID when nothing holds the name (or n is
  * NULL or malformed). */
@@ -210,8 +210,8 @@ OT_API int ot_call(ot_pid s, uint32_t tag, const void *req, size_t len, ot_msg *
 OT_API int ot_call_ex(ot_pid s, uint32_t tag, const void *req, size_t len, ot_msg **reply,
                       int64_t timeout_ms, ot_reason *exit_reason);
 /* By name (OT_NAME_LOCAL or OT_NAME_VIA): -ESRCH when nothing holds it. */
-OT_API int ot_call_name(const ot_name *n, uint32_t tag, const void *req, size_t len,
-                        ot_msg **reply, int64_t timeout_ms);
+OT_API int ot_call_name(const ot_name *n, uint32_t tag, const void *req, size_t len, ot_msg **reply,
+                        int64_t timeout_ms);
 
 /* GenServer.cast: 0 also when the server is dead, as in OTP; -ENOTSUP for a
  * live process that is not a gen_server, -EINVAL/-EMSGSIZE as ot_call. */

@@ -115,8 +115,7 @@ void ot__info_hook_run(struct ot_proc *p, ot_pid pid, struct ot_process_info *ou
         return;
     slot_lock(p);
     if (atomic_load_explicit(&p->pid, memory_order_relaxed) == pid.v &&
-        !(atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_DEAD) &&
-        p->hfn == info_hfn) {
+        !(atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_DEAD) && p->hfn == info_hfn) {
         /* relaxed pairs with the owner's store in ot__handler_set_state */
         void *st = __atomic_load_n(&p->arg, __ATOMIC_RELAXED);
         info_fn(st, out);

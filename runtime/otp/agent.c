@@ -46,8 +46,8 @@ static ot_gs_ret a_call(void *box, const ot_msg *m, ot_from from) {
     if (q.out_len) {
         out = q.out_len <= sizeof small ? small : calloc(1, q.out_len);
         if (!out)
-            return ot_gs_stop(ot_reason_error("agent: no memory for %llu bytes",
-                                              (unsigned long long)q.out_len));
+            return ot_gs_stop(
+                ot_reason_error("agent: no memory for %llu bytes", (unsigned long long)q.out_len));
         memset(out, 0, q.out_len);
     }
     switch (m->tag) {
@@ -107,16 +107,14 @@ static const ot_gen_server agent_behaviour = {
     .handle_cast = a_cast,
 };
 
-static int start(void *(*init)(void *), void *arg, const ot_start_opts *o, ot_pid *out,
-                 bool link) {
+static int start(void *(*init)(void *), void *arg, const ot_start_opts *o, ot_pid *out, bool link) {
     if (!init)
         return -EINVAL;
     struct agent_start s = {init, arg};
     return ot__gs_start(&agent_behaviour, &s, o, out, link);
 }
 
-int ot_agent_start_link(void *(*init)(void *arg), void *arg, const ot_start_opts *o,
-                        ot_pid *out) {
+int ot_agent_start_link(void *(*init)(void *arg), void *arg, const ot_start_opts *o, ot_pid *out) {
     return start(init, arg, o, out, true);
 }
 
@@ -157,8 +155,8 @@ int ot_agent_get(ot_pid a, void (*fn)(const void *state, void *out), void *out, 
     return agent_call(a, A_GET, (void (*)(void))fn, NULL, 0, out, out_len, timeout_ms);
 }
 
-int ot_agent_update(ot_pid a, void *(*fn)(void *state, void *arg), const void *arg,
-                    size_t arg_len, int64_t timeout_ms) {
+int ot_agent_update(ot_pid a, void *(*fn)(void *state, void *arg), const void *arg, size_t arg_len,
+                    int64_t timeout_ms) {
     return agent_call(a, A_UPDATE, (void (*)(void))fn, arg, arg_len, NULL, 0, timeout_ms);
 }
 
@@ -169,8 +167,7 @@ int ot_agent_get_and_update(ot_pid a, void *(*fn)(void *state, void *arg, void *
                       timeout_ms);
 }
 
-int ot_agent_cast(ot_pid a, void *(*fn)(void *state, void *arg), const void *arg,
-                  size_t arg_len) {
+int ot_agent_cast(ot_pid a, void *(*fn)(void *state, void *arg), const void *arg, size_t arg_len) {
     if (!fn || (arg_len && !arg))
         return -EINVAL;
     if (arg_len > OT_MSG_MAX / 2)

@@ -71,8 +71,7 @@ struct gs {
 int ot__gs_handle(void *st, const ot_msg *m);
 
 /* Starts a server (gs_client.c); Agent uses it with its own behaviour. */
-int ot__gs_start(const ot_gen_server *b, void *arg, const ot_start_opts *o, ot_pid *out,
-                 bool link);
+int ot__gs_start(const ot_gen_server *b, void *arg, const ot_start_opts *o, ot_pid *out, bool link);
 
 static inline bool gs_trailer_get(const ot_msg *m, struct gs_trailer *t) {
     if (m->size < sizeof *t)

@@ -72,8 +72,7 @@ static int check_name(const ot_name *n) {
             return -EINVAL;
         return strlen(n->local) >= OT_NAME_MAX ? -ENAMETOOLONG : 0;
     case OT_NAME_VIA:
-        if (!n->via || !n->via->register_name || !n->via->whereis_name ||
-            (n->key_len && !n->key))
+        if (!n->via || !n->via->register_name || !n->via->whereis_name || (n->key_len && !n->key))
             return -EINVAL;
         return n->key_len > OT_VIA_KEY_MAX ? -ENAMETOOLONG : 0;
     default:

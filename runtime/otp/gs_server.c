@@ -40,8 +40,8 @@ static void report_stop(struct gs *g, ot_reason why) {
     if (g->b->format_status)
         g->b->format_status(g->state, sb, sizeof sb);
     ot_pid me = ot_self();
-    ot_log(OT_LOG_ERROR, "gen_server %s <0.%u.%u> terminating: reason %s; state: %s",
-           gs_name(g), (unsigned)(me.v & 0xffffffffu), (unsigned)(me.v >> 32), rb, sb);
+    ot_log(OT_LOG_ERROR, "gen_server %s <0.%u.%u> terminating: reason %s; state: %s", gs_name(g),
+           (unsigned)(me.v & 0xffffffffu), (unsigned)(me.v >> 32), rb, sb);
 }
 
 /* terminate, then the reply if the stop carried one, then exit. */
