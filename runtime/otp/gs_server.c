@@ -194,6 +194,7 @@ static int gs_init(const ot_msg *m) {
     case OT_GS_TIMEOUT:
     case OT_GS_HIBERNATE:
         ack(q, 0, OT_NOPID, OT_REASON(OT_NORMAL));
+        ot__proc_shrink(); /* the starter's monitor ended with the ack: its table goes */
         apply(g, r, NULL, "init");
         return 0;
     case OT_GS_IGNORE:
