@@ -8,9 +8,7 @@
 
 #include <otter/testing.h>
 
-#include <libgen.h>
-#include <limits.h>
-#include <unistd.h>
+#include "support/example.h"
 
 static const char expected[] = "cache: greeting = hello\n"
                                "lobby: 1 post(s)\n"
@@ -21,18 +19,9 @@ static const char expected[] = "cache: greeting = hello\n"
                                "lobby: 1 post(s)\n";
 
 Test(app_tree, transcript, .timeout = 120) {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    cr_assert(n > 0);
-    self[n] = 0;
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/../examples/app_tree 2>/dev/null", dirname(self));
-    FILE *p = popen(path, "r");
-    cr_assert(p != NULL);
     static char out[4096];
-    size_t len = fread(out, 1, sizeof out - 1, p);
-    out[len] = 0;
-    int st = pclose(p);
+    int st = ot_test_run_example("app_tree", out, sizeof out);
+    cr_assert_neq(st, -1, "examples/app_tree not built (make examples)");
     cr_assert_str_eq(out, expected);
     cr_assert_eq(st, 0);
 }

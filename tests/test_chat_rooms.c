@@ -6,11 +6,7 @@
  * once the room has stopped. */
 #include <criterion/criterion.h>
 
-#include <libgen.h>
-#include <limits.h>
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
+#include "support/example.h"
 
 static const char expected[] = "opening lobby again: File exists\n"
                                "rooms: 2\n"
@@ -26,19 +22,9 @@ static const char expected[] = "opening lobby again: File exists\n"
                                "lobby closed; the name lobby is free\n";
 
 Test(chat_rooms, transcript, .timeout = 120) {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    cr_assert(n > 0);
-    self[n] = 0;
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/../examples/chat_rooms", dirname(self));
-    cr_assert(access(path, X_OK) == 0, "%s not built (make examples)", path);
-    FILE *p = popen(path, "r");
-    cr_assert(p != NULL);
     static char out[4096];
-    size_t len = fread(out, 1, sizeof out - 1, p);
-    out[len] = 0;
-    int st = pclose(p);
+    int st = ot_test_run_example("chat_rooms", out, sizeof out);
+    cr_assert_neq(st, -1, "examples/chat_rooms not built (make examples)");
     cr_assert_str_eq(out, expected);
     cr_assert_eq(st, 0, "exit status %d", st);
 }

@@ -22,26 +22,23 @@
 
 #define WAIT_MS 20000
 
-
-
-static ot_pid pid_of(ot_pid sup, const char *id) {
+/* which_children's entry for id; state -1 when there is none */
+static ot_child_info child_of(ot_pid sup, const char *id) {
     ot_child_info in[16];
     size_t n = 0;
     ot_assert_eq(ot_supervisor_which_children(sup, in, 16, &n), 0);
     for (size_t i = 0; i < n && i < 16; i++)
         if (strcmp(in[i].id, id) == 0)
-            return in[i].pid;
-    return OT_NOPID;
+            return in[i];
+    return (ot_child_info){.state = -1};
+}
+
+static ot_pid pid_of(ot_pid sup, const char *id) {
+    return child_of(sup, id).pid;
 }
 
 static int state_of(ot_pid sup, const char *id) {
-    ot_child_info in[16];
-    size_t n = 0;
-    ot_assert_eq(ot_supervisor_which_children(sup, in, 16, &n), 0);
-    for (size_t i = 0; i < n && i < 16; i++)
-        if (strcmp(in[i].id, id) == 0)
-            return in[i].state;
-    return -1;
+    return child_of(sup, id).state;
 }
 
 /* Waits until child id runs with a pid other than old. */

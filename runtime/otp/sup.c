@@ -267,30 +267,37 @@ static int req_terminate(struct sup *s, const struct sup_req *r) {
     return 0;
 }
 
-static int req_restart(struct sup *s, const struct sup_req *r, ot_pid *out) {
-    struct child *c = by_id(s, r->spec.id);
-    if (!c || s->dynamic)
+/* A static child by id that is not running: restart_child's and
+ * delete_child's target, or their error. */
+static int stopped_child(struct sup *s, const struct sup_req *r, struct child **out) {
+    struct child *c = s->dynamic ? NULL : by_id(s, r->spec.id);
+    if (!c)
         return -ENOENT;
     if (c->state == C_RUNNING)
         return -EBUSY;
     if (c->state == C_RESTARTING)
         return -EINPROGRESS;
+    *out = c;
+    return 0;
+}
+
+static int req_restart(struct sup *s, const struct sup_req *r, ot_pid *out) {
+    struct child *c;
+    int rc = stopped_child(s, r, &c);
+    if (rc < 0)
+        return rc;
     c->incarnation++;
-    int rc = start(s, c, NULL);
+    rc = start(s, c, NULL);
     *out = c->pid;
     return rc;
 }
 
 static int req_delete(struct sup *s, const struct sup_req *r) {
-    struct child *c = by_id(s, r->spec.id);
-    if (!c || s->dynamic)
-        return -ENOENT;
-    if (c->state == C_RUNNING)
-        return -EBUSY;
-    if (c->state == C_RESTARTING)
-        return -EINPROGRESS;
-    remove_child(s, c);
-    return 0;
+    struct child *c;
+    int rc = stopped_child(s, r, &c);
+    if (rc == 0)
+        remove_child(s, c);
+    return rc;
 }
 
 static void req_retry(struct sup *s, const struct sup_req *r) {
