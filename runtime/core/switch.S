@@ -6,8 +6,9 @@
  * callee-saved: MXCSR's control bits and the x87 control word on x86-64,
  * FPCR on aarch64; so one process's rounding mode or exception masks
  * (fesetround) never leak into the next process on the thread. The control
- * words are loaded only when they differ from the current ones (a load of
- * MXCSR or the x87 control word costs more than a store and a compare).
+ * words are loaded only when they differ from the outgoing context's (a
+ * load of MXCSR or the x87 control word costs more than a compare), which
+ * the switch has in registers from saving them.
  * ot__ctx_resume_here resumes a saved context without saving the current
  * one (the fault handler uses it to leave a crashed process).
  * ot__ctx_start is the first "return address" of a fresh context: it calls
@@ -30,18 +31,12 @@ ot__ctx_switch:
         subq    $8, %rsp
         stmxcsr 4(%rsp)
         fnstcw  (%rsp)
-        movq    %rsp, (%rdi)
-        movq    %rsi, %rsp
-        .globl  ot__ctx_resume_here
-        .hidden ot__ctx_resume_here
-ot__ctx_resume_here:
-        /* rax, rcx, rdx: caller-saved, and free here */
-        subq    $8, %rsp
-        stmxcsr 4(%rsp)
-        fnstcw  (%rsp)
+        /* the thread's control words now: eax and ecx (caller-saved, free) */
         movl    4(%rsp), %eax
         movzwl  (%rsp), %ecx
-        addq    $8, %rsp
+        movq    %rsp, (%rdi)
+        movq    %rsi, %rsp
+.Lrestore:
         xorl    4(%rsp), %eax
         testl   $0xffc0, %eax /* the control bits; the flags are caller-saved */
         jz      1f
@@ -57,6 +52,17 @@ ot__ctx_resume_here:
         popq    %rbx
         popq    %rbp
         ret
+
+        /* from the fault handler, on the scheduler's stack: the control
+         * words are read afresh, then restored as above */
+        .globl  ot__ctx_resume_here
+        .hidden ot__ctx_resume_here
+ot__ctx_resume_here:
+        stmxcsr -4(%rsp)
+        fnstcw  -8(%rsp)
+        movl    -4(%rsp), %eax
+        movzwl  -8(%rsp), %ecx
+        jmp     .Lrestore
         .size   ot__ctx_switch,.-ot__ctx_switch
 
         .globl  ot__ctx_start
