@@ -111,11 +111,13 @@ OT_TEST(agent, timeouts_leave_the_callers_memory_alone, .timeout = 60) {
     ot_sleep(300);
     for (size_t i = 0; i < sizeof buf; i++)
         ot_assert_eq(buf[i], 0);
-    /* the slow get's deadline had passed by the time the agent took it: with
-     * the default, an expired call is dropped; the update too */
+    /* the update's deadline had passed by the time the agent took it (it was
+     * busy in the slow get), so with the default it was dropped, not run; the
+     * get itself may have expired too on a slow machine */
     struct ot_process_info in;
     ot_assert_eq(ot_process_info(a, &in), 0);
-    ot_assert_eq(in.calls_expired, 1);
+    ot_assert(in.calls_expired == 1 || in.calls_expired == 2, "%llu",
+              (unsigned long long)in.calls_expired);
     ot_assert_eq(get(a), 1);
     ot_assert_eq(in.message_queue_len, 0);
     ot_assert(ot_receive(0) == NULL);
