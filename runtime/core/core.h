@@ -301,6 +301,7 @@ struct ot_sched {
     bool ring_ok;
     int evfd;
     uint64_t evbuf;
+    bool evfd_unarmed; /* its read could not be queued: queued again at submit */
     unsigned inflight; /* SQEs submitted whose CQEs are outstanding */
     unsigned pending_sqes;
     struct ot_proc *current;
@@ -310,8 +311,14 @@ struct ot_sched {
                                * to the next handler on the other */
     struct stack *stack_pool; /* warm free stacks of the default size */
     size_t stack_pool_len;
-    struct stack *stack_cold; /* free stacks whose pages went back to the kernel */
+    struct stack *stack_cold; /* a carve batch's rest: only their tops populated */
     struct stack *stack_odd;  /* free stacks of other sizes */
+    size_t stack_odd_len;
+    struct bare_stack {
+        char *lo;
+        size_t size;
+    } *stack_bare; /* free stacks with no page resident, record included */
+    size_t bare_len, bare_cap;
     size_t stack_warm_hwm;
     uint64_t stack_trim_ns; /* last ot__stack_trim batch */
     void **res_chunks;      /* this scheduler's stack reservations */
@@ -395,7 +402,7 @@ static inline struct ot_proc *cur_proc(void) {
 OT_HIDDEN void ot__make_runnable(struct ot_proc *p, bool from_local);
 OT_HIDDEN void ot__wake_won(struct ot_proc *p);
 OT_HIDDEN void ot__enqueue_new(struct ot_proc *p, struct ot_sched *target);
-OT_HIDDEN void ot__io_cancel(struct ot__io_op *op);
+OT_HIDDEN bool ot__io_cancel(struct ot__io_op *op); /* false: no SQE could be had */
 OT_HIDDEN void ot__wake(struct ot_proc *p);
 OT_HIDDEN void ot__park(void); /* from a process: switch out WAITING */
 OT_HIDDEN void ot__finish_direct(void); /* first thing on landing in a fresh context */
@@ -415,7 +422,7 @@ OT_HIDDEN void ot__stack_forget_all(struct ot_sched *s);
 OT_HIDDEN struct stack *ot__stack_get(struct ot_sched *s, size_t size);
 OT_HIDDEN void ot__stack_put(struct ot_sched *s, struct stack *st);
 OT_HIDDEN bool ot__stack_guard_hit(const struct stack *st, const void *addr);
-OT_HIDDEN void ot__stack_trim(struct ot_sched *s, uint64_t now_ns);
+OT_HIDDEN bool ot__stack_trim(struct ot_sched *s, uint64_t now_ns); /* true: more to do */
 
 /* mbox.c */
 OT_HIDDEN void ot__mq_push(struct ot_proc *p, struct env *e);

@@ -62,9 +62,13 @@ struct ot__io_op {
     int32_t res;
     uint32_t cqe_flags;
     int done; /* core-private: set when complete (read it only after ot__io_wait) */
+    uint8_t main_done;   /* core-private: the op's own final CQE came */
+    uint8_t tmo_pending; /* core-private: its linked timeout's CQE has not come */
+    uint8_t tmo_fired;   /* the linked timeout expired (its CQE said -ETIME) */
 };
 /* An SQE on the caller's scheduler ring (submitted with the scheduler's next
- * batch), or NULL when the caller is not a process (errno EPERM). It flushes
+ * batch), or NULL: errno EPERM when the caller is not a process, EBUSY when
+ * the kernel took none of a full submission queue (nothing was queued). It flushes
  * the SQ only when the SQ is full, so two calls with no park between them
  * land in one submission unless the first took the last free entry (linked
  * timeouts rely on this: io.c turns a link head that took the last entry
@@ -73,6 +77,11 @@ struct ot__io_op {
  * was armed on. */
 struct io_uring_sqe *ot__io_get_sqe(void);
 void ot__io_sqe_op(struct io_uring_sqe *sqe, struct ot__io_op *op);
+/* Makes sqe (an IORING_OP_LINK_TIMEOUT the caller prepared right behind
+ * op's SQE, which carries IOSQE_IO_LINK) report to op: op completes only
+ * once both CQEs came (the kernel never touches op afterwards), and
+ * op->tmo_fired says whether the timeout expired. After ot__io_sqe_op. */
+void ot__io_sqe_link_timeout(struct io_uring_sqe *sqe, struct ot__io_op *op);
 /* Parks the calling process until op is complete; returns op->res. If the
  * process is killed meanwhile, the core cancels the op and tears the process
  * down only after the op's final CQE has arrived, so the kernel never writes
@@ -154,5 +163,9 @@ uint64_t ot__mbox_scans(void); /* messages inspected by receives of the caller *
 /* send_after timers not yet freed on every scheduler (armed, or cancelled and
  * still linked); any thread while the runtime runs. */
 uint64_t ot__timers_pending(void);
+/* Fault injection: after `skip` more SQE requests on any ring succeed, the
+ * next `n` find the kernel taking none (as with a full SQ the kernel will not
+ * drain). Tests only. */
+void ot__io_test_refuse_sqes(unsigned skip, unsigned n);
 
 #endif

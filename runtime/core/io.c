@@ -5,10 +5,13 @@
  * io_uring_enter. The request lives on the parked caller's stack: the core
  * keeps a killed process's memory until the final CQE of its parked op.
  *
- * Timeouts: OT_INFINITY waits forever; ms >= 0 links an IORING_OP_LINK_TIMEOUT
- * behind the op (0 tries once: the op is issued inline at submit, and if it
- * would block the zero timeout cancels it), and an op cancelled by it reports
- * -ETIMEDOUT. Set-up that cannot block (socket, bind, listen, close) uses
+ * Timeouts: OT_INFINITY (or any ms past the clock's range) waits forever;
+ * ms >= 0 links an IORING_OP_LINK_TIMEOUT behind the op (0 tries once: the
+ * op is issued inline at submit, and if it would block the zero timeout
+ * cancels it), and an op cancelled by it reports -ETIMEDOUT; one cancelled
+ * otherwise reports -ECANCELED. When the ring has no room that the kernel
+ * will take (ot__io_get_sqe: EBUSY) the call does nothing and returns
+ * -EBUSY: an op is never queued without the timeout it was given. Set-up that cannot block (socket, bind, listen, close) uses
  * plain syscalls: a round trip through the ring would only add a park and a
  * CQE to a call the kernel completes inline anyway. */
 #include <arpa/inet.h>
@@ -20,6 +23,10 @@
 #include <unistd.h>
 
 #include "runtime/core/io_priv.h"
+
+/* A timeout longer than this (INT64_MAX ns: 292 years) is no timeout, as
+ * for every other timed call. */
+#define IO_NEVER_MS (INT64_MAX / 1000000)
 
 /* The kernel's own cap on one read/write (MAX_RW_COUNT); a CQE res is an int. */
 #define IO_MAX_LEN 0x7ffff000u
@@ -93,20 +100,31 @@ struct io_uring_sqe *ot__io_begin(struct io_req *rq, int fd, int64_t timeout_ms)
 }
 
 int32_t ot__io_finish(struct io_req *rq, struct io_uring_sqe *sqe, int64_t timeout_ms) {
-    ot__io_sqe_op(sqe, &rq->op);
-    if (timeout_ms >= 0) {
+    bool timed = timeout_ms >= 0 && timeout_ms <= IO_NEVER_MS;
+    if (timed) {
+        /* the timeout's SQE first: an op queued without the timeout it was
+         * promised could wait forever */
+        struct io_uring_sqe *t = ot__io_get_sqe();
+        if (!t) {
+            io_uring_prep_nop(sqe); /* the op's own SQE is queued: made harmless */
+            io_uring_sqe_set_data64(sqe, 0);
+            rq->magic = 0;
+            return -EBUSY;
+        }
         rq->ts.tv_sec = timeout_ms / 1000;
         rq->ts.tv_nsec = (timeout_ms % 1000) * 1000000;
-        struct io_uring_sqe *t = ot__io_get_sqe();
-        if (t) {
-            sqe->flags |= IOSQE_IO_LINK;
-            io_uring_prep_link_timeout(t, &rq->ts, 0);
-            io_uring_sqe_set_data64(t, 0);
-        }
+        ot__io_sqe_op(sqe, &rq->op);
+        sqe->flags |= IOSQE_IO_LINK;
+        io_uring_prep_link_timeout(t, &rq->ts, 0);
+        ot__io_sqe_link_timeout(t, &rq->op);
+    } else {
+        ot__io_sqe_op(sqe, &rq->op);
     }
     int32_t res = ot__io_wait(&rq->op);
     rq->magic = 0;
-    if (timeout_ms >= 0 && res == -ECANCELED)
+    /* only the op's own timeout is a timeout: any other cancellation (an
+     * IORING_OP_ASYNC_CANCEL, the kernel's own) stays -ECANCELED */
+    if (timed && res == -ECANCELED && rq->op.tmo_fired)
         res = -ETIMEDOUT;
     return res;
 }
@@ -130,7 +148,7 @@ static ssize_t recv_bufring(int fd, void *buf, size_t n, int64_t timeout_ms, int
     struct io_req rq;
     struct io_uring_sqe *sqe = ot__io_begin(&rq, fd, timeout_ms);
     if (!sqe)
-        return -EPERM;
+        return -errno; /* EPERM outside a process, EBUSY with no SQE */
     rq.buf = buf;
     rq.cap = n;
     io_uring_prep_recv(sqe, fd, NULL, clamp_len(n), 0);
@@ -156,7 +174,7 @@ ssize_t ot_io_recv(int fd, void *buf, size_t n, int64_t timeout_ms) {
     struct io_req rq;
     struct io_uring_sqe *sqe = ot__io_begin(&rq, fd, timeout_ms);
     if (!sqe)
-        return -EPERM;
+        return -errno; /* EPERM outside a process, EBUSY with no SQE */
     io_uring_prep_recv(sqe, fd, buf, clamp_len(n), 0);
     return ot__io_finish(&rq, sqe, timeout_ms);
 }
@@ -168,7 +186,7 @@ ssize_t ot_io_send(int fd, const void *buf, size_t n, int64_t timeout_ms) {
     struct io_req rq;
     struct io_uring_sqe *sqe = ot__io_begin(&rq, fd, timeout_ms);
     if (!sqe)
-        return -EPERM;
+        return -errno; /* EPERM outside a process, EBUSY with no SQE */
     /* MSG_WAITALL: like a blocking send(2), all n bytes unless an error or
      * the timeout cuts it short; MSG_NOSIGNAL: a closed peer is -EPIPE, not a
      * process-wide SIGPIPE. */
@@ -185,7 +203,7 @@ static ssize_t rw(int op, int fd, const void *buf, size_t n, int64_t off, int64_
     struct io_req rq;
     struct io_uring_sqe *sqe = ot__io_begin(&rq, fd, timeout_ms);
     if (!sqe)
-        return -EPERM;
+        return -errno; /* EPERM outside a process, EBUSY with no SQE */
     /* off -1: the file's own position, used and advanced (as read(2)) */
     io_uring_prep_rw(op, sqe, fd, buf, clamp_len(n), (uint64_t)off);
     return ot__io_finish(&rq, sqe, timeout_ms);
@@ -208,7 +226,7 @@ int ot_io_connect(int fd, const struct sockaddr *sa, socklen_t len, int64_t time
     struct io_req rq;
     struct io_uring_sqe *sqe = ot__io_begin(&rq, fd, timeout_ms);
     if (!sqe)
-        return -EPERM;
+        return -errno; /* EPERM outside a process, EBUSY with no SQE */
     io_uring_prep_connect(sqe, fd, sa, len);
     return ot__io_finish(&rq, sqe, timeout_ms);
 }

@@ -182,9 +182,10 @@ static int ms_accept(struct io_lsn *l, struct sockaddr *sa, socklen_t *len, int6
         if (!l->armed) {
             struct io_uring_sqe *sqe = ot__io_get_sqe();
             if (!sqe) {
+                int e = errno; /* EPERM outside a process, EBUSY with no SQE */
                 io_unlock(&l->mu);
                 ot__io_lsn_put(l);
-                return -EPERM;
+                return -e;
             }
             io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
             ot__io_sqe_op(sqe, &l->op);
@@ -214,7 +215,7 @@ static int oneshot_accept(int lfd, struct sockaddr *sa, socklen_t *len, int64_t 
     struct io_req rq;
     struct io_uring_sqe *sqe = ot__io_begin(&rq, lfd, tmo);
     if (!sqe)
-        return -EPERM;
+        return -errno; /* EPERM outside a process, EBUSY with no SQE */
     io_uring_prep_accept(sqe, lfd, sa, len, SOCK_CLOEXEC);
     ot__io_stat(IOS_ONESHOT);
     int fd = ot__io_finish(&rq, sqe, tmo);

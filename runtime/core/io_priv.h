@@ -46,10 +46,13 @@ struct io_req {
     size_t cap;
 };
 /* Prepares rq and returns an SQE for it, with room for a linked timeout
- * right behind it when timeout_ms >= 0; NULL (-EPERM) outside a process. */
+ * right behind it when timeout_ms >= 0; NULL with errno EPERM outside a
+ * process, EBUSY when the kernel takes no SQE (callers return -errno). */
 struct io_uring_sqe *ot__io_begin(struct io_req *rq, int fd, int64_t timeout_ms);
 /* Attaches rq (and its linked timeout) to the prepared sqe, parks until the
- * completion and returns its res, with a timeout's -ECANCELED as -ETIMEDOUT. */
+ * completion and returns its res, with the linked timeout's -ECANCELED as
+ * -ETIMEDOUT (any other cancellation stays -ECANCELED); -EBUSY, with sqe
+ * turned into a NOP, when the timeout's SQE cannot be had. */
 int32_t ot__io_finish(struct io_req *rq, struct io_uring_sqe *sqe, int64_t timeout_ms);
 
 /* ---- fd ownership (io_fd.c) ---------------------------------------------------

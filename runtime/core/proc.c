@@ -264,9 +264,17 @@ _Noreturn void ot__exit_current(ot_reason r, bool by_signal) {
     if (p->io_op && !p->io_op->done) {
         /* the kernel may still write into the op's buffers: cancel and wait
          * for the final completion before the stack and heap go away */
-        ot__io_cancel(p->io_op);
-        while (!p->io_op->done)
-            ot__park();
+        bool sent = ot__io_cancel(p->io_op);
+        while (!p->io_op->done) {
+            if (sent) {
+                ot__park();
+            } else {
+                /* no SQE to be had: the scheduler loop submits what its
+                 * ring holds between runs, so try again after one */
+                ot__yield_now();
+                sent = ot__io_cancel(p->io_op);
+            }
+        }
         ot__io_count_deferred_teardown();
     }
     ot__switch_exit();

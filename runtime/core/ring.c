@@ -3,9 +3,13 @@
  * completion dispatch to ops (ext.h), sleeping until a deadline, and waking
  * another scheduler. The ring is created on its own scheduler thread, because
  * IORING_SETUP_SINGLE_ISSUER ties it to the creating task. user_data 0 is
- * ignored (linked timeouts, cancellations, the sender's half of MSG_RING);
+ * ignored (cancellations, the sender's half of MSG_RING, burnt NOPs);
  * UD_EVFD is the read armed on the scheduler's eventfd (foreign threads' and
- * the fallback's wake-ups); UD_WAKE is a MSG_RING wake from a scheduler. */
+ * the fallback's wake-ups); UD_WAKE is a MSG_RING wake from a scheduler; an
+ * op's address with UD_TMO set is that op's linked timeout, whose CQE the op
+ * waits for as well, so the kernel is done with the op when it completes and
+ * the op knows whether the timeout fired (-ECANCELED from a kill or a cancel
+ * is not a timeout). */
 #include "runtime/core/core.h"
 
 #include <poll.h>
@@ -17,6 +21,7 @@
 
 #define UD_EVFD 1u
 #define UD_WAKE 2u
+#define UD_TMO 1u /* tag bit on an op's address: the op's linked timeout */
 
 extern void ot__io_probe(struct io_uring *ring, struct ot__io_features *f) __attribute__((weak));
 
@@ -79,9 +84,33 @@ void ot__ring_probe(struct ot__io_features *f) {
     }
 }
 
+/* ot__io_test_refuse_sqes: requests to let through, then requests to refuse */
+static _Atomic unsigned refuse_skip, refuse_n;
+
+void ot__io_test_refuse_sqes(unsigned skip, unsigned n) {
+    atomic_store_explicit(&refuse_skip, skip, memory_order_relaxed);
+    atomic_store_explicit(&refuse_n, n, memory_order_release);
+}
+
+static __attribute__((noinline, cold)) bool refused(void) {
+    unsigned k = atomic_load_explicit(&refuse_skip, memory_order_relaxed);
+    while (k && !atomic_compare_exchange_weak_explicit(&refuse_skip, &k, k - 1,
+                                                       memory_order_relaxed, memory_order_relaxed)) {
+    }
+    if (k)
+        return false;
+    unsigned n = atomic_load_explicit(&refuse_n, memory_order_relaxed);
+    while (n && !atomic_compare_exchange_weak_explicit(&refuse_n, &n, n - 1, memory_order_relaxed,
+                                                       memory_order_relaxed)) {
+    }
+    return n != 0;
+}
+
 /* An SQE of s's ring; a full SQ is submitted first. NULL only if the kernel
  * took none of it. */
 static struct io_uring_sqe *ring_sqe(struct ot_sched *s) {
+    if (unlikely(atomic_load_explicit(&refuse_n, memory_order_relaxed)) && refused())
+        return NULL;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
     if (!sqe) {
         io_uring_submit(&s->ring);
@@ -93,6 +122,9 @@ static struct io_uring_sqe *ring_sqe(struct ot_sched *s) {
 
 static void arm_evfd(struct ot_sched *s) {
     struct io_uring_sqe *sqe = ring_sqe(s);
+    s->evfd_unarmed = !sqe; /* no SQE: ot__ring_submit tries again */
+    if (!sqe)
+        return;
     io_uring_prep_read(sqe, s->evfd, &s->evbuf, sizeof s->evbuf, 0);
     sqe->user_data = UD_EVFD;
     s->pending_sqes++;
@@ -150,6 +182,8 @@ static bool ring_has_deferred(const struct ot_sched *s) {
 }
 
 void ot__ring_submit(struct ot_sched *s) {
+    if (unlikely(s->evfd_unarmed))
+        arm_evfd(s);
     if (ot__rt.feat.defer_taskrun && s->inflight) {
         if (s->pending_sqes || ring_has_deferred(s))
             io_uring_submit_and_get_events(&s->ring);
@@ -157,6 +191,14 @@ void ot__ring_submit(struct ot_sched *s) {
         io_uring_submit(&s->ring);
     }
     s->pending_sqes = 0;
+}
+
+static void finish_op(struct ot__io_op *op) {
+    if (!op->done) {
+        op->done = 1;
+        if (op->waiter)
+            ot__wake(op->waiter);
+    }
 }
 
 static void complete_op(struct ot_sched *s, struct ot__io_op *op, const struct io_uring_cqe *cqe) {
@@ -170,11 +212,21 @@ static void complete_op(struct ot_sched *s, struct ot__io_op *op, const struct i
     }
     if (!(cqe->flags & IORING_CQE_F_MORE) && s->inflight)
         s->inflight--;
-    if (done && !op->done) {
-        op->done = 1;
-        if (op->waiter)
-            ot__wake(op->waiter);
+    if (done) {
+        op->main_done = 1;
+        if (!op->tmo_pending) /* else the timeout's CQE completes it */
+            finish_op(op);
     }
+}
+
+/* The CQE of an op's linked timeout (user_data: the op, tagged UD_TMO). */
+static void complete_tmo(struct ot_sched *s, struct ot__io_op *op, const struct io_uring_cqe *cqe) {
+    op->tmo_fired = cqe->res == -ETIME;
+    op->tmo_pending = 0;
+    if (s->inflight)
+        s->inflight--;
+    if (op->main_done)
+        finish_op(op);
 }
 
 int ot__ring_reap(struct ot_sched *s) {
@@ -190,7 +242,10 @@ int ot__ring_reap(struct ot_sched *s) {
             rearm = true;
             continue;
         }
-        complete_op(s, (struct ot__io_op *)(uintptr_t)ud, cqe);
+        if (ud & UD_TMO)
+            complete_tmo(s, (struct ot__io_op *)(uintptr_t)(ud & ~(uint64_t)UD_TMO), cqe);
+        else
+            complete_op(s, (struct ot__io_op *)(uintptr_t)ud, cqe);
     }
     if (n)
         io_uring_cq_advance(&s->ring, n);
@@ -202,6 +257,10 @@ int ot__ring_reap(struct ot_sched *s) {
 void ot__ring_sleep(struct ot_sched *s, int64_t timeout_ns) {
     struct io_uring_cqe *cqe;
     struct __kernel_timespec ts, *tsp = NULL;
+    if (unlikely(s->evfd_unarmed))
+        arm_evfd(s);
+    if (unlikely(s->evfd_unarmed) && (timeout_ns < 0 || timeout_ns > 1000000))
+        timeout_ns = 1000000; /* deaf to eventfd wakes: look again soon */
     if (timeout_ns >= 0) {
         ts.tv_sec = timeout_ns / 1000000000;
         ts.tv_nsec = timeout_ns % 1000000000;
@@ -253,6 +312,8 @@ struct io_uring_sqe *ot__io_get_sqe(void) {
     if (sqe) {
         io_uring_sqe_set_data64(sqe, 0);
         s->pending_sqes++;
+    } else {
+        errno = EBUSY;
     }
     return sqe;
 }
@@ -260,9 +321,20 @@ struct io_uring_sqe *ot__io_get_sqe(void) {
 void ot__io_sqe_op(struct io_uring_sqe *sqe, struct ot__io_op *op) {
     struct ot_sched *s = ot__sched_get();
     op->done = 0;
+    op->main_done = 0;
+    op->tmo_pending = 0;
+    op->tmo_fired = 0;
     op->ring_owner = s;
     op->waiter = NULL;
     io_uring_sqe_set_data(sqe, op);
+    s->inflight++;
+}
+
+void ot__io_sqe_link_timeout(struct io_uring_sqe *sqe, struct ot__io_op *op) {
+    struct ot_sched *s = ot__sched_get();
+    /* ops are at least 8-byte aligned: the low bit is free for the tag */
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | UD_TMO);
+    op->tmo_pending = 1;
     s->inflight++;
 }
 
@@ -276,15 +348,17 @@ const struct ot__io_features *ot__features(void) {
 }
 
 /* Cancels op on the caller's ring (the op's own: ot__io_wait keeps the
- * process on that scheduler while the op is in flight). */
-void ot__io_cancel(struct ot__io_op *op) {
+ * process on that scheduler while the op is in flight); false when no SQE
+ * could be had, and the caller tries again later (ot__exit_current). */
+bool ot__io_cancel(struct ot__io_op *op) {
     struct ot_sched *s = ot__sched_get();
     struct io_uring_sqe *sqe = ring_sqe(s);
     if (!sqe)
-        return;
+        return false;
     io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
     sqe->user_data = 0;
     s->pending_sqes++;
+    return true;
 }
 
 /* At stop, after every process is gone: ops that outlive their processes

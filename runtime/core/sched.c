@@ -729,8 +729,10 @@ static bool should_exit(struct ot_sched *s) {
  * started by exits on any scheduler, which do not wake this one. */
 #define REAP_SLEEP_NS 250000000
 
+#define TRIM_SLEEP_NS 10000000 /* stack.c's TRIM_NS: the next batch's time */
+
 static void idle(struct ot_sched *s) {
-    ot__stack_trim(s, s->now_ns);
+    bool trimming = ot__stack_trim(s, s->now_ns);
     bool scanning = ot__wheel_reap_dead(s);
     uint64_t spin_until = s->now_ns + (uint64_t)ot__rt.cfg.spin_us * 1000u;
     atomic_store_explicit(&s->sleep_state, SS_SPINNING, memory_order_relaxed);
@@ -768,6 +770,8 @@ static void idle(struct ot_sched *s) {
         if (atomic_load_explicit(&s->wheel.sends, memory_order_relaxed) &&
             (tmo_ns < 0 || tmo_ns > REAP_SLEEP_NS))
             tmo_ns = REAP_SLEEP_NS;
+        if (trimming && (tmo_ns < 0 || tmo_ns > TRIM_SLEEP_NS))
+            tmo_ns = TRIM_SLEEP_NS;
         rcu_thread_offline();
         ot__ring_sleep(s, tmo_ns);
         rcu_thread_online();

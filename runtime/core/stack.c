@@ -9,8 +9,12 @@
  * twice per stack, so that fallback runs under a budget well inside
  * vm.max_map_count and fails cleanly past it. Freed stacks stay warm in the
  * freeing scheduler's pool (a fresh page costs 1.3-1.8 us to fault in); past
- * a high-water mark the idle loop gives their pages back to the kernel in
- * bounded batches, never the spawn or exit path. Each stack's record sits at the top of its own memory. */
+ * a high-water mark (WARM_HWM default-size stacks, ODD_HWM of other sizes)
+ * the idle loop gives their pages back to the kernel in bounded batches,
+ * never the spawn or exit path, until the pools are within it again. Each
+ * stack's record sits at the top of its own memory, so a stack whose every
+ * page went back is kept as a bare {lo, size} entry instead, and its record
+ * is written afresh when it is used again. */
 #include "runtime/core/core.h"
 #include "runtime/core/sanit.h"
 
@@ -31,6 +35,7 @@ static size_t guard_size(void) {
     return ot__rt.page > GUARD_MIN ? ot__rt.page : GUARD_MIN;
 }
 #define WARM_HWM 4096
+#define ODD_HWM 64
 static _Atomic long mprotect_budget = 30000;
 
 static size_t rec_size(void) {
@@ -83,6 +88,10 @@ int ot__stack_reserve(struct ot_sched *s) {
  * schedulers' reservations: first every scheduler forgets its stacks (their
  * records live inside the reservations), then the reservations go. */
 void ot__stack_forget_all(struct ot_sched *s) {
+    free(s->stack_bare);
+    s->stack_bare = NULL;
+    s->bare_len = s->bare_cap = 0;
+    s->stack_odd_len = 0;
     struct stack *lists[3] = {s->stack_pool, s->stack_cold, s->stack_odd};
     for (int i = 0; i < 3; i++) {
         for (struct stack *st = lists[i], *n; st; st = n) {
@@ -220,9 +229,20 @@ struct stack *ot__stack_get(struct ot_sched *s, size_t size) {
         for (struct stack **pp = &s->stack_odd; (st = *pp); pp = &st->next) {
             if (st->size == size) {
                 *pp = st->next;
+                s->stack_odd_len--;
                 return st;
             }
         }
+    }
+    /* a trimmed stack: its guard is still in place, its pages are not */
+    for (size_t i = s->bare_len; i-- > 0;) {
+        if (s->stack_bare[i].size == size) {
+            char *lo = s->stack_bare[i].lo;
+            s->stack_bare[i] = s->stack_bare[--s->bare_len];
+            return stack_at(lo, size);
+        }
+        if (s->bare_len - i >= 8)
+            break; /* odd sizes are few: do not walk far for one */
     }
     return carve(s, size);
 }
@@ -231,6 +251,7 @@ void ot__stack_put(struct ot_sched *s, struct stack *st) {
     if (st->size != ot__rt.stack_size) {
         st->next = s->stack_odd;
         s->stack_odd = st;
+        s->stack_odd_len++;
         return;
     }
     /* always warm here: trimming is the idle loop's job (ot__stack_trim) */
@@ -239,26 +260,87 @@ void ot__stack_put(struct ot_sched *s, struct stack *st) {
     s->stack_pool_len++;
 }
 
-/* Off the hot path (an idle scheduler calls it): past the high-water mark,
- * a bounded batch of warm stacks hands all but its record's page back to the
- * kernel and moves to the cold list, at most every 50 ms, so a burst of
- * exits followed by a burst of spawns reuses warm stacks without faults,
- * while a pool left large by a past burst shrinks over time. */
-void ot__stack_trim(struct ot_sched *s, uint64_t now_ns) {
-    if (s->stack_pool_len <= s->stack_warm_hwm || now_ns - s->stack_trim_ns < 50000000u)
-        return;
-    s->stack_trim_ns = now_ns;
-    size_t page = ot__rt.page;
-    for (int i = 0; i < 512 && s->stack_pool_len > s->stack_warm_hwm; i++) {
-        struct stack *st = s->stack_pool;
-        s->stack_pool = st->next;
-        s->stack_pool_len--;
-        size_t drop = (size_t)(((uintptr_t)st) & ~(page - 1)) - (uintptr_t)st->lo;
-        if (drop)
-            madvise(st->lo, drop, MADV_DONTNEED);
-        st->next = s->stack_cold;
-        s->stack_cold = st;
+/* Records st as a bare entry (its pages are given back by the caller);
+ * false if the entry cannot be stored (st is then left as is). */
+static bool make_bare(struct ot_sched *s, struct stack *st) {
+    if (s->bare_len == s->bare_cap) {
+        size_t nc = s->bare_cap ? s->bare_cap * 2 : 256;
+        struct bare_stack *n = realloc(s->stack_bare, nc * sizeof *n);
+        if (!n)
+            return false;
+        s->stack_bare = n;
+        s->bare_cap = nc;
     }
+#if defined(OT_TSAN)
+    __tsan_destroy_fiber(st->tsan_fiber);
+#endif
+    VG_STACK_DEREGISTER(st->vg_id);
+    s->stack_bare[s->bare_len++] = (struct bare_stack){st->lo, st->size};
+    return true;
+}
+
+static int by_lo(const void *a, const void *b) {
+    const char *x = ((const struct bare_stack *)a)->lo, *y = ((const struct bare_stack *)b)->lo;
+    return (x > y) - (x < y);
+}
+
+/* Gives back the pages of bare entries [from, bare_len): sorted by address,
+ * stacks that follow each other in a reservation (with only the next one's
+ * guard between them) go in one madvise, since each call costs a TLB
+ * shootdown to every core running our threads, far more than the pages.
+ * MADV_DONTNEED leaves guard regions (and mprotect'd guards) in place. */
+static void release_pages(struct ot_sched *s, size_t from) {
+    struct bare_stack *b = s->stack_bare + from;
+    size_t n = s->bare_len - from;
+    qsort(b, n, sizeof *b, by_lo);
+    size_t guard = guard_size(); /* below each stack's lo (carve) */
+    for (size_t i = 0; i < n;) {
+        char *lo = b[i].lo, *hi = b[i].lo + b[i].size;
+        size_t k = i + 1;
+        while (k < n && b[k].lo == hi + guard) {
+            hi = b[k].lo + b[k].size;
+            k++;
+        }
+        madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
+        i = k;
+    }
+}
+
+/* Off the hot path (an idle scheduler calls it): past the high-water marks,
+ * a bounded batch of free stacks gives every page back to the kernel, at
+ * most every TRIM_NS, so a burst of exits followed by a burst of spawns
+ * reuses warm stacks without faults, while pools left large by a past burst
+ * shrink to their budget within seconds (an idle scheduler with trimming
+ * left to do sleeps no longer than TRIM_NS). The cold list (a carve
+ * batch's rest, only their tops populated) holds fewer than CARVE_BATCH.
+ * Returns true while there is more to trim. */
+#define TRIM_NS 10000000u
+#define TRIM_BATCH 1024
+bool ot__stack_trim(struct ot_sched *s, uint64_t now_ns) {
+    if (s->stack_pool_len <= s->stack_warm_hwm && s->stack_odd_len <= ODD_HWM)
+        return false;
+    if (now_ns - s->stack_trim_ns < TRIM_NS)
+        return true;
+    s->stack_trim_ns = now_ns;
+    size_t from = s->bare_len;
+    bool ok = true;
+    for (int i = 0; ok && i < TRIM_BATCH && s->stack_pool_len > s->stack_warm_hwm; i++) {
+        struct stack *st = s->stack_pool;
+        if ((ok = make_bare(s, st))) {
+            s->stack_pool = st->next;
+            s->stack_pool_len--;
+        }
+    }
+    for (int i = 0; ok && i < TRIM_BATCH && s->stack_odd_len > ODD_HWM; i++) {
+        struct stack *st = s->stack_odd;
+        if ((ok = make_bare(s, st))) {
+            s->stack_odd = st->next;
+            s->stack_odd_len--;
+        }
+    }
+    release_pages(s, from);
+    /* no memory for an entry: try again after a later exit */
+    return ok && (s->stack_pool_len > s->stack_warm_hwm || s->stack_odd_len > ODD_HWM);
 }
 
 bool ot__stack_guard_hit(const struct stack *st, const void *addr) {
