@@ -23,6 +23,14 @@
 
 #define WAIT_MS 20000
 
+/* Stream sizes: every task is a new process, and under TSan each is a new
+ * fiber, hundreds of times slower to make. */
+#if defined(OT_TSAN)
+#define ITEMS 300
+#else
+#define ITEMS 5000
+#endif
+
 static int double_it(void *arg, ot_buf *out) {
     int64_t v = (int64_t)(intptr_t)arg * 2;
     int64_t *r = ot_alloc(sizeof *r);
@@ -350,15 +358,15 @@ static void run_stream(bool unordered, unsigned mc, uint64_t n) {
 }
 
 OT_TEST(task, async_stream_ordered_every_item_once_in_order, .timeout = 120) {
-    run_stream(false, 0, 5000);
+    run_stream(false, 0, ITEMS);
     run_stream(false, 1, 100);
-    run_stream(false, 64, 5000);
+    run_stream(false, 64, ITEMS);
 }
 
 OT_TEST(task, async_stream_unordered_every_item_once, .timeout = 120) {
     ot_trap_exit(true); /* and no EXIT per item reaches a trapping caller */
-    run_stream(true, 0, 5000);
-    run_stream(true, 64, 5000);
+    run_stream(true, 0, ITEMS);
+    run_stream(true, 64, ITEMS);
 }
 
 static int sleepy(void *arg, ot_buf *out) {
@@ -402,7 +410,8 @@ OT_TEST(task, async_stream_kill_task_gives_timeout_entries_in_place, .timeout = 
     struct counter c = {.limit = 40, .fail_at = -1};
     ot_stream in = {count_next, &c};
     struct kt k = {0};
-    ot_stream_opts o = {.max_concurrency = 8, .timeout_ms = 50,
+    /* long enough for a task that does not sleep to finish even under TSan */
+    ot_stream_opts o = {.max_concurrency = 8, .timeout_ms = 2000,
                         .on_timeout = OT_ON_TIMEOUT_KILL_TASK};
     ot_assert_eq(ot_task_async_stream(&in, sleepy, &o, check_kill_task, &k), 0);
     ot_assert(!k.bad);
@@ -498,7 +507,9 @@ static int ident(void *arg, ot_buf *out) {
 }
 
 OT_TEST(task, async_stream_of_a_million_lazy_items_in_bounded_memory, .timeout = 120) {
-#if defined(OT_SANITIZE)
+#if defined(OT_TSAN)
+    const uint64_t n = 3000;
+#elif defined(OT_SANITIZE)
     const uint64_t n = 100000;
 #else
     const uint64_t n = 1000000;
