@@ -532,9 +532,16 @@ OT_TEST(task, async_stream_of_a_million_lazy_items_in_bounded_memory, .timeout =
 
 #include <otter/supervisor.h>
 
+static int start_task_sup(void *arg, ot_pid *out) {
+    (void)arg;
+    return ot_task_sup_start_link(NULL, NULL, out);
+}
+
+/* Under the test's supervisor (start_supervised!), stopped when the test ends. */
 static ot_pid task_sup(void) {
-    ot_pid sup;
-    ot_assert_eq(ot_task_sup_start_link(NULL, NULL, &sup), 0);
+    ot_child_spec c = {.id = "task_sup", .start = start_task_sup, .type = OT_SUPERVISOR};
+    ot_pid sup = ot_start_supervised(&c);
+    ot_assert(sup.v != 0);
     return sup;
 }
 
