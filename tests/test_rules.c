@@ -141,6 +141,10 @@ static ot_gs_ret gs_call(void *state, const ot_msg *req, ot_from from) {
     return ot_gs_reply(NULL, 0);
 }
 
+static void *agent_state(void *arg) {
+    return arg;
+}
+
 static const ot_gen_server lonely = {.name = "lonely", .init = gs_init, .handle_call = gs_call};
 
 static int start_lonely(void *arg, ot_pid *out) {
@@ -156,6 +160,11 @@ OT_TEST(rules, a_server_started_outside_any_supervisor_warns, .timeout = 60) {
     ot_pid_format(s, sp, sizeof sp);
     ot_pid_format(ot_self(), me, sizeof me);
     snprintf(want, sizeof want, "lonely %s started by %s, outside any supervisor", sp, me);
+    ot_assert(logged(want), "no \"%s\" in \"%s\"", want, lines);
+    ot_pid a;
+    ot_assert_eq(ot_agent_start_link(agent_state, NULL, NULL, &a), 0);
+    ot_pid_format(a, sp, sizeof sp);
+    snprintf(want, sizeof want, "Agent %s started by %s, outside any supervisor", sp, me);
     ot_assert(logged(want), "no \"%s\" in \"%s\"", want, lines);
     /* under a supervisor: nothing (the supervisor itself is reported once) */
     log_reset();

@@ -5,6 +5,7 @@
  * the message, and results travel back as reply bytes: nothing in the agent
  * ever points into a caller's memory, which may be gone after a timeout. */
 #include "runtime/otp/gs.h"
+#include "runtime/otp/rules.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,10 @@ static int start(void *(*init)(void *), void *arg, const ot_start_opts *o, ot_pi
     if (!init)
         return -EINVAL;
     struct agent_start s = {init, arg};
-    return ot__gs_start(&agent_behaviour, &s, o, out, link);
+    int rc = ot__gs_start(&agent_behaviour, &s, o, out, link);
+    if (rc == 0)
+        ot__rule_supervised(*out, "Agent");
+    return rc;
 }
 
 int ot_agent_start_link(void *(*init)(void *arg), void *arg, const ot_start_opts *o, ot_pid *out) {
