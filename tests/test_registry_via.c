@@ -4,7 +4,7 @@
  * and leaves the holder's entry alone; calls and casts by the via name reach
  * the server; ignore and stop from init release the name before start
  * returns; a killed server's name is free at once for look-ups and can be
- * taken again; a duplicate registry refuses to name. */
+ * taken again; an Agent by via name; a duplicate registry refuses to name. */
 #include <otter/testing.h>
 
 #include <string.h>
@@ -152,4 +152,36 @@ OT_TEST(registry_via, duplicate_registry_and_bad_keys_refuse, .timeout = 120) {
     ot_start_opts o2 = {.name = OT_NAME_REGISTRY(u, "y", 1)};
     ot_assert_eq(ot_gen_server_start(&counter_gs, &arg, &o2, &s), -EBADF);
     ot_assert_eq(ot_whereis_name(&o2.name).v, 0);
+}
+static void *agent_init(void *arg) {
+    int *v = ot_alloc(sizeof *v);
+    *v = *(int *)arg;
+    return v;
+}
+static void agent_read(const void *state, void *out) { *(int *)out = *(const int *)state; }
+static void *agent_add(void *state, void *arg) {
+    *(int *)state += *(const int *)arg;
+    return state;
+}
+
+OT_TEST(registry_via, agent_named_through_the_registry, .timeout = 120) {
+    ot_reg r = start_registry(OT_UNIQUE);
+    ot_start_opts o = {.name = OT_NAME_REGISTRY(r, "agent", 5)};
+    int init = 10;
+    ot_pid a;
+    ot_assert_eq(ot_agent_start_link(agent_init, &init, &o, &a), 0);
+    ot_pid found = ot_whereis_name(&o.name);
+    ot_assert_eq(found.v, a.v);
+    int five = 5;
+    ot_assert_eq(ot_agent_update(found, agent_add, &five, sizeof five, WAIT_MS), 0);
+    int v = 0;
+    ot_assert_eq(ot_agent_get(ot_registry_whereis_name(r, "agent", 5), agent_read, &v, sizeof v,
+                             WAIT_MS),
+                 0);
+    ot_assert_eq(v, 15);
+    ot_pid b;
+    ot_assert_eq(ot_agent_start(agent_init, &init, &o, &b), -EEXIST);
+    ot_assert_eq(b.v, a.v);
+    ot_assert_eq(ot_agent_stop(a, OT_REASON(OT_NORMAL), WAIT_MS), 0);
+    ot_assert_eq(ot_registry_whereis_name(r, "agent", 5).v, 0);
 }
