@@ -7,7 +7,8 @@
  * order and the hash walk order are both exercised. The hash tables' walk
  * order is modelled too: (ets__hash(key), key bytes). The seed is fixed
  * (OT_SEED overrides it) and printed with every failure. These run on the
- * test's own thread, a foreign thread: no runtime needed. */
+ * test's own thread, a foreign thread: no runtime needed; the *_big ones
+ * start it, and take the table past 2,048 slots (fill). */
 #include <criterion/criterion.h>
 #include <otter.h>
 #include <stdio.h>
@@ -229,6 +230,9 @@ static void op_counter(ot_tab t, mkey *m)
     memcpy(m->v[0].b + off, &v, 8);
 }
 
+#define FILL 120000
+static bool fillers_in; /* big runs: FILL filler keys are in the table */
+
 static void one_op(ot_tab t)
 {
     mkey *m = &keys[rnd() % NKEYS];
@@ -304,23 +308,28 @@ static void one_op(ot_tab t)
         break;
     case 12:
         rc = ot_ets_next(t, m->k, m->kl, kb, sizeof kb, &kl);
-        check_walk(model_walk(1, m), rc, kb, kl, "next");
+        if (!fillers_in) /* the walk would meet them */
+            check_walk(model_walk(1, m), rc, kb, kl, "next");
         break;
     case 13:
         rc = ot_ets_prev(t, m->k, m->kl, kb, sizeof kb, &kl);
-        check_walk(model_walk(-1, m), rc, kb, kl, "prev");
+        if (!fillers_in)
+            check_walk(model_walk(-1, m), rc, kb, kl, "prev");
         break;
     case 14:
         if (rnd() % 2) {
             rc = ot_ets_first(t, kb, sizeof kb, &kl);
-            check_walk(model_walk(1, NULL), rc, kb, kl, "first");
+            if (!fillers_in)
+                check_walk(model_walk(1, NULL), rc, kb, kl, "first");
         } else {
             rc = ot_ets_last(t, kb, sizeof kb, &kl);
-            check_walk(model_walk(-1, NULL), rc, kb, kl, "last");
+            if (!fillers_in)
+                check_walk(model_walk(-1, NULL), rc, kb, kl, "last");
         }
         break;
     default:
-        CHECK(ot_ets_size(t) == model_size(), "size %zu model %zu", ot_ets_size(t), model_size());
+        CHECK(ot_ets_size(t) == model_size() + (fillers_in ? FILL : 0), "size %zu model %zu",
+              ot_ets_size(t), model_size());
         break;
     }
 }
@@ -346,7 +355,24 @@ static void full_walk(ot_tab t)
     CHECK(seen == want, "walk saw %zu keys, model %zu", seen, want);
 }
 
-static void run_model(int type)
+/* Big runs: filler keys (24 bytes, longer than any model key) in and out
+ * again, so the model's keys move through mmapped and (with the runtime
+ * running) prepared arrays and back; in between the model's checks run on
+ * the grown array. */
+static void fill(ot_tab t, bool in)
+{
+    fillers_in = in;
+    unsigned char k[24];
+    memset(k, 0xee, sizeof k);
+    for (uint32_t i = 0; i < FILL; i++) {
+        memcpy(k, &i, 4);
+        int rc = in ? ot_ets_insert(t, k, sizeof k, &i, 4) : ot_ets_delete(t, k, sizeof k);
+        CHECK(rc == 0, "filler %s: %d", in ? "insert" : "delete", rc);
+    }
+    CHECK(ot_ets_size(t) == model_size() + (in ? FILL : 0), "size with fillers");
+}
+
+static void run_model_in(int type, bool big)
 {
     type_ = type;
     init_keys();
@@ -354,8 +380,13 @@ static void run_model(int type)
     ot_tab t = ot_ets_new("model", &o);
     cr_assert(t.v != 0, "ot_ets_new: %d", errno);
     for (step = 0; step < MODEL_OPS; step++) {
+        if (big && step % (MODEL_OPS / 4) == MODEL_OPS / 8)
+            fill(t, true);
+        if (big && step % (MODEL_OPS / 4) == MODEL_OPS / 8 + 2000)
+            fill(t, false); /* 2,000 model steps on the big array, fillers in */
         one_op(t);
-        if (step % 50000 == 0)
+        if (step % 50000 == 0 && (!big || step % (MODEL_OPS / 4) < MODEL_OPS / 8 ||
+                                  step % (MODEL_OPS / 4) > MODEL_OPS / 8 + 2000))
             full_walk(t);
     }
     full_walk(t);
@@ -364,6 +395,23 @@ static void run_model(int type)
     cr_assert_eq(ot_ets_size(t), 0);
     cr_assert_eq(ot_ets_insert(t, "k", 1, "v", 1), -EBADF);
 }
+
+static void run_model(int type) { run_model_in(type, false); }
+
+/* The same past 2,048 slots: with the runtime running (so the next array
+ * is prepared ahead), fillers take each table through mmapped arrays. */
+static void run_model_big(int type)
+{
+    ot_config c = {.schedulers = 1};
+    cr_assert_eq(ot_start(&c), 0);
+    run_model_in(type, true);
+    cr_assert_eq(ot_stop(), 0);
+}
+
+Test(ets_model, set_big, .timeout = 300) { run_model_big(OT_ETS_SET); }
+Test(ets_model, ordered_set_big, .timeout = 300) { run_model_big(OT_ETS_ORDERED_SET); }
+Test(ets_model, bag_big, .timeout = 300) { run_model_big(OT_ETS_BAG); }
+Test(ets_model, duplicate_bag_big, .timeout = 300) { run_model_big(OT_ETS_DUPLICATE_BAG); }
 
 Test(ets_model, set, .timeout = 120) { run_model(OT_ETS_SET); }
 Test(ets_model, ordered_set, .timeout = 120) { run_model(OT_ETS_ORDERED_SET); }
