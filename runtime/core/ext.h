@@ -108,7 +108,10 @@ void ot__spend_here(int n);
  * Runtime code that holds a lock (or state a fault would leave broken)
  * brackets that section with ot__crit_enter/ot__crit_exit (per thread, nests,
  * any thread). A fault inside one is not contained: the runtime writes a crash
- * report saying so and aborts the program. */
+ * report saying so and aborts the program. Entering the outermost section from
+ * a process with less than 8 KiB of stack left ends that process with
+ * OT_STACK_OVERFLOW first, before anything is held. Never switch (receive,
+ * yield, I/O wait) inside a section. */
 void ot__crit_enter(void);
 void ot__crit_exit(void);
 /* Bytes of usable stack left below the caller's stack pointer on the calling
