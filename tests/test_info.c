@@ -8,7 +8,9 @@
  * while it is parked (WAITING), as the API documents. */
 #include <otter/testing.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 enum { TAG_GO = OT_TAG_USER + 1, TAG_OTHER, TAG_READY };
@@ -321,4 +323,130 @@ Test(info, outside_a_running_runtime) {
     /* like every call that needs a running runtime (docs/API.md, Errors) */
     cr_assert_eq(ot_process_info((ot_pid){1}, &in), -ENOTCONN);
     cr_assert_eq(ot_processes(NULL, 0), 0);
+}
+
+/* ---- process_info racing exits (issue 10 item 5) ---------------------------------------
+ * Churners come and go (each registers a name that encodes its pid, grows and
+ * shrinks its link and monitor maps, and exits, so slots are reused all the
+ * time) while plain threads and processes call ot_process_info on pids picked
+ * from the live set. Reading an exiting process's maps or name was a
+ * use-after-free (ASan), and a reused slot gave the next occupant's name;
+ * now every answer is -ESRCH or a consistent snapshot of that pid. */
+
+enum { CHURN_SLOTS = 32, CHURN_LIFETIMES = 6000, CHURN_LINKS = 24, READER_THREADS = 2 };
+
+static _Atomic uint64_t churn_pids[CHURN_SLOTS];
+static _Atomic int churn_stop;
+static _Atomic long churn_bad, churn_ok;
+
+static void churn_name(uint64_t pid, char *buf, size_t n) {
+    snprintf(buf, n, "c%llx", (unsigned long long)pid);
+}
+
+static void short_child(void *arg) {
+    (void)arg;
+    ot_msg_free(ot_receive_tag(TAG_GO, WAIT_MS));
+}
+
+static void churner(void *arg) {
+    (void)arg;
+    char name[32];
+    churn_name(ot_self().v, name, sizeof name);
+    ot_register(name, ot_self());
+    ot_trap_exit(true);
+    ot_pid kids[CHURN_LINKS];
+    ot_ref mons[CHURN_LINKS];
+    ot_spawn_opts lo = {.link = true};
+    for (int i = 0; i < CHURN_LINKS; i++) {
+        kids[i] = ot_spawn_opt(short_child, NULL, &lo);
+        mons[i] = kids[i].v ? ot_monitor(kids[i]) : OT_NOREF;
+    }
+    for (int i = 0; i < CHURN_LINKS; i += 2) {
+        if (mons[i].v)
+            ot_demonitor(mons[i], OT_DEMONITOR_FLUSH);
+        if (kids[i].v)
+            ot_unlink(kids[i]);
+    }
+    for (int i = 0; i < CHURN_LINKS; i++)
+        if (kids[i].v)
+            ot_send(kids[i], TAG_GO, NULL, 0);
+    if (ot_self().v & 1)
+        ot_unregister(name); /* half of them drop the name first */
+}
+
+static void check_info(ot_pid p) {
+    struct ot_process_info in;
+    int rc = ot_process_info(p, &in);
+    if (rc == -ESRCH)
+        return;
+    char want[32];
+    churn_name(p.v, want, sizeof want);
+    bool ok = rc == 0 && in.n_links <= CHURN_LINKS && in.n_monitors <= CHURN_LINKS &&
+              (in.name[0] == 0 || strcmp(in.name, want) == 0);
+    for (size_t i = 0; ok && i < in.n_links && i < OT_INFO_MAX_LIST; i++)
+        ok = in.links[i].v != 0 && in.links[i].v != p.v;
+    atomic_fetch_add(ok ? &churn_ok : &churn_bad, 1);
+}
+
+static void *info_thread(void *arg) {
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    while (!atomic_load(&churn_stop)) {
+        seed = seed * 1103515245u + 12345u;
+        uint64_t v = atomic_load(&churn_pids[(seed >> 8) % CHURN_SLOTS]);
+        if (v)
+            check_info((ot_pid){v});
+    }
+    return NULL;
+}
+
+static void info_process(void *arg) {
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    while (!atomic_load(&churn_stop)) {
+        for (int i = 0; i < 64; i++) {
+            seed = seed * 1103515245u + 12345u;
+            uint64_t v = atomic_load(&churn_pids[(seed >> 8) % CHURN_SLOTS]);
+            if (v)
+                check_info((ot_pid){v});
+        }
+        ot_yield();
+    }
+}
+
+OT_TEST(info, races_with_exits, .timeout = 300) {
+    atomic_store(&churn_stop, 0);
+    pthread_t th[READER_THREADS];
+    for (int i = 0; i < READER_THREADS; i++)
+        ot_assert_eq(pthread_create(&th[i], NULL, info_thread, (void *)(uintptr_t)(i + 1)), 0);
+    ot_ref rr[2];
+    for (int i = 0; i < 2; i++) {
+        ot_spawn_opts o = {.monitor = true, .monitor_ref = &rr[i]};
+        ot_assert(ot_spawn_opt(info_process, (void *)(uintptr_t)(i + 7), &o).v != 0);
+    }
+    ot_ref refs[CHURN_SLOTS];
+    for (int i = 0; i < CHURN_SLOTS; i++) {
+        ot_spawn_opts o = {.monitor = true, .monitor_ref = &refs[i]};
+        ot_pid p = ot_spawn_opt(churner, NULL, &o);
+        ot_assert(p.v != 0);
+        atomic_store(&churn_pids[i], p.v);
+    }
+    for (int done = 0; done < CHURN_LIFETIMES; done++) {
+        ot_msg *m = ot_receive_tag(OT_TAG_DOWN, WAIT_MS);
+        ot_assert(m != NULL, "(a churner never ended)");
+        for (int i = 0; i < CHURN_SLOTS; i++) {
+            if (refs[i].v != m->ref.v)
+                continue;
+            ot_spawn_opts o = {.monitor = true, .monitor_ref = &refs[i]};
+            ot_pid p = ot_spawn_opt(churner, NULL, &o);
+            ot_assert(p.v != 0);
+            atomic_store(&churn_pids[i], p.v);
+        }
+        ot_msg_free(m);
+    }
+    atomic_store(&churn_stop, 1);
+    for (int i = 0; i < READER_THREADS; i++)
+        pthread_join(th[i], NULL);
+    printf("info races: %ld consistent answers, %ld inconsistent\n", atomic_load(&churn_ok),
+           atomic_load(&churn_bad));
+    ot_assert_eq(atomic_load(&churn_bad), 0);
+    ot_assert(atomic_load(&churn_ok) > 0);
 }

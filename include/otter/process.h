@@ -119,7 +119,9 @@ struct ot_process_info {
     bool handler; /* a handler process */
     bool trap_exit;
     int scheduler;
-    size_t message_queue_len;
+    size_t message_queue_len; /* sent to it and not yet received */
+    size_t unfreed_messages;  /* received and not yet given to ot_msg_free */
+    size_t unfreed_bytes;     /* their bytes: payloads plus a 56-byte envelope each */
     uint64_t reductions;
     size_t heap_bytes;  /* bytes held by the process heap */
     size_t stack_bytes; /* stack reservation (0 for an idle handler) */

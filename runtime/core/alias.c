@@ -29,7 +29,7 @@ int ot__reply_send(ot_pid to, uint32_t tag, ot_ref alias, const void *d, size_t 
      * which spares the caller a DEMONITOR that would wake it for nothing */
     uint64_t mon;
     if (me && ot__map_get(&me->monitored, alias.v, &mon) && mon == to.v) {
-        ot__map_del(&me->monitored, alias.v, NULL);
+        ot__pmap_del(me, &me->monitored, alias.v, NULL);
         e->pad[0] = ENV_REPLY_DEMONITORED;
     }
     ot__deliver(to, e);
@@ -52,7 +52,7 @@ ot_ref ot__alias_foreign(void) {
         return OT_NOREF;
     }
     ot_ref r = ot_make_ref();
-    if (ot__map_put(&p->monitors, r.v, 0) < 0) {
+    if (ot__pmap_put(p, &p->monitors, r.v, 0) < 0) {
         errno = ENOMEM;
         return OT_NOREF;
     }
@@ -62,7 +62,7 @@ ot_ref ot__alias_foreign(void) {
 void ot__unalias_foreign(ot_ref r) {
     struct ot_proc *p = foreign_slot_of_caller();
     if (p)
-        ot__map_del(&p->monitors, r.v, NULL);
+        ot__pmap_del(p, &p->monitors, r.v, NULL);
 }
 
 void ot__proc_accept_calls(void) {
@@ -167,13 +167,13 @@ ot_ref ot__call_send(ot_pid to, uint32_t tag, const void *a, size_t an, const vo
     }
     ot_ref r = ot_make_ref(); /* also the receive mark: the wait is O(1) */
     ot_pid self = {atomic_load_explicit(&me->pid, memory_order_relaxed)};
-    if (ot__map_put(&me->monitors, r.v, to.v) < 0) {
+    if (ot__pmap_put(me, &me->monitors, r.v, to.v) < 0) {
         errno = ENOMEM;
         return OT_NOREF;
     }
     struct env *e = ot__env_new(to, tag, self, r, NULL, an + bn);
     if (!e) {
-        ot__map_del(&me->monitors, r.v, NULL);
+        ot__pmap_del(me, &me->monitors, r.v, NULL);
         errno = ENOMEM;
         return OT_NOREF;
     }

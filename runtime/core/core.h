@@ -60,11 +60,21 @@ enum env_kind {
     ENV_REPLY,    /* a reply through an alias (ref): kept only while the alias is active */
     ENV_CALL,     /* a call request that is also a monitor request (ref = the caller's
                      monitor and alias): kept as a message once the monitor is set */
+    ENV_MARK,     /* the exit path's own marker (ot__mq_drain_all): never delivered */
 };
 /* env.pad[0] of an ENV_REPLY: the sender was the monitored process and has
  * dropped the caller's monitor already (no DEMONITOR needed) */
 #define ENV_REPLY_DEMONITORED 1
 #define ENV_FOREIGN_OWNED 0x80 /* received by a foreign thread: not on a taken list */
+/* Where an envelope is in its life. Only a TAKEN one (handed out by a receive)
+ * may go to ot_msg_free; anything else is a second free, or a pointer that was
+ * never a received message, and freeing it again would put it on a free list
+ * twice (two later messages sharing it, a queue turned into a cycle). */
+enum env_state {
+    ENV_ST_QUEUED = 0x51, /* made by a send, in a mailbox */
+    ENV_ST_TAKEN = 0xa7,  /* received, not yet freed */
+    ENV_ST_FREE = 0xfe,   /* back in an envelope cache or the allocator */
+};
 
 struct env {
     _Atomic(struct env *) next; /* MPSC link, then the private queue's next */
@@ -72,7 +82,8 @@ struct env {
     ot_pid to;
     uint8_t kind;
     uint8_t small; /* from a scheduler's envelope cache (ENV_SMALL bytes) */
-    uint8_t pad[6];
+    uint8_t state; /* enum env_state: ot_msg_free checks it with one compare */
+    uint8_t pad[5];
     ot_msg msg;
     /* payload follows */
 };
@@ -137,9 +148,9 @@ struct ot_proc {
     _Atomic uint32_t aflags;           /* PF_DEAD, PF_ETS_OWNER, PF_NAMED, PF_IOWAIT */
     _Atomic uint8_t lock;              /* slot spinlock: signals needing answers vs exit */
     bool dying;                        /* owner: a signal decided its death: reason is set */
-    bool mark_valid;                   /* owner */
-    uint8_t exit_by_signal;            /* owner: the exit came from outside: no crash report */
-    uint32_t flags;                    /* PF_HANDLER, PF_TRAP, PF_BOUND: owner only */
+    uint16_t flags;                    /* PF_HANDLER, PF_TRAP, PF_BOUND: owner only */
+    _Atomic uint32_t mq_pending;       /* messages pushed on the MPSC queue, not yet drained:
+                                          senders add, the drain subtracts (per slot) */
     _Atomic(struct env *) mq_tail;     /* MPSC producers XCHG here */
     _Atomic(struct ot_sched *) sched;  /* the scheduler it runs or is queued on */
     _Atomic uint64_t timeout_seq;      /* set by a firing receive-timeout timer */
@@ -151,13 +162,16 @@ struct ot_proc {
     struct env *mq_head; /* MPSC consumer end */
     struct mq_stub stub;
     struct env *q_first, *q_last; /* private queue, oldest first */
-    size_t q_len;
     struct mq_taken {
         _Atomic(struct env *) next;
         struct env *prev;
     } taken;
     /* received, not yet freed: circular, sentinel here */
-    uint64_t scans; /* messages inspected by receives */
+    /* counts other threads read (ot_process_info): the owner stores them with
+     * relaxed atomics, never read-modify-write */
+    uint32_t q_len;       /* messages in the private queue */
+    uint32_t taken_n;     /* messages on the taken list */
+    uint64_t taken_bytes; /* their payloads plus envelope headers */
 
     /* line 2: running and parking */
     uint64_t wait_seq;           /* this wait's number, matched against timeout_seq */
@@ -168,7 +182,10 @@ struct ot_proc {
     uint32_t stack_req;      /* requested stack size (KiB), 0 = default */
     struct ot__io_op *io_op; /* the op it is parked on, if any */
     struct ot_timer *tmo;    /* the armed receive timeout, if any */
-    ot_handler_fn hfn;       /* handler callback */
+    union {
+        ot_handler_fn hfn;  /* PF_HANDLER: the callback */
+        void (*fn)(void *); /* stackful: the entry */
+    };
 
     /* line 3 and on: cooler */
     void *arg;       /* fn's arg, or the handler's state */
@@ -176,7 +193,9 @@ struct ot_proc {
     struct env *mark_env;
     uint32_t tmo_gen;   /* the armed receive timeout's generation */
     uint16_t tmo_owner; /* ... and the id of the scheduler whose wheel holds it */
-    void (*fn)(void *);   /* stackful entry */
+    bool mark_valid;      /* owner: mark_ref/mark_env are set */
+    uint8_t exit_by_signal; /* owner: the exit came from outside: no crash report */
+    uint64_t scans;       /* messages inspected by receives (a test statistic) */
     uint32_t next_free;   /* free-list link (slot index + 1) */
     _Atomic uint32_t gen; /* generation of the current or last pid */
     struct ot__res *res;  /* resources to release at exit */
@@ -427,6 +446,12 @@ OT_HIDDEN bool ot__stack_trim(struct ot_sched *s, uint64_t now_ns); /* true: mor
 /* mbox.c */
 OT_HIDDEN void ot__mq_push(struct ot_proc *p, struct env *e);
 OT_HIDDEN void ot__mq_drain(struct ot_proc *p); /* MPSC -> private queue, runs signals */
+/* The exit path's drain (after PF_DEAD): everything pushed before it, also
+ * behind a push still half done, is drained before it returns */
+OT_HIDDEN void ot__mq_drain_all(struct ot_proc *p);
+/* Test hook: called by every MPSC push between its exchange and its link
+ * store, i.e. with the push half done (NULL: none) */
+extern void (*_Atomic ot__mq_push_pause)(void) OT_HIDDEN;
 OT_HIDDEN void ot__mq_free_all(struct ot_proc *p);
 OT_HIDDEN void ot__q_remove(struct ot_proc *p, struct env *e);
 OT_HIDDEN struct env *ot__q_take_first(struct ot_proc *p);
@@ -443,6 +468,9 @@ OT_HIDDEN void ot__answer_dead_signal(ot_pid dead, struct env *e);
 OT_HIDDEN void ot__send_down(ot_pid to, ot_ref ref, ot_pid dead, ot_reason r);
 OT_HIDDEN void ot__exit_kill(ot_pid p); /* exit(P, kill) past the gate: ot_stop's */
 OT_HIDDEN void ot__check_signals(struct ot_proc *p); /* may not return (death) */
+/* Writes to p's own link/monitor maps, under p's slot lock (readers: process_info) */
+OT_HIDDEN int ot__pmap_put(struct ot_proc *p, struct ot__u64map *m, uint64_t k, uint64_t v);
+OT_HIDDEN bool ot__pmap_del(struct ot_proc *p, struct ot__u64map *m, uint64_t k, uint64_t *v);
 
 /* proc.c */
 OT_HIDDEN void ot__proc_kill_pending(struct ot_proc *p, ot_reason r, bool by_signal);
@@ -485,6 +513,8 @@ static inline void ot__gate_out(bool gated) {
 
 /* names.c */
 OT_HIDDEN void ot__names_release(struct ot_proc *p);
+/* p's registered name into buf ("" if none, or if the slot is no longer pid's) */
+OT_HIDDEN void ot__names_copy(struct ot_proc *p, uint64_t pid, char *buf, size_t len);
 OT_HIDDEN void ot__names_fini(void);
 
 /* alias.c */
@@ -527,11 +557,12 @@ static inline void ot__crit_exit_s(struct ot_sched *s) {
 }
 
 /* A critical section (crit.c): a fault while it is held is not contained. */
+OT_HIDDEN void ot__slot_lock_wait(struct ot_proc *p);
 static inline void slot_lock(struct ot_proc *p) {
     ot__crit_enter_s(ot__sched_get());
     /* pairs with the release in slot_unlock */
-    while (atomic_exchange_explicit(&p->lock, 1, memory_order_acquire))
-        __builtin_ia32_pause();
+    if (unlikely(atomic_exchange_explicit(&p->lock, 1, memory_order_acquire)))
+        ot__slot_lock_wait(p);
 }
 static inline void slot_unlock(struct ot_proc *p) {
     atomic_store_explicit(&p->lock, 0, memory_order_release);

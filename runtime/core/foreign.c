@@ -171,6 +171,7 @@ ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *arg, in
             if (!match || match(&e->msg, arg)) {
                 ot__q_remove(p, e);
                 e->kind |= ENV_FOREIGN_OWNED;
+                e->state = ENV_ST_TAKEN;
                 e->next = NULL;
                 e->prev = NULL;
                 return &e->msg;

@@ -126,9 +126,12 @@ void ot__crash_report(struct ot_proc *p) {
     char why[128], pid[48], line[2048];
     ot_reason_format(p->reason, why, sizeof why);
     ot_pid_format((ot_pid){atomic_load_explicit(&p->pid, memory_order_relaxed)}, pid, sizeof pid);
+    char name[OT_NAME_MAX];
+    /* a copy under the names mutex: ot_unregister may free it meanwhile */
+    ot__names_copy(p, atomic_load_explicit(&p->pid, memory_order_relaxed), name, sizeof name);
     int w = snprintf(line, sizeof line, "crash: process %s%s%s%s%s exited with reason %s", pid,
-                     p->name ? " name=" : "", p->name ? p->name : "",
-                     p->behaviour ? " behaviour=" : "", p->behaviour ? p->behaviour : "", why);
+                     name[0] ? " name=" : "", name, p->behaviour ? " behaviour=" : "",
+                     p->behaviour ? p->behaviour : "", why);
     size_t n = w > 0 ? (size_t)w : 0;
     struct ot_sched *s = ot__sched_get();
     const struct ot__fault_info *fi = s ? s->fault : NULL;

@@ -13,7 +13,21 @@ static inline uint32_t mix(uint64_t k, uint32_t mask) {
     return (uint32_t)k & mask;
 }
 
-static int grow(struct ot__u64map *m) {
+_Atomic int ot__map_fail_next;
+
+static inline bool needs_room(const struct ot__u64map *m) {
+    return (m->len + 1) * 4 > m->cap * 3;
+}
+
+/* A rehashed copy of m at twice its capacity; m is only read. */
+static int grown_copy(const struct ot__u64map *m, struct ot__u64map *out) {
+    int f = atomic_load_explicit(&ot__map_fail_next, memory_order_relaxed);
+    while (f > 0 && !atomic_compare_exchange_weak_explicit(&ot__map_fail_next, &f, f - 1,
+                                                           memory_order_relaxed,
+                                                           memory_order_relaxed)) {
+    }
+    if (f > 0)
+        return -ENOMEM;
     uint32_t ncap = m->cap ? m->cap * 2 : 8;
     uint64_t *nkv = calloc((size_t)ncap * 2, sizeof(uint64_t));
     if (!nkv)
@@ -28,17 +42,29 @@ static int grow(struct ot__u64map *m) {
         nkv[2 * j] = k;
         nkv[2 * j + 1] = m->kv[2 * i + 1];
     }
-    free(m->kv);
-    m->kv = nkv;
-    m->cap = ncap;
+    out->kv = nkv;
+    out->cap = ncap;
+    out->len = m->len;
     return 0;
 }
 
+int ot__map_reserve(const struct ot__u64map *m, struct ot__u64map *out) {
+    if (!needs_room(m)) {
+        *out = *m;
+        return 0;
+    }
+    int rc = grown_copy(m, out);
+    return rc < 0 ? rc : 1;
+}
+
 int ot__map_put(struct ot__u64map *m, uint64_t k, uint64_t v) {
-    if ((m->len + 1) * 4 > m->cap * 3) {
-        int rc = grow(m);
+    if (needs_room(m)) {
+        struct ot__u64map g;
+        int rc = grown_copy(m, &g);
         if (rc)
             return rc;
+        free(m->kv);
+        *m = g;
     }
     uint32_t mask = m->cap - 1, i = mix(k, mask);
     while (m->kv[2 * i]) {

@@ -15,6 +15,7 @@
  * ot__deliver for why per-sender order holds). */
 #include "runtime/core/core.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,7 @@ static inline struct env *env_alloc(size_t size) {
 
 void ot__env_free(struct env *e) {
     struct ot_sched *s;
+    e->state = ENV_ST_FREE;
     if (e->small && (s = ot__sched_get()) && s->env_cache_len < ENV_CACHE_MAX) {
         e->prev = s->env_cache;
         s->env_cache = e;
@@ -69,6 +71,7 @@ struct env *ot__env_new(ot_pid to, uint32_t tag, ot_pid from, ot_ref ref, const 
     e->prev = NULL;
     e->to = to;
     e->kind = ENV_MSG;
+    e->state = ENV_ST_QUEUED;
     e->msg.tag = tag;
     e->msg.size = (uint32_t)size;
     e->msg.from = from;
@@ -78,6 +81,8 @@ struct env *ot__env_new(ot_pid to, uint32_t tag, ot_pid from, ot_ref ref, const 
     return e;
 }
 
+void (*_Atomic ot__mq_push_pause)(void); /* test hook, see core.h */
+
 void ot__mq_push(struct ot_proc *p, struct env *e) {
     atomic_store_explicit(&e->next, NULL, memory_order_relaxed);
     /* seq_cst: orders e's contents before the link store a consumer acquires,
@@ -85,6 +90,9 @@ void ot__mq_push(struct ot_proc *p, struct env *e) {
      * (its seq_cst store of PS_WAITING, then its seq_cst load of mq_tail in
      * ot__mq_maybe_nonempty): see ot__deliver */
     struct env *prev = atomic_exchange_explicit(&p->mq_tail, e, memory_order_seq_cst);
+    void (*pause)(void) = atomic_load_explicit(&ot__mq_push_pause, memory_order_relaxed);
+    if (unlikely(pause != NULL))
+        pause(); /* a producer preempted between its two steps, on demand */
     /* release pairs with the acquire load of ->next in mq_pop */
     atomic_store_explicit(&prev->next, e, memory_order_release);
 }
@@ -135,7 +143,7 @@ static void q_append(struct ot_proc *p, struct env *e) {
     else
         p->q_first = e;
     p->q_last = e;
-    p->q_len++;
+    __atomic_store_n(&p->q_len, p->q_len + 1, __ATOMIC_RELAXED); /* read by process_info */
 }
 
 void ot__q_remove(struct ot_proc *p, struct env *e) {
@@ -150,7 +158,7 @@ void ot__q_remove(struct ot_proc *p, struct env *e) {
         p->q_last = e->prev;
     if (p->mark_env == e)
         p->mark_env = e->prev;
-    p->q_len--;
+    __atomic_store_n(&p->q_len, p->q_len - 1, __ATOMIC_RELAXED);
 }
 
 struct env *ot__q_take_first(struct ot_proc *p) {
@@ -160,10 +168,19 @@ struct env *ot__q_take_first(struct ot_proc *p) {
     return e;
 }
 
-void ot__mq_drain(struct ot_proc *p) {
+/* Drains the MPSC queue into the private queue; with a marker, stops once it
+ * comes out (true), or when the queue is empty or a push is half done. */
+static bool drain(struct ot_proc *p, const struct env *mark) {
     struct env *e;
     uint64_t me = atomic_load_explicit(&p->pid, memory_order_relaxed);
+    uint32_t msgs = 0; /* messages taken off the MPSC queue: mq_pending counted them */
+    bool seen = false;
     while ((e = mq_pop(p))) {
+        if (unlikely(e == mark)) {
+            seen = true;
+            break;
+        }
+        msgs += e->kind == ENV_MSG;
         if (unlikely(e->to.v != me)) { /* addressed to an earlier occupant of the slot */
             if (e->kind != ENV_MSG)
                 ot__answer_dead_signal(e->to, e);
@@ -174,6 +191,45 @@ void ot__mq_drain(struct ot_proc *p) {
         if (e->kind == ENV_MSG || ot__handle_signal(p, e))
             q_append(p, e);
     }
+    /* once per drain, after the messages are on the private queue: a reader
+     * may count one twice for a moment, never miss it */
+    if (msgs)
+        atomic_fetch_sub_explicit(&p->mq_pending, msgs, memory_order_relaxed);
+    return seen;
+}
+
+void ot__mq_drain(struct ot_proc *p) {
+    (void)drain(p, NULL);
+}
+
+void ot__mq_drain_all(struct ot_proc *p) {
+    /* Everything that must be answered (link and monitor requests) was pushed
+     * whole, under the slot lock, before the exit path set PF_DEAD under it,
+     * so it lies ahead of a marker pushed now. A push still half done ahead
+     * of it (a sender between its exchange and its link store) hides the rest
+     * from mq_pop: drain until the marker itself comes out, waiting for that
+     * sender's store, which is two instructions away unless its thread was
+     * preempted between them. The marker lives on this stack, and is out of
+     * the queue (mq_pop never leaves the node it returns as the tail) before
+     * this returns. */
+    struct env mark;
+    memset(&mark, 0, sizeof mark);
+    mark.kind = ENV_MARK;
+    ot__mq_push(p, &mark);
+    for (unsigned spins = 0; !drain(p, &mark); spins++) {
+        if (spins < 64)
+            __builtin_ia32_pause();
+        else
+            sched_yield();
+    }
+    ot__mq_drain(p); /* and whatever came after it */
+}
+
+/* A message on its way to the MPSC queue: counted first, so that a drain
+ * that takes it finds it counted (mq_pending never goes below zero). */
+static inline void mq_push_msg(struct ot_proc *p, struct env *e) {
+    atomic_fetch_add_explicit(&p->mq_pending, 1, memory_order_relaxed);
+    ot__mq_push(p, e);
 }
 
 void ot__mq_free_all(struct ot_proc *p) {
@@ -188,6 +244,8 @@ void ot__mq_free_all(struct ot_proc *p) {
     }
     atomic_store_explicit(&p->taken.next, sent, memory_order_relaxed);
     p->taken.prev = sent;
+    __atomic_store_n(&p->taken_n, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->taken_bytes, 0, __ATOMIC_RELAXED);
     p->mark_env = NULL;
     p->mark_valid = false;
 }
@@ -224,7 +282,7 @@ int ot__deliver(ot_pid to, struct env *e) {
                 if (likely(!ot__mq_maybe_nonempty(p)))
                     q_append(p, e);
                 else
-                    ot__mq_push(p, e);
+                    mq_push_msg(p, e);
                 ot__make_runnable(p, true);
                 return 0;
             }
@@ -236,7 +294,10 @@ int ot__deliver(ot_pid to, struct env *e) {
             ot__wake_won(p);
         }
     }
-    ot__mq_push(p, e);
+    if (e->kind == ENV_MSG)
+        mq_push_msg(p, e);
+    else
+        ot__mq_push(p, e);
     /* The push's seq_cst exchange of mq_tail and this seq_cst load pair with
      * the receiver's seq_cst store of PS_WAITING and its seq_cst load of
      * mq_tail (park_from_sched): in the single order of seq_cst operations one

@@ -9,8 +9,10 @@
  * mailbox of their own on first use (foreign.c). */
 #include "runtime/core/core.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 extern ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *arg,
                                    int64_t timeout_ms);
@@ -65,6 +67,10 @@ int ot_send_ref(ot_pid to, uint32_t tag, ot_ref ref, const void *data, size_t si
     return send_common(to, tag, ref, data, size);
 }
 
+static inline uint64_t env_bytes(const struct env *e) {
+    return sizeof *e + e->msg.size;
+}
+
 void ot__taken_add(struct ot_proc *p, struct env *e) {
     struct env *sent = (struct env *)&p->taken;
     struct env *first = atomic_load_explicit(&p->taken.next, memory_order_relaxed);
@@ -72,19 +78,68 @@ void ot__taken_add(struct ot_proc *p, struct env *e) {
     e->prev = sent;
     first->prev = e;
     atomic_store_explicit(&p->taken.next, e, memory_order_relaxed);
+    e->state = ENV_ST_TAKEN;
+    /* relaxed stores: ot_process_info reads the counts from other threads */
+    __atomic_store_n(&p->taken_n, p->taken_n + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->taken_bytes, p->taken_bytes + env_bytes(e), __ATOMIC_RELAXED);
+}
+
+/* What a misused ot_msg_free does: abort with a report in debug and sanitizer
+ * builds, where the bug should stop the program at its source; in release
+ * builds (NDEBUG) the call is refused, so that the envelope is never freed a
+ * second time, and counted. Tests switch the abort off to check the refusal. */
+#if defined(NDEBUG) && !defined(OT_SANITIZE)
+int ot__msg_free_abort = 0;
+#else
+int ot__msg_free_abort = 1;
+#endif
+static _Atomic uint64_t bad_frees;
+
+uint64_t ot__msg_bad_frees(void) {
+    return atomic_load_explicit(&bad_frees, memory_order_relaxed);
+}
+
+static void __attribute__((noinline, cold)) bad_free(const ot_msg *m, const struct env *e) {
+    atomic_fetch_add_explicit(&bad_frees, 1, memory_order_relaxed);
+    if (!ot__msg_free_abort)
+        return;
+    const char *why = e->state == ENV_ST_FREE     ? "it was already freed (double ot_msg_free)"
+                      : e->state == ENV_ST_QUEUED ? "it was never received"
+                      : e->state == ENV_ST_TAKEN  ? "another process received it"
+                                                  : "it is not a message";
+    char line[200];
+    int n = snprintf(line, sizeof line,
+                     "otter: ot_msg_free(%p): refused, %s; aborting (issue 10 item 16)\n",
+                     (const void *)m, why);
+    if (n > 0)
+        (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    abort();
 }
 
 void ot_msg_free(ot_msg *m) {
     if (!m)
         return;
     struct env *e = env_of(m);
+    /* one compare guards the free lists: only a message a receive handed out,
+     * and not yet freed, goes back (in release builds a second free of an
+     * envelope already reused by another process's mail is not caught: its
+     * state is TAKEN again, and the owner check below is all that stands) */
+    if (unlikely(e->state != ENV_ST_TAKEN)) {
+        bad_free(m, e);
+        return;
+    }
     if (!(e->kind & ENV_FOREIGN_OWNED)) {
+        struct ot_proc *p = cur_proc();
+        if (unlikely(!p || e->to.v != atomic_load_explicit(&p->pid, memory_order_relaxed))) {
+            bad_free(m, e);
+            return;
+        }
         struct env *n = atomic_load_explicit(&e->next, memory_order_relaxed);
         struct env *pv = e->prev;
-        if (n && pv) {
-            atomic_store_explicit(&pv->next, n, memory_order_relaxed);
-            n->prev = pv;
-        }
+        atomic_store_explicit(&pv->next, n, memory_order_relaxed);
+        n->prev = pv;
+        __atomic_store_n(&p->taken_n, p->taken_n - 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&p->taken_bytes, p->taken_bytes - env_bytes(e), __ATOMIC_RELAXED);
     }
     ot__env_free(e);
 }

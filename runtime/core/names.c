@@ -8,6 +8,7 @@
  * a bad pointer then faults in the caller's process with nothing held. */
 #include "runtime/core/core.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,6 +200,18 @@ ot_pid ot_whereis(const char *uname) {
     ot__gate_out(gated);
     errno = e;
     return r;
+}
+
+void ot__names_copy(struct ot_proc *p, uint64_t pid, char *buf, size_t size) {
+    /* under the mutex: ot_unregister (any thread) and the exit path free the
+     * string under it; the pid check makes sure the slot is still pid's */
+    buf[0] = 0;
+    if (!(atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_NAMED))
+        return;
+    ot__lock(&mu);
+    if (p->name && atomic_load_explicit(&p->pid, memory_order_relaxed) == pid)
+        snprintf(buf, size, "%s", p->name);
+    ot__unlock(&mu);
 }
 
 void ot__names_release(struct ot_proc *p) {

@@ -13,6 +13,7 @@
 #include "runtime/core/ctx.h"
 #include "runtime/core/sanit.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,8 @@ static void reset_record(struct ot_proc *p) {
     p->flags = 0;
     p->q_first = p->q_last = NULL;
     p->q_len = 0;
+    p->taken_n = 0;
+    p->taken_bytes = 0;
     atomic_store_explicit(&p->taken.next, (struct env *)&p->taken, memory_order_relaxed);
     p->taken.prev = (struct env *)&p->taken;
     p->dying = false;
@@ -53,8 +56,7 @@ static void reset_record(struct ot_proc *p) {
     p->wait_seq++; /* past any timeout_seq an earlier occupant left */
     p->sp = NULL;
     p->stack = NULL;
-    p->fn = NULL;
-    p->hfn = NULL;
+    p->fn = NULL; /* and hfn, its union partner */
     p->arg = NULL;
     p->tmo = NULL;
     atomic_store_explicit(&p->reductions, 0, memory_order_relaxed);
@@ -70,6 +72,36 @@ static void reset_record(struct ot_proc *p) {
     p->behaviour = NULL;
     p->scans = 0;
     p->reason = OT_REASON(OT_NORMAL);
+}
+
+/* spawn_link and spawn_monitor: both sides of the link or monitor are in
+ * place before the pid is published. The new process's maps are its own and
+ * unpublished; the spawner's are written under its slot lock (ot__pmap_put).
+ * A map that cannot grow fails the spawn (-ENOMEM), with nothing left behind. */
+static int spawn_link_monitor(struct ot_proc *me, struct ot_proc *p, ot_pid pid,
+                              const ot_spawn_opts *o) {
+    uint64_t mine = atomic_load_explicit(&me->pid, memory_order_relaxed);
+    ot_ref r = OT_NOREF;
+    bool linked = false;
+    if (o->link) {
+        if (ot__map_put(&p->links, mine, 1) < 0 || ot__pmap_put(me, &me->links, pid.v, 1) < 0)
+            goto fail;
+        linked = true;
+    }
+    if (o->monitor) {
+        r = ot_make_ref();
+        if (ot__map_put(&p->monitored, r.v, mine) < 0 ||
+            ot__pmap_put(me, &me->monitors, r.v, pid.v) < 0)
+            goto fail;
+        *o->monitor_ref = r;
+    }
+    return 0;
+fail:
+    if (linked)
+        ot__pmap_del(me, &me->links, pid.v, NULL);
+    ot__map_free(&p->links);
+    ot__map_free(&p->monitored);
+    return -ENOMEM;
 }
 
 static ot_pid spawn_impl(void (*fn)(void *), ot_handler_fn hfn, void *arg,
@@ -106,8 +138,10 @@ static ot_pid spawn_impl(void (*fn)(void *), ot_handler_fn hfn, void *arg,
         return OT_NOPID;
     }
     reset_record(p);
-    p->fn = fn;
-    p->hfn = hfn;
+    if (hfn)
+        p->hfn = hfn;
+    else
+        p->fn = fn;
     p->arg = arg;
     p->stack_req = (uint32_t)(ssz >> 10);
     if (hfn)
@@ -120,15 +154,10 @@ static ot_pid spawn_impl(void (*fn)(void *), ot_handler_fn hfn, void *arg,
         p->behaviour = o->behaviour;
     uint32_t idx = (uint32_t)(p - ot__ptab_at(0));
     ot_pid pid = {(uint64_t)atomic_load_explicit(&p->gen, memory_order_relaxed) << 32 | idx};
-    if (o && o->link) {
-        ot__map_put(&me->links, pid.v, 1);
-        ot__map_put(&p->links, me->pid, 1);
-    }
-    if (o && o->monitor) {
-        ot_ref r = ot_make_ref();
-        ot__map_put(&me->monitors, r.v, pid.v);
-        ot__map_put(&p->monitored, r.v, me->pid);
-        *o->monitor_ref = r;
+    if ((o && (o->link || o->monitor)) && spawn_link_monitor(me, p, pid, o) < 0) {
+        ot__ptab_free(p); /* never published: nobody saw its pid */
+        errno = ENOMEM;
+        return OT_NOPID;
     }
     struct ot_sched *home = pick_sched(o);
     if (hfn) {
@@ -317,7 +346,7 @@ void ot__proc_finish_exit(struct ot_sched *s, struct ot_proc *p) {
     if ((af & PF_ETS_OWNER) && ets_exit_hook)
         ets_exit_hook(pid);
     release_resources(p, pid);
-    ot__mq_drain(p); /* pending link/monitor requests become links to fire */
+    ot__mq_drain_all(p); /* pending link/monitor requests become links to fire */
     ot__exit_links_monitors(p);
     ot__mq_free_all(p);
     ot__heap_release(&p->heap);
@@ -341,6 +370,21 @@ void ot__proc_finish_exit(struct ot_sched *s, struct ot_proc *p) {
      * it starts (ot__wheel_reap_dead) */
     atomic_store_explicit(&s->exits, atomic_load_explicit(&s->exits, memory_order_relaxed) + 1,
                           memory_order_relaxed);
+}
+
+/* The slot lock's slow path. Its holders keep it for a few instructions, but
+ * one of them may be a plain thread (ot_process_info) that the kernel
+ * preempted while holding it: after a short spin, give the CPU away. */
+void ot__slot_lock_wait(struct ot_proc *p) {
+    for (unsigned spins = 0;; spins++) {
+        if (spins < 128)
+            __builtin_ia32_pause();
+        else
+            sched_yield();
+        if (!atomic_load_explicit(&p->lock, memory_order_relaxed) &&
+            !atomic_exchange_explicit(&p->lock, 1, memory_order_acquire))
+            return;
+    }
 }
 
 /* ---- small process calls --------------------------------------------------------- */
@@ -448,52 +492,69 @@ uint64_t ot__mbox_scans(void) {
     return p ? p->scans : 0;
 }
 
+/* Another process's record may change under us: its maps grow, its heap and
+ * messages come and go, and it may exit and free all of them. Everything is
+ * read under its slot lock, after checking that the slot is still pid's and
+ * not dead: the exit path sets PF_DEAD under that lock before it frees
+ * anything, and the owner writes its link and monitor maps under it
+ * (ot__pmap_put). Counts the owner keeps without the lock are stored with
+ * relaxed atomics and read so here; they are advisory snapshots, as in
+ * erlang:process_info/2. The name is copied under the names mutex. */
 static int process_info_impl(ot_pid pid, struct ot_process_info *out) {
     if (!out)
         return -EINVAL;
-    struct ot_proc *p = ot__ptab_live(pid);
+    struct ot_proc *p = ot__ptab_slot(pid);
     if (!p)
         return -ESRCH;
+    if (cur_proc() == p && ot__mq_maybe_nonempty(p))
+        ot__mq_drain(p); /* its own signals first (not under the lock: they take it) */
     memset(out, 0, sizeof *out);
-    /* other fields belong to the process: only the process itself, or any
-     * caller while it is parked, reads them consistently; counts are advisory
-     * snapshots as in erlang:process_info/2 */
-    bool self = cur_proc() == p;
+    slot_lock(p);
     uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
+    if (atomic_load_explicit(&p->pid, memory_order_relaxed) != pid.v ||
+        (atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_DEAD) || st == PS_FREE ||
+        st == PS_EXITING) {
+        slot_unlock(p);
+        return -ESRCH;
+    }
     out->status = st == PS_RUNNING    ? OT_STATUS_RUNNING
                   : st == PS_RUNNABLE ? OT_STATUS_RUNNABLE
-                  : st == PS_WAITING  ? OT_STATUS_WAITING
-                                      : OT_STATUS_EXITING;
-    out->handler = (p->flags & PF_HANDLER) != 0;
-    out->trap_exit = (p->flags & PF_TRAP) != 0;
+                                      : OT_STATUS_WAITING;
+    uint16_t flags = __atomic_load_n(&p->flags, __ATOMIC_RELAXED);
+    out->handler = (flags & PF_HANDLER) != 0;
+    out->trap_exit = (flags & PF_TRAP) != 0;
     struct ot_sched *s = atomic_load_explicit(&p->sched, memory_order_relaxed);
     out->scheduler = s ? s->id : -1;
-    if (self)
-        ot__mq_drain(p);
-    out->message_queue_len = p->q_len;
+    /* sent and not yet received: the private queue and what is still on
+     * the MPSC queue */
+    out->message_queue_len =
+        (size_t)__atomic_load_n(&p->q_len, __ATOMIC_RELAXED) +
+        (size_t)atomic_load_explicit(&p->mq_pending, memory_order_relaxed);
+    out->unfreed_messages = __atomic_load_n(&p->taken_n, __ATOMIC_RELAXED);
+    out->unfreed_bytes = (size_t)__atomic_load_n(&p->taken_bytes, __ATOMIC_RELAXED);
     out->reductions = atomic_load_explicit(&p->reductions, memory_order_relaxed);
     out->heap_bytes = ot__heap_bytes(&p->heap);
-    /* the stack pointer is the process's own: read only by itself or while parked */
-    if (self || st == PS_WAITING)
-        out->stack_bytes = p->stack ? p->stack->size : 0;
-    if (self || st == PS_WAITING) {
-        out->n_links = p->links.len;
-        uint32_t i = 0;
-        uint64_t k, v;
-        size_t n = 0;
-        while (n < OT_INFO_MAX_LIST && ot__map_next(&p->links, &i, &k, &v))
-            out->links[n++] = (ot_pid){k};
-        out->n_monitors = p->monitors.len;
-        out->n_monitored_by = p->monitored.len;
-    }
-    if (p->flags & PF_HANDLER)
-        ot__info_hook_run(p, pid, out);
-    if (p->name)
-        snprintf(out->name, sizeof out->name, "%s", p->name);
+    /* a stackful process has its stack from its first run on; a handler
+     * borrows one (of the default size) only while in its body */
+    if (__atomic_load_n(&p->stack, __ATOMIC_RELAXED))
+        out->stack_bytes = (flags & PF_HANDLER) ? ot__rt.stack_size : (size_t)p->stack_req << 10;
+    out->n_links = p->links.len;
+    uint32_t i = 0;
+    uint64_t k, v;
+    size_t n = 0;
+    while (n < OT_INFO_MAX_LIST && ot__map_next(&p->links, &i, &k, &v))
+        out->links[n++] = (ot_pid){k};
+    out->n_monitors = p->monitors.len;
+    out->n_monitored_by = p->monitored.len;
     if (p->behaviour)
         snprintf(out->behaviour, sizeof out->behaviour, "%s", p->behaviour);
-    out->entry = (p->flags & PF_HANDLER) ? (void *)(uintptr_t)p->hfn : (void *)(uintptr_t)p->fn;
+    out->entry = (flags & PF_HANDLER) ? (void *)(uintptr_t)p->hfn : (void *)(uintptr_t)p->fn;
+    /* its stack stays while we hold the lock: the exit path needs it first */
     ot__proc_where(p, out->current_function, sizeof out->current_function);
+    slot_unlock(p);
+    if (flags & PF_HANDLER)
+        ot__info_hook_run(p, pid, out); /* a behaviour's counters: takes the lock itself */
+    ot__names_copy(p, pid.v, out->name, sizeof out->name);
     return 0;
 }
 

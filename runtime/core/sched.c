@@ -412,7 +412,7 @@ static inline struct stack *handler_stack(struct ot_sched *s) {
 
 /* A fresh context running entry(p) on st. */
 static inline void fresh_context(struct ot_proc *p, struct stack *st, void (*entry)(void *)) {
-    p->stack = st;
+    __atomic_store_n(&p->stack, st, __ATOMIC_RELAXED); /* process_info reads it */
     tsan_fresh_fiber(st);
     p->sp = ot__ctx_make(st->hi, entry, p);
 }
@@ -552,7 +552,7 @@ static void park_from_sched(struct ot_sched *s, struct ot_proc *p) {
  * next message, or queues again when it stopped on its budget. */
 static void handler_done(struct ot_sched *s, struct ot_proc *p) {
     struct stack *st = p->stack;
-    p->stack = NULL;
+    __atomic_store_n(&p->stack, NULL, __ATOMIC_RELAXED); /* process_info reads it */
     SAN_FORGET_FRAMES(p->sp, st->hi);
     if (!s->hstack[0])
         s->hstack[0] = st;

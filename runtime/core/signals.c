@@ -17,11 +17,42 @@
  *   none after demonitor. */
 #include "runtime/core/core.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static inline ot_pid self_pid(struct ot_proc *p) {
     return (ot_pid){atomic_load_explicit(&p->pid, memory_order_relaxed)};
+}
+
+/* ---- a process's own link and monitor maps ------------------------------------
+ * Only the owner writes them, but ot_process_info reads them from any thread
+ * under the slot lock, so every write is made under that lock; a growth builds
+ * the new array outside it and swaps it in, so no allocation happens under a
+ * spinlock. After the exit path set PF_DEAD (under the same lock) readers stay
+ * away, and the exit path uses the maps without it. */
+int ot__pmap_put(struct ot_proc *p, struct ot__u64map *m, uint64_t k, uint64_t v) {
+    struct ot__u64map g;
+    int grew = ot__map_reserve(m, &g);
+    if (grew < 0)
+        return grew;
+    uint64_t *old = m->kv;
+    slot_lock(p);
+    *m = g;
+    int rc = ot__map_put(m, k, v); /* room was made: cannot fail */
+    slot_unlock(p);
+    if (grew)
+        free(old);
+    return rc;
+}
+
+bool ot__pmap_del(struct ot_proc *p, struct ot__u64map *m, uint64_t k, uint64_t *v) {
+    if (!ot__map_get(m, k, NULL)) /* a read: the owner needs no lock for it */
+        return false;
+    slot_lock(p);
+    bool found = ot__map_del(m, k, v);
+    slot_unlock(p);
+    return found;
 }
 
 static void die(struct ot_proc *p, ot_reason r) {
@@ -46,17 +77,36 @@ static bool as_exit_message(struct env *e) {
  * monitor, so a late or second reply, and a DOWN of the server, never land. */
 static bool alias_reply(struct ot_proc *p, struct env *e) {
     uint64_t target;
-    if (!ot__map_del(&p->monitors, e->msg.ref.v, &target)) {
+    if (!ot__pmap_del(p, &p->monitors, e->msg.ref.v, &target)) {
         ot__env_free(e);
         return false;
     }
     ot_pid me = self_pid(p);
     if (target == me.v)
-        ot__map_del(&p->monitored, e->msg.ref.v, NULL);
+        ot__pmap_del(p, &p->monitored, e->msg.ref.v, NULL);
     else if (target && !(e->pad[0] & ENV_REPLY_DEMONITORED))
         ot__send_signal((ot_pid){target}, ENV_SIG_DEMONITOR, me, e->msg.ref, NULL, 0);
     e->kind = ENV_MSG;
     return true;
+}
+
+static void send_down(ot_pid to, ot_ref ref, ot_pid dead, ot_reason r);
+static void send_link_exit(ot_pid to, ot_pid dead, ot_reason r);
+
+/* The reason a link or monitor request is answered with when the target could
+ * not record it (its map could not grow): the requester gets its EXIT or DOWN
+ * now, as if the target had ended, since it would never get one later. */
+static ot_reason enomem_reason(void) {
+    ot_reason r = OT_REASON(OT_ERROR);
+    snprintf(r.text, sizeof r.text, "enomem");
+    return r;
+}
+
+static void unrecorded(struct ot_proc *p, struct env *e) {
+    if (e->kind == ENV_SIG_LINK)
+        send_link_exit(e->msg.from, self_pid(p), enomem_reason());
+    else
+        send_down(e->msg.from, e->msg.ref, self_pid(p), enomem_reason());
 }
 
 bool ot__handle_signal(struct ot_proc *p, struct env *e) {
@@ -64,7 +114,13 @@ bool ot__handle_signal(struct ot_proc *p, struct env *e) {
     if (e->kind == ENV_REPLY)
         return alias_reply(p, e);
     if (e->kind == ENV_CALL && !(p->flags & PF_FOREIGN)) {
-        ot__map_put(&p->monitored, e->msg.ref.v, from.v);
+        if (ot__pmap_put(p, &p->monitored, e->msg.ref.v, from.v) < 0) {
+            /* the caller's monitor cannot be held: it gets its DOWN now and
+             * the call is dropped, as if the server had gone */
+            unrecorded(p, e);
+            ot__env_free(e);
+            return false;
+        }
         e->kind = ENV_MSG;
         return true;
     }
@@ -92,7 +148,7 @@ bool ot__handle_signal(struct ot_proc *p, struct env *e) {
     }
     case ENV_SIG_LINK_EXIT: {
         ot_exit_msg *x = env_data(e);
-        if (!ot__map_del(&p->links, from.v, NULL))
+        if (!ot__pmap_del(p, &p->links, from.v, NULL))
             break; /* unlinked meanwhile */
         if (p->flags & PF_TRAP)
             return as_exit_message(e);
@@ -101,19 +157,21 @@ bool ot__handle_signal(struct ot_proc *p, struct env *e) {
         break;
     }
     case ENV_SIG_LINK:
-        ot__map_put(&p->links, from.v, 1);
+        if (ot__pmap_put(p, &p->links, from.v, 1) < 0)
+            unrecorded(p, e); /* the requester learns at once: never a silent drop */
         break;
     case ENV_SIG_UNLINK:
-        ot__map_del(&p->links, from.v, NULL);
+        ot__pmap_del(p, &p->links, from.v, NULL);
         break;
     case ENV_SIG_MONITOR:
-        ot__map_put(&p->monitored, e->msg.ref.v, from.v);
+        if (ot__pmap_put(p, &p->monitored, e->msg.ref.v, from.v) < 0)
+            unrecorded(p, e);
         break;
     case ENV_SIG_DEMONITOR:
-        ot__map_del(&p->monitored, e->msg.ref.v, NULL);
+        ot__pmap_del(p, &p->monitored, e->msg.ref.v, NULL);
         break;
     case ENV_SIG_DOWN:
-        if (!ot__map_del(&p->monitors, e->msg.ref.v, NULL))
+        if (!ot__pmap_del(p, &p->monitors, e->msg.ref.v, NULL))
             break; /* demonitored: no DOWN after demonitor returned */
         e->kind = ENV_MSG;
         e->msg.tag = OT_TAG_DOWN;
@@ -247,13 +305,13 @@ int ot_link(ot_pid to) {
     ot_pid self = self_pid(me);
     if (to.v == self.v || ot__map_get(&me->links, to.v, NULL))
         return 0;
-    if (ot__map_put(&me->links, to.v, 1) < 0)
+    if (ot__pmap_put(me, &me->links, to.v, 1) < 0)
         return -ENOMEM;
     if (ot__send_signal(to, ENV_SIG_LINK, self, OT_NOREF, NULL, 0))
         return 0;
     /* link/1 to a process that does not exist: a trapping caller gets
      * {'EXIT', Pid, noproc}; otherwise link/1 fails with noproc */
-    ot__map_del(&me->links, to.v, NULL);
+    ot__pmap_del(me, &me->links, to.v, NULL);
     if (me->flags & PF_TRAP) {
         ot_exit_msg x = {.pid = to, .reason = OT_REASON(OT_NOPROC)};
         struct env *e = sig_env(self, ENV_MSG, to, OT_NOREF, &x, sizeof x);
@@ -272,7 +330,7 @@ int ot_unlink(ot_pid to) {
         return -EPERM;
     if (to.v == 0)
         return -ESRCH;
-    if (ot__map_del(&me->links, to.v, NULL))
+    if (ot__pmap_del(me, &me->links, to.v, NULL))
         ot__send_signal(to, ENV_SIG_UNLINK, self_pid(me), OT_NOREF, NULL, 0);
     return 0;
 }
@@ -287,11 +345,18 @@ ot_ref ot_monitor(ot_pid to) {
     ot_pid self = self_pid(me);
     if (to.v == self.v) {
         /* monitoring oneself is allowed and never fires while alive */
-        ot__map_put(&me->monitors, r.v, to.v);
-        ot__map_put(&me->monitored, r.v, self.v);
+        if (ot__pmap_put(me, &me->monitors, r.v, to.v) < 0) {
+            errno = ENOMEM;
+            return OT_NOREF;
+        }
+        if (ot__pmap_put(me, &me->monitored, r.v, self.v) < 0) {
+            ot__pmap_del(me, &me->monitors, r.v, NULL);
+            errno = ENOMEM;
+            return OT_NOREF;
+        }
         return r;
     }
-    if (ot__map_put(&me->monitors, r.v, to.v) < 0) {
+    if (ot__pmap_put(me, &me->monitors, r.v, to.v) < 0) {
         errno = ENOMEM;
         return OT_NOREF;
     }
@@ -313,9 +378,9 @@ int ot_demonitor(ot_ref r, unsigned flags) {
     if (flags & ~OT_DEMONITOR_FLUSH)
         return -EINVAL;
     uint64_t target;
-    if (ot__map_del(&me->monitors, r.v, &target)) {
+    if (ot__pmap_del(me, &me->monitors, r.v, &target)) {
         if (target == atomic_load_explicit(&me->pid, memory_order_relaxed))
-            ot__map_del(&me->monitored, r.v, NULL);
+            ot__pmap_del(me, &me->monitored, r.v, NULL);
         else
             ot__send_signal((ot_pid){target}, ENV_SIG_DEMONITOR, self_pid(me), r, NULL, 0);
     }
@@ -332,9 +397,8 @@ bool ot_trap_exit(bool on) {
     if (!me)
         return false;
     bool old = (me->flags & PF_TRAP) != 0;
-    if (on)
-        me->flags |= PF_TRAP;
-    else
-        me->flags &= ~(uint32_t)PF_TRAP;
+    /* a relaxed atomic store: ot_process_info reads the flags from other threads */
+    uint16_t f = on ? (uint16_t)(me->flags | PF_TRAP) : (uint16_t)(me->flags & ~PF_TRAP);
+    __atomic_store_n(&me->flags, f, __ATOMIC_RELAXED);
     return old;
 }
