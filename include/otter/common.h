@@ -51,6 +51,7 @@ enum ot_reason_kind {
     OT_ERROR,          /* a user error; text says what */
     OT_FAULT,          /* a hardware fault in the process; detail is the signal */
     OT_STACK_OVERFLOW, /* the process ran into its stack's guard */
+    OT_HEAP_LIMIT,     /* its heap passed ot_spawn_opts.max_heap_bytes (BEAM's max_heap_size) */
 };
 
 typedef struct ot_reason {

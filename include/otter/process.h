@@ -55,6 +55,10 @@ typedef struct ot_spawn_opts {
     bool bind;             /* never migrate off `scheduler` */
     bool trap_exit;        /* start trapping exits */
     const char *behaviour; /* a name for process_info and crash reports */
+    /* BEAM's max_heap_size, in bytes (0: no limit): a process whose heap
+     * (heap_bytes of process_info) plus the messages it received and has not
+     * freed (unfreed_bytes) pass it is killed with reason OT_HEAP_LIMIT */
+    size_t max_heap_bytes;
 } ot_spawn_opts;
 
 /* Handler processes: fn is called once per message. Return 0 to wait for

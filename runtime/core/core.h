@@ -125,6 +125,7 @@ enum proc_flags {
     PF_ETS_OWNER = 1u << 3,
     PF_DEAD = 1u << 4,    /* set under the slot lock by the exit path */
     PF_FOREIGN = 1u << 6, /* the mailbox of a foreign thread: woken by futex */
+    PF_HEAP_LIMIT = 1u << 9, /* has a max_heap_bytes (its value: ot__ptab_heap_limit) */
     PF_NAMED = 1u << 8,   /* aflags: has a registered name (set by register) */
     PF_CALLS = 1u << 9,   /* aflags: speaks the gen_server call protocol */
     PF_IOWAIT = 1u << 7,  /* aflags: an op is in flight on its scheduler's ring, so
@@ -230,6 +231,8 @@ OT_HIDDEN size_t ot__ptab_cap(void);
 OT_HIDDEN struct ot_proc *ot__ptab_at(size_t i);
 OT_HIDDEN size_t ot__ptab_hwm(void);
 OT_HIDDEN size_t ot__ptab_live_count(void);
+/* The slot's heap limit (bytes), beside the table: read only under PF_HEAP_LIMIT */
+OT_HIDDEN size_t *ot__ptab_heap_limit(struct ot_proc *p);
 
 /* ---- timers ---------------------------------------------------------------- */
 
@@ -479,6 +482,10 @@ OT_HIDDEN _Noreturn void ot__exit_current(ot_reason r, bool by_signal);
 OT_HIDDEN void ot__run_handler_body(void *arg);
 OT_HIDDEN void ot__stackful_entry(void *arg);
 OT_HIDDEN void ot__spend(struct ot_proc *p, int n);
+/* p (the caller) has PF_HEAP_LIMIT: ends it with OT_HEAP_LIMIT if its heap and
+ * unfreed messages pass the limit (at once outside critical sections, else
+ * at its next check for signals) */
+OT_HIDDEN void ot__heap_limit_check(struct ot_proc *p);
 
 /* timer.c */
 OT_HIDDEN void ot__wheel_init(struct ot_wheel *w, uint64_t now_tick);

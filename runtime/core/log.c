@@ -61,11 +61,13 @@ bool ot_reason_is_normal(ot_reason r) {
 }
 
 int ot_reason_format(ot_reason r, char *buf, size_t len) {
-    static const char *const names[] = {"normal",  "shutdown", "kill",  "killed",        "noproc",
-                                        "timeout", "error",    "fault", "stack_overflow"};
+    static const char *const names[] = {"normal",  "shutdown", "kill",
+                                        "killed",  "noproc",   "timeout",
+                                        "error",   "fault",    "stack_overflow",
+                                        "heap_limit"};
     if (!buf || !len)
         return -EINVAL;
-    if (r.kind < 0 || r.kind > OT_STACK_OVERFLOW)
+    if (r.kind < 0 || r.kind > OT_HEAP_LIMIT)
         return snprintf(buf, len, "{unknown,%d}", r.kind) < 0 ? -EINVAL : 0;
     const char *n = names[r.kind];
     int w;

@@ -177,6 +177,8 @@ static ot_msg *receive(struct ot_proc *p, bool (*umatch)(const ot_msg *, void *)
                 if (armed)
                     ot__timer_cancel_wake(p);
                 ot__taken_add(p, e);
+                if (unlikely(p->flags & PF_HEAP_LIMIT))
+                    ot__heap_limit_check(p); /* received and unfreed counts too */
                 return &e->msg;
             }
             cursor = e;

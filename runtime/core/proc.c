@@ -152,6 +152,10 @@ static ot_pid spawn_impl(void (*fn)(void *), ot_handler_fn hfn, void *arg,
         p->flags |= PF_TRAP;
     if (o && o->behaviour)
         p->behaviour = o->behaviour;
+    if (o && o->max_heap_bytes) {
+        p->flags |= PF_HEAP_LIMIT;
+        *ot__ptab_heap_limit(p) = o->max_heap_bytes;
+    }
     uint32_t idx = (uint32_t)(p - ot__ptab_at(0));
     ot_pid pid = {(uint64_t)atomic_load_explicit(&p->gen, memory_order_relaxed) << 32 | idx};
     if ((o && (o->link || o->monitor)) && spawn_link_monitor(me, p, pid, o) < 0) {
@@ -258,6 +262,8 @@ void ot__run_handler_body(void *arg) {
         /* on the taken list while the callback runs, so an exit inside it
          * frees the message */
         ot__taken_add(p, e);
+        if (unlikely(p->flags & PF_HEAP_LIMIT))
+            ot__heap_limit_check(p);
         atomic_store_explicit(&p->reductions,
                               atomic_load_explicit(&p->reductions, memory_order_relaxed) + 1,
                               memory_order_relaxed);
@@ -370,6 +376,24 @@ void ot__proc_finish_exit(struct ot_sched *s, struct ot_proc *p) {
      * it starts (ot__wheel_reap_dead) */
     atomic_store_explicit(&s->exits, atomic_load_explicit(&s->exits, memory_order_relaxed) + 1,
                           memory_order_relaxed);
+}
+
+void ot__heap_limit_check(struct ot_proc *p) {
+    size_t held = ot__heap_bytes(&p->heap) + (size_t)p->taken_bytes;
+    if (likely(held <= *ot__ptab_heap_limit(p)) || p->dying)
+        return;
+    /* BEAM kills at once, with an error report (its error_logger default):
+     * so do we, unless the runtime itself is the caller inside a critical
+     * section (an ETS copy-out into the caller's heap), where ending the
+     * process would leave what the section holds; then at the next point
+     * where it looks at its signals */
+    ot_reason r = OT_REASON(OT_HEAP_LIMIT);
+    struct ot_sched *s = ot__sched_get();
+    if (!s || s->crit == 0)
+        ot__exit_current(r, false);
+    p->dying = true;
+    p->reason = r;
+    p->exit_by_signal = 0;
 }
 
 /* The slot lock's slow path. Its holders keep it for a few instructions, but

@@ -25,6 +25,11 @@ static struct ot__ahead ahead; /* the table, populated ahead of the bump index *
  * across runs: the process outlives the table. Written at stop, under
  * ot_start/ot_stop's lock, read while running. */
 static uint32_t gen_base = 1;
+/* Per-slot heap limits beside the table, also reserved with MAP_NORESERVE:
+ * a page is touched only when a process of one of its 512 slots has a
+ * limit, so the records keep their six lines and the others pay nothing. */
+static size_t *limits;
+static size_t limits_bytes;
 
 int ot__ptab_init(size_t n) {
     if (n == 0 || n > (1u << 31))
@@ -34,6 +39,14 @@ int ot__ptab_init(size_t n) {
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return -ENOMEM;
+    limits_bytes = n * sizeof(size_t);
+    void *l = mmap(NULL, limits_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (l == MAP_FAILED) {
+        munmap(m, map_bytes);
+        return -ENOMEM;
+    }
+    limits = l;
     table = m;
     cap = n;
     ot__ahead_init(&ahead, m, map_bytes, 0);
@@ -56,6 +69,9 @@ void ot__ptab_fini(void) {
     ot__ahead_fini(&ahead);
     if (table)
         munmap(table, map_bytes);
+    if (limits)
+        munmap(limits, limits_bytes);
+    limits = NULL;
     table = NULL;
     cap = 0;
 }
@@ -176,6 +192,10 @@ bool ot__pid_never_issued(ot_pid pid) {
     if (idx >= atomic_load_explicit(&bump, memory_order_relaxed))
         return true;
     return g > atomic_load_explicit(&table[idx].gen, memory_order_relaxed);
+}
+
+size_t *ot__ptab_heap_limit(struct ot_proc *p) {
+    return &limits[p - table];
 }
 
 size_t ot__ptab_cap(void) {

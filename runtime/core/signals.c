@@ -265,7 +265,7 @@ static int exit_impl(ot_pid to, ot_reason why) {
         return -ENOTCONN;
     if (to.v == 0 || ot__pid_never_issued(to))
         return -ESRCH;
-    if (why.kind < OT_NORMAL || why.kind > OT_STACK_OVERFLOW)
+    if (why.kind < OT_NORMAL || why.kind > OT_HEAP_LIMIT)
         return -EINVAL;
     struct ot_proc *me = cur_proc();
     ot_pid from = me ? self_pid(me) : OT_NOPID;
