@@ -3,9 +3,12 @@
  * receive, so a process can answer msg->from. The thread blocks on a futex on
  * the slot's state word (no spinning); a sender's wake CASes WAITING to
  * RUNNABLE as for any process and then, seeing PF_FOREIGN, wakes the futex.
- * Signals to a foreign mailbox are dropped: links and monitors need a
- * process. The slot is released at thread exit or ot_stop, whichever is
- * first; the epoch tells a thread that its slot belongs to an earlier run.
+ * A foreign pid can be linked to and monitored: the slot records links and
+ * monitors as a process does (signals.c); it "exits", with reason normal,
+ * when its thread ends (the key destructor) or at ot_stop, whichever is
+ * first, and its links and monitors fire then, also those whose requests the
+ * thread never drained. Exit signals to it are dropped (a thread is not
+ * killed). The epoch tells a thread that its slot belongs to an earlier run.
  *
  * The gate: every public call made on a thread that is not a scheduler
  * passes ot__gate_enter/leave, a count of such calls in progress. ot_stop
@@ -79,13 +82,24 @@ void ot__gate_close(void) {
     }
 }
 
-static void release_slot(struct ot_proc *p) {
+/* notify: the thread ended while the runtime runs, so its links and monitors
+ * fire; at ot_stop's teardown every process is gone and so are the
+ * schedulers a delivery would wake, so they are only freed. */
+static void release_slot(struct ot_proc *p, bool notify) {
     slot_lock(p);
     atomic_fetch_or_explicit(&p->aflags, PF_DEAD, memory_order_acq_rel);
     atomic_store_explicit(&p->state, PS_EXITING, memory_order_release);
     slot_unlock(p);
-    ot__mq_drain(p);
+    if (notify) {
+        ot__mq_drain_all(p); /* link and monitor requests it never drained */
+        p->reason = OT_REASON(OT_NORMAL);
+        ot__exit_links_monitors(p);
+    } else {
+        ot__mq_drain(p);
+    }
     ot__mq_free_all(p);
+    ot__map_free(&p->links);
+    ot__map_free(&p->monitored);
     ot__map_free(&p->monitors); /* call aliases (alias.c) */
     atomic_store_explicit(&p->pid, 0, memory_order_release);
     atomic_store_explicit(&p->state, PS_FREE, memory_order_release);
@@ -98,7 +112,7 @@ static void on_thread_exit(void *v) {
     /* through the gate: ot_stop's own release of every slot cannot race */
     if (p && ot__gate_enter()) {
         if (tls_epoch == ot__rt.epoch && tls_fp == p)
-            release_slot(p);
+            release_slot(p, true);
         ot__gate_leave();
     }
     tls_fp = NULL;
@@ -125,6 +139,8 @@ static struct ot_proc *foreign_slot(void) {
     p->mark_env = NULL;
     p->name = NULL;
     memset(&p->monitors, 0, sizeof p->monitors);
+    memset(&p->links, 0, sizeof p->links);
+    memset(&p->monitored, 0, sizeof p->monitored);
     atomic_store_explicit(&p->sched, NULL, memory_order_relaxed);
     uint32_t idx = (uint32_t)(p - ot__ptab_at(0));
     uint64_t pid = (uint64_t)atomic_load_explicit(&p->gen, memory_order_relaxed) << 32 | idx;
@@ -213,7 +229,7 @@ void ot__foreign_fini_all(void) {
     for (size_t i = 0; i < hwm; i++) {
         struct ot_proc *p = ot__ptab_at(i);
         if (atomic_load_explicit(&p->pid, memory_order_relaxed) && (p->flags & PF_FOREIGN))
-            release_slot(p);
+            release_slot(p, false);
     }
     tls_fp = NULL;
 }

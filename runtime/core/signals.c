@@ -125,9 +125,23 @@ bool ot__handle_signal(struct ot_proc *p, struct env *e) {
         return true;
     }
     if (unlikely(p->flags & PF_FOREIGN)) {
-        /* a foreign thread's mailbox: no links, monitors or exits apply */
-        ot__env_free(e);
-        return false;
+        /* a foreign thread's mailbox: it is linked to and monitored like a
+         * process, and its links and monitors fire when the thread ends
+         * (foreign.c), but no exit signal ends a thread: a linked process's
+         * death only removes the link, and exit/2 is dropped */
+        switch (e->kind) {
+        case ENV_SIG_LINK:
+        case ENV_SIG_MONITOR:
+        case ENV_SIG_UNLINK:
+        case ENV_SIG_DEMONITOR:
+            break; /* recorded as for a process, below */
+        case ENV_SIG_LINK_EXIT:
+            ot__pmap_del(p, &p->links, from.v, NULL);
+            /* fall through */
+        default:
+            ot__env_free(e);
+            return false;
+        }
     }
     switch (e->kind) {
     case ENV_SIG_EXIT: {
@@ -252,6 +266,8 @@ void ot__exit_links_monitors(struct ot_proc *p) {
         ot__send_down((ot_pid){v}, (ot_ref){k}, me, p->reason);
     i = 0;
     while (ot__map_next(&p->monitors, &i, &k, &v)) {
+        if (!v)
+            continue; /* a foreign thread's call alias (alias.c): no target */
         struct env *e = sig_env((ot_pid){v}, ENV_SIG_DEMONITOR, me, (ot_ref){k}, NULL, 0);
         if (e)
             ot__deliver((ot_pid){v}, e);
