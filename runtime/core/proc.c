@@ -535,7 +535,9 @@ static int process_info_impl(ot_pid pid, struct ot_process_info *out) {
     memset(out, 0, sizeof *out);
     slot_lock(p);
     uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
-    if (atomic_load_explicit(&p->pid, memory_order_relaxed) != pid.v ||
+    /* acquire pairs with spawn's release store of pid: what spawn wrote
+     * before it (behaviour, the stack request, the reset maps) is visible */
+    if (atomic_load_explicit(&p->pid, memory_order_acquire) != pid.v ||
         (atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_DEAD) || st == PS_FREE ||
         st == PS_EXITING) {
         slot_unlock(p);
