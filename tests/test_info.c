@@ -402,7 +402,7 @@ static void *info_thread(void *arg) {
 static void info_process(void *arg) {
     unsigned seed = (unsigned)(uintptr_t)arg;
     while (!atomic_load(&churn_stop)) {
-        for (int i = 0; i < 64; i++) {
+        for (int i = 0; i < 4; i++) { /* each call unwinds the target's stack */
             seed = seed * 1103515245u + 12345u;
             uint64_t v = atomic_load(&churn_pids[(seed >> 8) % CHURN_SLOTS]);
             if (v)
