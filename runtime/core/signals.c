@@ -90,7 +90,6 @@ static bool alias_reply(struct ot_proc *p, struct env *e) {
     return true;
 }
 
-static void send_down(ot_pid to, ot_ref ref, ot_pid dead, ot_reason r);
 static void send_link_exit(ot_pid to, ot_pid dead, ot_reason r);
 
 /* The reason a link or monitor request is answered with when the target could
@@ -106,7 +105,7 @@ static void unrecorded(struct ot_proc *p, struct env *e) {
     if (e->kind == ENV_SIG_LINK)
         send_link_exit(e->msg.from, self_pid(p), enomem_reason());
     else
-        send_down(e->msg.from, e->msg.ref, self_pid(p), enomem_reason());
+        ot__send_down(e->msg.from, e->msg.ref, self_pid(p), enomem_reason());
 }
 
 bool ot__handle_signal(struct ot_proc *p, struct env *e) {
