@@ -438,7 +438,7 @@ static int setup(struct sup *s, const struct sup_init *in) {
         ms = 5;
     }
     s->max_r = mr;
-    s->period_ms = ms * 1000;
+    s->period_ms = (int64_t)ms * 1000;
     s->restarts = ot_calloc((size_t)mr + 1, sizeof *s->restarts);
     if (!s->restarts)
         return -ENOMEM;

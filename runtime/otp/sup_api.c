@@ -5,6 +5,7 @@
  * request under a fresh monitor of the supervisor, answered under that ref,
  * so a dead supervisor is noticed instead of waited for, and a late answer
  * cannot exist (calls wait without a timeout, as OTP's supervisor calls). */
+#include "runtime/otp/deadline.h"
 #include "runtime/otp/rules.h"
 #include "runtime/otp/sup_int.h"
 
@@ -339,7 +340,7 @@ int ot_supervisor_stop(ot_pid sup, ot_reason why, int64_t timeout_ms) {
     ot_ref mon = ot_monitor(sup);
     struct sup_req r = {.op = OP_STOP, .why = why};
     ot_send_ref(sup, OT__TAG_SUP_REQ, mon, &r, sizeof r);
-    int64_t deadline = timeout_ms == OT_INFINITY ? INT64_MAX : ot_now_ms() + timeout_ms;
+    int64_t deadline = ot__deadline_ms(timeout_ms);
     for (;;) { /* its answer (children stopped), then its DOWN */
         int64_t now = ot_now_ms();
         ot_msg *m = ot_receive_ref(mon, deadline == INT64_MAX ? OT_INFINITY

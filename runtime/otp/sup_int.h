@@ -107,7 +107,8 @@ struct sup {
     size_t nfree;
     struct ot__idmap pids; /* DynamicSupervisor: a running child's pid -> its slot */
     int64_t *restarts; /* ring of restart times (ms), max_restarts + 1 */
-    int max_r, period_ms;
+    int max_r;
+    int64_t period_ms; /* max_seconds * 1000 needs 64 bits: max_seconds may be INT_MAX */
     size_t r_head, r_len;
 };
 

@@ -7,6 +7,7 @@
  * reply the owner demonitors with flush, so no DOWN of a finished task stays
  * behind; after a DOWN the task is done and its reason kept in the ot_task.
  * Invariant: only the owner touches an ot_task's state. */
+#include "runtime/otp/deadline.h"
 #include "runtime/otp/rules.h"
 #include "runtime/otp/task_int.h"
 
@@ -263,7 +264,7 @@ int ot_task_await_many(ot_task *tasks, size_t n, int64_t timeout_ms, ot_msg **re
         }
         results[i] = NULL;
     }
-    int64_t deadline = timeout_ms == OT_INFINITY ? 0 : ot_now_ms() + timeout_ms;
+    int64_t deadline = ot__deadline_ms(timeout_ms);
     struct many k = {tasks, n};
     size_t left = n;
     int rc = 0;

@@ -10,6 +10,7 @@
  * oldest has the nearest deadline. Replies and DOWNs are found by ref through
  * a small open-addressed table, so a receive costs O(1) per message whatever
  * the window. */
+#include "runtime/otp/deadline.h"
 #include "runtime/otp/idmap.h"
 #include "runtime/otp/task_int.h"
 
@@ -81,7 +82,7 @@ static int start_one(struct st *s, ot_task_fn fn, const ot_buf *item) {
     }
     int64_t tmo = s->o->timeout_ms;
     x->index = s->next_index++;
-    x->deadline = tmo == OT_INFINITY ? INT64_MAX : ot_now_ms() + tmo;
+    x->deadline = ot__deadline_ms(tmo);
     x->result = NULL;
     x->status = 0;
     x->busy = true;

@@ -1,0 +1,139 @@
+/* A review of the supervision and task layer against its own contract: huge
+ * timeouts and periods are bad input that must not wrap into "already past"
+ * (a signed overflow of now + timeout, or of max_seconds * 1000), so each test
+ * here gives the largest value the API accepts and checks that the call waits
+ * for its result (or counts the restart) as it would with a sane one. */
+#include <otter/testing.h>
+#include <otter/supervisor.h>
+#include <otter/task.h>
+
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "support/sup_events.h"
+
+#define WAIT_MS 20000
+
+static int slow_ok(void *arg, ot_buf *out) {
+    ot_sleep(30);
+    static const char ok[] = "ok";
+    (void)arg;
+    *out = (ot_buf){ok, 2};
+    return 0;
+}
+
+/* max_seconds large enough that max_seconds * 1000 leaves int: the second
+ * crash with max_restarts 1 must still take the supervisor down. */
+OT_TEST(sup_review, a_huge_max_seconds_still_counts_restarts, .timeout = 60) {
+    ot_trap_exit(true);
+    static struct wcfg a = {.id = "a"};
+    ot_child_spec cs[1] = {worker_spec(&a, OT_PERMANENT)};
+    ot_sup_flags f = {.strategy = OT_ONE_FOR_ONE, .max_restarts = 1, .max_seconds = INT_MAX};
+    ot_pid sup;
+    ot_assert_eq(ot_supervisor_start_link(&f, cs, 1, NULL, &sup), 0);
+    for (int crash = 0; crash < 2; crash++) {
+        ot_child_info in[1];
+        size_t n = 0;
+        ot_pid c = OT_NOPID;
+        for (int i = 0; i < WAIT_MS / 5 && !c.v; i++) {
+            ot_assert_eq(ot_supervisor_which_children(sup, in, 1, &n), 0);
+            c = in[0].pid;
+            if (!c.v)
+                ot_sleep(5);
+        }
+        ot_assert(c.v != 0);
+        ot_ref mon = ot_monitor(c);
+        ot_send(c, TAG_CRASH, NULL, 0);
+        ot_msg *d = ot_receive_ref(mon, WAIT_MS);
+        ot_assert(d != NULL);
+        ot_msg_free(d);
+        if (crash == 0) { /* wait for the restart before the second crash */
+            for (int i = 0; i < WAIT_MS / 5; i++) {
+                ot_assert_eq(ot_supervisor_which_children(sup, in, 1, &n), 0);
+                if (in[0].pid.v && in[0].pid.v != c.v)
+                    break;
+                ot_sleep(5);
+            }
+        }
+    }
+    ot_msg *m = ot_receive_tag(OT_TAG_EXIT, 5000);
+    ot_assert(m != NULL, "the supervisor outlived max_restarts 1");
+    ot_exit_msg *x = ot_msg_data(m);
+    ot_assert_eq(x->pid.v, sup.v);
+    ot_assert_eq(x->reason.kind, OT_SHUTDOWN);
+    ot_msg_free(m);
+}
+
+OT_TEST(sup_review, await_many_with_a_huge_timeout_waits, .timeout = 60) {
+    ot_task t[2];
+    ot_msg *r[2];
+    size_t failed = 99;
+    ot_assert_eq(ot_task_async(slow_ok, NULL, &t[0]), 0);
+    ot_assert_eq(ot_task_async(slow_ok, NULL, &t[1]), 0);
+    ot_assert_eq(ot_task_await_many(t, 2, INT64_MAX, r, &failed), 0);
+    for (int i = 0; i < 2; i++) {
+        ot_assert_eq(r[i]->size, 2u);
+        ot_assert(memcmp(ot_msg_data(r[i]), "ok", 2) == 0);
+        ot_msg_free(r[i]);
+    }
+}
+
+struct count_in {
+    int left;
+};
+
+static int next_item(void *state, ot_buf *item) {
+    struct count_in *c = state;
+    if (c->left == 0)
+        return 0;
+    c->left--;
+    *item = (ot_buf){"x", 1};
+    return 1;
+}
+
+static int tally(const ot_stream_item *r, void *arg) {
+    int *ok = arg;
+    if (r->status == 0 && r->len == 2 && memcmp(r->data, "ok", 2) == 0)
+        (*ok)++;
+    return 0;
+}
+
+OT_TEST(sup_review, async_stream_kill_task_with_a_huge_timeout_kills_nothing, .timeout = 60) {
+    struct count_in in = {4};
+    ot_stream s = {next_item, &in};
+    ot_stream_opts o = {.max_concurrency = 2,
+                        .timeout_ms = INT64_MAX,
+                        .on_timeout = OT_ON_TIMEOUT_KILL_TASK};
+    int ok = 0;
+    ot_assert_eq(ot_task_async_stream(&s, slow_ok, &o, tally, &ok), 0);
+    ot_assert_eq(ok, 4);
+}
+
+static int stubborn_start(void *arg, ot_pid *out);
+
+static void stubborn_main(void *arg) {
+    (void)arg;
+    ot_trap_exit(true);
+    ot_msg *m = ot_receive_tag(OT_TAG_EXIT, OT_INFINITY); /* its supervisor's shutdown */
+    ot_msg_free(m);
+    ot_sleep(50); /* a slow but finite clean-up */
+    ot_exit_self(OT_REASON(OT_SHUTDOWN));
+}
+
+static int stubborn_start(void *arg, ot_pid *out) {
+    (void)arg;
+    ot_spawn_opts so = {.link = true};
+    *out = ot_spawn_opt(stubborn_main, NULL, &so);
+    return out->v ? 0 : -EAGAIN;
+}
+
+OT_TEST(sup_review, supervisor_stop_with_a_huge_timeout_waits, .timeout = 60) {
+    ot_child_spec cs[1] = {{.id = "slow", .start = stubborn_start, .shutdown = OT_INFINITY}};
+    ot_sup_flags f = {.strategy = OT_ONE_FOR_ONE};
+    ot_pid sup;
+    ot_trap_exit(true);
+    ot_assert_eq(ot_supervisor_start_link(&f, cs, 1, NULL, &sup), 0);
+    ot_assert_eq(ot_supervisor_stop(sup, OT_REASON(OT_SHUTDOWN), INT64_MAX), 0);
+    ot_assert(!ot_is_alive(sup));
+}
