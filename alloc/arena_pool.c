@@ -5,12 +5,12 @@
  * corrupting the stack (ABA). next[] is only written by the thread that owns
  * the slot (it popped it, or it is pushing it), and only read after an acquire
  * load of the head. Lease and return happen once per allocating process, next
- * to a 2.4 us arena reset, so a CAS loop here is cheap enough; jemalloc's
+ * to an arena reset that costs far more, so a CAS loop here is cheap enough; jemalloc's
  * control calls go through mibs translated once at init.
  *
  * Warm pages: after a reset jemalloc keeps the arena's pages dirty, and the
- * next lessee reuses them without a page fault (a fresh page costs 1.3-1.8 us
- * here). Since each lessee reuses the same extents first, an arena's dirty
+ * next lessee reuses them without a page fault (a fresh page is slow to fault
+ * in here). Since each lessee reuses the same extents first, an arena's dirty
  * bytes are about the largest heap it held since its last purge; warm[slot]
  * keeps that estimate (owned like next[slot]) and warm_total their sum. A
  * return that would take the sum over OT__ARENA_POOL_WARM_BUDGET purges that

@@ -1,4 +1,5 @@
-/* Timers on the per-scheduler timing wheel (1 ms resolution). */
+/* Timers on the per-scheduler timing wheel: deadlines are rounded up to its
+ * 0.25 ms tick, so a timer never fires early. */
 #ifndef OTTER_TIMER_H
 #define OTTER_TIMER_H
 
