@@ -137,3 +137,23 @@ OT_TEST(sup_review, supervisor_stop_with_a_huge_timeout_waits, .timeout = 60) {
     ot_assert_eq(ot_supervisor_stop(sup, OT_REASON(OT_SHUTDOWN), INT64_MAX), 0);
     ot_assert(!ot_is_alive(sup));
 }
+
+static int stop_self(void *arg, ot_pid *out) {
+    (void)out;
+    *(int *)arg = ot_supervisor_stop(ot_self(), OT_REASON(OT_NORMAL), 1000);
+    return OT_IGNORED;
+}
+
+OT_TEST(sup_review, bad_start_timeout_and_stopping_oneself, .timeout = 60) {
+    ot_sup_flags f = {0};
+    ot_pid sup;
+    ot_start_opts o = {.timeout_ms = -5};
+    ot_assert_eq(ot_supervisor_start_link(&f, NULL, 0, &o, &sup), -EINVAL);
+    o.timeout_ms = INT64_MIN;
+    ot_assert_eq(ot_dynsup_start_link(NULL, &o, &sup), -EINVAL);
+    static int rc = 1;
+    ot_child_spec c = {.id = "self_stopper", .start = stop_self, .arg = &rc};
+    ot_assert_eq(ot_supervisor_start_link(&f, &c, 1, NULL, &sup), 0);
+    ot_assert_eq(rc, -EDEADLK); /* the start ran inside the supervisor */
+    ot_assert(ot_is_alive(sup));
+}

@@ -68,7 +68,8 @@ typedef struct ot_sup_flags {
  * the start's errno)
  * (in *o->why if given), which, as in OTP 25, reaches a linked caller that
  * does not trap exits; -ETIMEDOUT when start took longer than o->timeout_ms;
- * -EINVAL for bad flags or specs (duplicate ids, NULL start, ...); -EPERM
+ * -EINVAL for bad flags or specs (duplicate ids, NULL start, ...) or a
+ * negative timeout other than OT_INFINITY (0 waits forever too); -EPERM
  * outside a process. o may be NULL; its name, timeout_ms and why are used. */
 OT_API int ot_supervisor_start_link(const ot_sup_flags *f, const ot_child_spec *c, size_t n,
                                     const ot_start_opts *o, ot_pid *out);
@@ -183,7 +184,8 @@ OT_API unsigned ot_otp_rules(unsigned on, int64_t slow_init_ms);
 
 /* Stops a supervisor (of either kind) as its parent would: its children are
  * stopped in reverse start order (a DynamicSupervisor's all at once), then it
- * exits with why. 0, -ESRCH, -ETIMEDOUT (still running after timeout_ms). */
+ * exits with why. 0, -ESRCH, -ETIMEDOUT (still running after timeout_ms),
+ * -EDEADLK from the supervisor itself (a child's start function runs there). */
 OT_API int ot_supervisor_stop(ot_pid sup, ot_reason why, int64_t timeout_ms);
 
 #ifdef __cplusplus

@@ -115,6 +115,8 @@ int ot__sup_start(bool dynamic, bool link, const ot_sup_flags *f, const ot_dynsu
                   const ot_child_spec *c, size_t n, const ot_start_opts *o, ot_pid *out) {
     if (!out || (n && !c) || n > UINT32_MAX)
         return -EINVAL;
+    if (o && o->timeout_ms < 0 && o->timeout_ms != OT_INFINITY)
+        return -EINVAL; /* 0 and OT_INFINITY wait for the start forever */
     *out = OT_NOPID;
     if (!ot_self().v)
         return -EPERM;
@@ -333,6 +335,8 @@ int ot_supervisor_stop(ot_pid sup, ot_reason why, int64_t timeout_ms) {
         return -EINVAL;
     if (!ot_self().v)
         return -EPERM;
+    if (sup.v == ot_self().v)
+        return -EDEADLK; /* a supervisor cannot wait for its own exit */
     bool dyn;
     int rc = is_supervisor(sup, &dyn);
     if (rc < 0)
