@@ -37,6 +37,10 @@ static int log_n;
 static void capture(int level, const char *line, void *arg) {
     (void)level;
     (void)arg;
+    /* the scheduler's long_schedule warnings come and go with the machine's
+     * speed (sanitizer builds, load): they are not what these tests count */
+    if (strstr(line, "long_schedule:"))
+        return;
     pthread_mutex_lock(&log_mu);
     if (log_n < MAX_LINES)
         snprintf(log_lines[log_n], sizeof log_lines[0], "%s", line);
