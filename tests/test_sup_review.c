@@ -157,3 +157,66 @@ OT_TEST(sup_review, bad_start_timeout_and_stopping_oneself, .timeout = 60) {
     ot_assert_eq(rc, -EDEADLK); /* the start ran inside the supervisor */
     ot_assert(ot_is_alive(sup));
 }
+
+static void idle(void *arg) {
+    (void)arg;
+    ot_receive_tag(OT_TAG_USER, OT_INFINITY);
+    ot_exit_self(ot_reason_error("told to crash"));
+}
+
+static int idle_start(void *arg, ot_pid *out) {
+    (void)arg;
+    ot_spawn_opts o = {.link = true};
+    *out = ot_spawn_opt(idle, NULL, &o);
+    return out->v ? 0 : -errno;
+}
+
+static ot_pid child_pid(ot_pid sup) {
+    ot_child_info in[1];
+    size_t n = 0;
+    for (int i = 0; i < 5000; i++) {
+        if (ot_supervisor_which_children(sup, in, 1, &n) == 0 && n == 1 && in[0].pid.v)
+            return in[0].pid;
+        ot_sleep(1);
+    }
+    return OT_NOPID;
+}
+
+/* The restart ring grows with the restarts in the period: a huge
+ * max_restarts costs nothing up front, and a count past the first 16 is
+ * still exact. */
+OT_TEST(sup_review, restart_ring_grows_and_counts_exactly, .timeout = 120) {
+    ot_otp_rules(0, 0);
+    ot_trap_exit(true);
+    ot_child_spec c = {.id = "idle", .start = idle_start};
+    ot_sup_flags huge = {.max_restarts = 2147483647, .max_seconds = 60};
+    ot_pid sup;
+    ot_assert_eq(ot_supervisor_start_link(&huge, &c, 1, NULL, &sup), 0);
+    for (int i = 0; i < 100; i++) {
+        ot_pid p = child_pid(sup);
+        ot_assert(p.v != 0);
+        ot_send(p, OT_TAG_USER, NULL, 0);
+        while (ot_is_alive(p))
+            ot_sleep(1);
+    }
+    ot_assert(ot_is_alive(sup));
+    ot_sup_flags twenty = {.max_restarts = 20, .max_seconds = 60};
+    ot_assert_eq(ot_supervisor_start_link(&twenty, &c, 1, NULL, &sup), 0);
+    for (int i = 0; i < 20; i++) {
+        ot_pid p = child_pid(sup);
+        ot_assert(p.v != 0);
+        ot_send(p, OT_TAG_USER, NULL, 0);
+        while (ot_is_alive(p))
+            ot_sleep(1);
+        ot_sleep(2);
+    }
+    ot_assert(ot_is_alive(sup));
+    ot_send(child_pid(sup), OT_TAG_USER, NULL, 0); /* the 21st within the period */
+    bool gone = false;
+    for (int i = 0; i < 5000 && !gone; i++) {
+        gone = !ot_is_alive(sup);
+        ot_sleep(1);
+    }
+    ot_assert(gone, "21 restarts in 60 s with max_restarts 20 did not stop it");
+    ot_otp_rules(OT_RULES_ALL, 0);
+}

@@ -439,7 +439,8 @@ static int setup(struct sup *s, const struct sup_init *in) {
     }
     s->max_r = mr;
     s->period_ms = (int64_t)ms * 1000;
-    s->restarts = ot_calloc((size_t)mr + 1, sizeof *s->restarts);
+    s->r_cap = (size_t)mr + 1 < 16 ? (size_t)mr + 1 : 16;
+    s->restarts = ot_calloc(s->r_cap, sizeof *s->restarts);
     if (!s->restarts)
         return -ENOMEM;
     return s->dynamic ? ot__idmap_init(&s->pids, 64) : 0;

@@ -2,8 +2,9 @@
  * in, the start (the child's own start function, which links it), the stop
  * (OTP's shutdown/2: monitor, unlink, consume an EXIT already queued, then
  * exit(shutdown) with the child's shutdown time before a kill, or a kill at
- * once), and the restart intensity (a ring of the last max_restarts + 1
- * restart times). Runs in the supervisor process only. */
+ * once), and the restart intensity (a ring of the restarts within the period,
+ * at most max_restarts + 1 of them; see grow_ring). Runs in the supervisor
+ * process only. */
 #include "runtime/otp/rules.h"
 #include "runtime/otp/sup_int.h"
 
@@ -215,19 +216,40 @@ void ot__sup_shutdown_many(struct sup *s, struct child **cs, size_t n) {
     ot_free(deadline);
 }
 
+/* A full ring (every entry still in the period) doubles, unwrapped into
+ * the new one, up to max_restarts + 1 entries: a huge max_restarts costs
+ * only the restarts that really happen within a period. */
+static bool grow_ring(struct sup *s) {
+    size_t cap = s->r_cap * 2, most = (size_t)s->max_r + 1;
+    if (cap > most)
+        cap = most;
+    int64_t *g = ot_calloc(cap, sizeof *g);
+    if (!g)
+        return false;
+    for (size_t i = 0; i < s->r_len; i++)
+        g[i] = s->restarts[(s->r_head + i) % s->r_cap];
+    ot_free(s->restarts);
+    s->restarts = g;
+    s->r_cap = cap;
+    s->r_head = 0;
+    return true;
+}
+
 bool ot__sup_add_restart(struct sup *s) {
     int64_t now = ot_now_ms();
-    size_t cap = (size_t)s->max_r + 1;
     /* drop the restarts that left the period */
     while (s->r_len && now - s->restarts[s->r_head] >= s->period_ms) {
-        s->r_head = (s->r_head + 1) % cap;
+        s->r_head = (s->r_head + 1) % s->r_cap;
         s->r_len--;
     }
-    if (s->r_len == cap) { /* cannot happen: the previous call would have refused */
-        s->r_head = (s->r_head + 1) % cap;
+    if (s->r_len == s->r_cap && (s->r_cap == (size_t)s->max_r + 1 || !grow_ring(s))) {
+        /* the oldest goes: at the full size the previous call refused
+         * already; without memory to grow, the count is kept exact only
+         * up to the ring */
+        s->r_head = (s->r_head + 1) % s->r_cap;
         s->r_len--;
     }
-    s->restarts[(s->r_head + s->r_len) % cap] = now;
+    s->restarts[(s->r_head + s->r_len) % s->r_cap] = now;
     s->r_len++;
     return s->r_len <= (size_t)s->max_r;
 }
