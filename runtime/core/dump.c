@@ -116,7 +116,9 @@ static bool program_frame(uintptr_t pc, const void *rt_obj) {
 }
 
 static void *entry_of(struct ot_proc *p) {
-    return (p->flags & PF_HANDLER) ? (void *)(uintptr_t)p->hfn : (void *)(uintptr_t)p->fn;
+    /* another process's flags: relaxed, as the owner's ot_trap_exit stores them */
+    uint16_t flags = __atomic_load_n(&p->flags, __ATOMIC_RELAXED);
+    return (flags & PF_HANDLER) ? (void *)(uintptr_t)p->hfn : (void *)(uintptr_t)p->fn;
 }
 
 void ot__proc_where(struct ot_proc *p, char *buf, size_t len) {
