@@ -139,23 +139,35 @@ static int check_owner(const ot_task *t, int64_t timeout_ms) {
 
 /* One message for t (its reply or its DOWN): 0 and *result, -ECONNRESET with
  * t->reason, or -ETIMEDOUT with the task untouched. */
+/* The reply under t's ref: t is done and *result holds it. */
+static int took_reply(ot_task *t, ot_msg *m, ot_msg **result) {
+    ot_demonitor(t->ref, OT_DEMONITOR_FLUSH);
+    done(t);
+    *result = m;
+    return 0;
+}
+
+/* t's DOWN without a reply: t is done with its reason. */
+static int took_down(ot_task *t, ot_msg *m) {
+    t->reason = ((const ot_down_msg *)ot_msg_data(m))->reason;
+    done(t);
+    ot_msg_free(m);
+    return -ECONNRESET;
+}
+
+static bool is_down(const ot_msg *m) {
+    return m->tag == OT_TAG_DOWN && m->size >= sizeof(ot_down_msg);
+}
+
 static int take(ot_task *t, int64_t timeout_ms, ot_msg **result) {
     for (;;) {
         ot_msg *m = ot_receive_ref(t->ref, timeout_ms);
         if (!m)
             return errno == ENOTCONN ? -ENOTCONN : -ETIMEDOUT;
-        if (m->tag == OT_TAG_REPLY) {
-            ot_demonitor(t->ref, OT_DEMONITOR_FLUSH);
-            done(t);
-            *result = m;
-            return 0;
-        }
-        if (m->tag == OT_TAG_DOWN && m->size >= sizeof(ot_down_msg)) {
-            t->reason = ((const ot_down_msg *)ot_msg_data(m))->reason;
-            done(t);
-            ot_msg_free(m);
-            return -ECONNRESET;
-        }
+        if (m->tag == OT_TAG_REPLY)
+            return took_reply(t, m, result);
+        if (is_down(m))
+            return took_down(t, m);
         ot_msg_free(m); /* someone else's message that reuses the ref: not ours */
     }
 }
@@ -224,13 +236,9 @@ int ot_task_shutdown(ot_task *t, int64_t timeout_ms, ot_msg **result) {
             wait = OT_INFINITY;
             continue;
         }
-        if (m->tag == OT_TAG_REPLY) {
-            ot_demonitor(t->ref, OT_DEMONITOR_FLUSH);
-            done(t);
-            *result = m;
-            return 0;
-        }
-        if (m->tag == OT_TAG_DOWN && m->size >= sizeof(ot_down_msg))
+        if (m->tag == OT_TAG_REPLY)
+            return took_reply(t, m, result);
+        if (is_down(m))
             return after_down(t, m);
         ot_msg_free(m);
     }
@@ -285,15 +293,10 @@ int ot_task_await_many(ot_task *tasks, size_t n, int64_t timeout_ms, ot_msg **re
         while (!ot_ref_eq(tasks[i].ref, m->ref) || tasks[i].state != T_RUNNING)
             i++;
         if (m->tag == OT_TAG_REPLY) {
-            ot_demonitor(tasks[i].ref, OT_DEMONITOR_FLUSH);
-            done(&tasks[i]);
-            results[i] = m;
+            took_reply(&tasks[i], m, &results[i]);
             left--;
         } else {
-            tasks[i].reason = ((const ot_down_msg *)ot_msg_data(m))->reason;
-            done(&tasks[i]);
-            ot_msg_free(m);
-            rc = -ECONNRESET;
+            rc = took_down(&tasks[i], m);
             bad = i;
         }
     }
