@@ -18,6 +18,8 @@
  * fault handlers there). */
 #include <otter/testing.h>
 
+#include "support/child.h"
+
 #include <printf.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,45 +39,7 @@ static volatile int sink;
 
 static void write_null(void) { *null_ptr = 42; }
 
-/* ---- running a program that should die in a child ------------------------------- */
-
-struct child_result {
-    int status;
-    char out[8192]; /* what it wrote to stderr and stdout */
-};
-
-/* Forks; the child runs body as the test process of a fresh runtime with its
- * stdout and stderr on a pipe, and exits 0 if the body returns. */
-static void run_child(void (*body)(void *), struct child_result *r) {
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    fflush(NULL);
-    pid_t c = fork();
-    cr_assert(c >= 0);
-    if (c == 0) {
-        alarm(60); /* a wedge fails the test (SIGALRM), never blocks it */
-        close(fds[0]);
-        dup2(fds[1], STDERR_FILENO);
-        dup2(fds[1], STDOUT_FILENO);
-        ot_config cfg = {.schedulers = 2};
-        int rc = ot__test_run(body, &cfg);
-        fflush(NULL);
-        _exit(rc == 0 ? 0 : 3);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    for (;;) {
-        ssize_t k = read(fds[0], r->out + n, sizeof r->out - 1 - n);
-        if (k <= 0)
-            break;
-        n += (size_t)k;
-        if (n == sizeof r->out - 1)
-            break;
-    }
-    r->out[n] = 0;
-    close(fds[0]);
-    cr_assert_eq(waitpid(c, &r->status, 0), c);
-}
+/* ---- running a program that should die in a child (support/child.c) -------------- */
 
 static void expect_abort_with(const struct child_result *r, const char *const *parts) {
     cr_assert(WIFSIGNALED(r->status) && WTERMSIG(r->status) == SIGABRT,
