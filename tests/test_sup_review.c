@@ -220,3 +220,29 @@ OT_TEST(sup_review, restart_ring_grows_and_counts_exactly, .timeout = 120) {
     ot_assert(gone, "21 restarts in 60 s with max_restarts 20 did not stop it");
     ot_otp_rules(OT_RULES_ALL, 0);
 }
+
+static int kill_my_supervisor(void *arg, ot_pid *out) {
+    (void)arg;
+    (void)out;
+    ot_exit(ot_self(), OT_REASON(OT_KILL)); /* the start runs in the supervisor */
+    return -EIO;
+}
+
+/* A supervisor that dies during a call: the caller gets -ECONNRESET, a
+ * later call -ESRCH, and a stale pid never reaches anything. */
+OT_TEST(sup_review, a_supervisor_dying_during_a_call, .timeout = 60) {
+    ot_trap_exit(true);
+    ot_sup_flags f = {0};
+    ot_pid sup, p;
+    ot_assert_eq(ot_supervisor_start_link(&f, NULL, 0, NULL, &sup), 0);
+    ot_child_spec c = {.id = "killer", .start = kill_my_supervisor};
+    ot_assert_eq(ot_supervisor_start_child(sup, &c, &p), -ECONNRESET);
+    ot_child_counts k;
+    ot_assert_eq(ot_supervisor_count_children(sup, &k), -ESRCH);
+    ot_assert_eq(ot_supervisor_terminate_child(sup, "killer"), -ESRCH);
+    ot_assert_eq(ot_supervisor_stop(sup, OT_REASON(OT_NORMAL), 1000), -ESRCH);
+    ot_msg *x = ot_receive_tag(OT_TAG_EXIT, 10000);
+    ot_assert(x != NULL);
+    ot_assert_eq(((ot_exit_msg *)ot_msg_data(x))->reason.kind, OT_KILLED);
+    ot_msg_free(x);
+}
