@@ -9,6 +9,7 @@ for t in "$@"; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
     out=$(mktemp)
+    t0=$(date +%s)
     timeout "${OT_TEST_TIMEOUT:-900}" "$t" --jobs 1 --full-stats >"$out" 2>&1
     rc=$?
     syn=$(grep -a "Synthesis:" "$out" | tail -1)
@@ -24,7 +25,7 @@ for t in "$@"; do
             tail -60 "$out"; bad="$bad $name"
             [ "${f:-0}${c:-0}" = "00" ] && failed=$((failed + 1))
         fi
-        echo "== $name: $syn"
+        echo "== $name: $syn ($(( $(date +%s) - t0 )) s)"
     fi
     rm -f "$out"
 done
