@@ -20,6 +20,10 @@ enum {
     OT_TAG_REPLY = 5,        /* a reply to ot_call */
     OT_TAG_CALL = 6,         /* a gen_server call request (gen_server.h; never seen by callbacks) */
     OT_TAG_CAST = 7,         /* a gen_server cast or system message (same) */
+    OT_TAG_SOCK_DATA = 8,    /* gen_tcp's {tcp, S, Data}: payload ot_sock_msg (socket.h) */
+    OT_TAG_SOCK_CLOSED = 9,  /* {tcp_closed, S}: the peer closed; ot_sock_msg, len 0 */
+    OT_TAG_SOCK_ERROR = 10,  /* {tcp_error, S, Reason}: ot_sock_msg, err is -errno */
+    OT_TAG_SOCK_PASSIVE = 11, /* {tcp_passive, S}: an active N count reached 0 */
     OT_TAG_USER = 256,
 };
 
