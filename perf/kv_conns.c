@@ -139,7 +139,7 @@ struct churn_conn {
 /* (Re)starts connection slot i: false when it could not even start (no free
  * address or fd), and the slot is retried on the next pass. */
 static bool start_slot(int ep, struct churn_conn *cs, int i, unsigned *seq) {
-    int fd;
+    int fd = -1;
     if (open_conn((*seq)++, true, &fd) < 0) {
         cs[i].fd = -1;
         return false;
@@ -247,7 +247,7 @@ static long vmrss_kib(int pid) {
 /* The server's connected_clients from INFO clients over a new connection
  * (which counts itself), or -1. */
 static long connected_clients(void) {
-    int fd;
+    int fd = -1;
     if (open_conn(0, false, &fd) < 0)
         return -1;
     struct timeval tv = {.tv_sec = 10};
