@@ -57,6 +57,7 @@ TESTING_OBJ := $(TESTING_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(wildcard tests/*.c tests/stress/*.c)
 TEST_BIN := $(patsubst %.c,$(BUILD)/%,$(TEST_SRC))
 TEST_SUPPORT := $(wildcard tests/support/*.c)
+TEST_SUPPORT_OBJ := $(TEST_SUPPORT:%.c=$(BUILD)/obj/%.o)
 PERF_SRC := $(wildcard perf/*.c)
 PERF_BIN := $(patsubst perf/%.c,$(BUILD)/perf/%,$(PERF_SRC))
 KV_SRC   := $(wildcard examples/kv/*.c)
@@ -113,12 +114,21 @@ $(BUILD)/libotter-testing.a: $(TESTING_OBJ)
 # for white-box suites that include private headers; -rdynamic exports their
 # own default-visibility functions, which crash reports then name.
 # A suite may include an example's source (test_app_tree.c): examples are prerequisites.
+# The support files are compiled once and linked into every suite as objects
+# (not an archive: tsan_criterion.c is referenced by no suite), and kept
+# (only pattern rules name them, which would make them intermediate).
+.SECONDARY: $(TEST_SUPPORT_OBJ)
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libotter.a $(BUILD)/libotter-testing.a $(BUILD)/obj/examples_kv.a \
-                  $(TEST_SUPPORT) $(HEADERS) $(EX_SRC) $(wildcard tests/support/*.h)
+                  $(TEST_SUPPORT_OBJ) $(HEADERS) $(EX_SRC) $(wildcard tests/support/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(CFLAGS) -Itests -rdynamic -o $@ $< $(TEST_SUPPORT) $(BUILD)/obj/examples_kv.a \
+	$(Q)$(CC) $(CFLAGS) -Itests -rdynamic -o $@ $< $(TEST_SUPPORT_OBJ) $(BUILD)/obj/examples_kv.a \
 	    $(BUILD)/libotter-testing.a $(BUILD)/libotter.a $(LDSAN) -lcriterion $(LIBS)
+
+$(BUILD)/obj/tests/support/%.o: tests/support/%.c $(HEADERS) $(wildcard tests/support/*.h) $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -Itests -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/examples_kv.a: $(KV_LIB_SRC:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(dir $@)
@@ -141,9 +151,11 @@ examples: $(BUILD)/kv $(EX_BIN)
 
 tests: $(TEST_BIN) $(BUILD)/kv $(EX_BIN)
 
-# Every suite runs even when one fails; the summary line counts suites.
+# Every suite runs even when one fails; the summary line counts suites. The
+# build runs JOBS compilers at once (the suites themselves run one at a time).
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
-	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory -j$(JOBS) tests
 	@sh scripts/run-tests.sh $(BUILD) $(TEST_BIN)
 
 test-asan:
