@@ -48,8 +48,8 @@ else
 Q := @
 endif
 
-LIB_SRC  := $(wildcard alloc/*.c runtime/core/*.c runtime/otp/*.c ets/*.c)
-LIB_ASM  := $(wildcard runtime/core/*.S)
+LIB_SRC  := $(wildcard runtime/*/*.c)
+LIB_ASM  := $(wildcard runtime/*/*.S)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(LIB_ASM:%.S=$(BUILD)/obj/%.o)
 # libotter-testing: the Criterion helpers of otter/testing.h, never in libotter
 TESTING_SRC := $(wildcard testing/*.c)
@@ -172,7 +172,7 @@ test-aarch64:
 	@sh scripts/deps.sh cross
 	@mkdir -p $(BUILD)/aarch64
 	$(Q)$(CROSS_AARCH64) -std=gnu11 -O2 -static -Wall -Wextra -Wconversion -Werror -DCTX_STANDALONE \
-	    -I. -Iinclude tests/test_ctx.c runtime/core/switch.S -o $(BUILD)/aarch64/test_ctx -lm
+	    -I. -Iinclude tests/test_ctx.c runtime/sched/switch.S -o $(BUILD)/aarch64/test_ctx -lm
 	$(Q)qemu-aarch64 $(BUILD)/aarch64/test_ctx
 
 test-werror:

@@ -1,11 +1,11 @@
-/* Micro benchmark of the process heap alone (alloc/heap.h, no runtime): the
+/* Micro benchmark of the process heap alone (runtime/alloc/heap.h, no runtime): the
  * cost of ot__heap_alloc + ot__heap_free of 64-byte blocks, one at a time and
  * in batches of 1,000, and of ot__heap_release of a heap holding 10,000 such
  * blocks, leased from the arena pool (heap_micro_teardown_us) and from the
  * malloc fallback (heap_micro_teardown_fallback_us). Teardowns are timed one
  * by one and the median is reported, so a stray page fault or preemption on
  * these shared machines does not move the figure. --quick runs 10x less. */
-#include "alloc/heap_impl.h"
+#include "runtime/alloc/heap_impl.h"
 #include "bench.h"
 
 #include <stdlib.h>

@@ -36,7 +36,7 @@ check() { # log, where
         '^<0\.1\.1> +- +gdb_handler +waiting +[01] +handler +0 +gdb_handler$' '^2 processes$'
     has "$log" "$where: bt walks from the switch to the process's entry" \
         '^process <0\.0\.1> \(waiting, stackful\):$' \
-        '^#[0-9] +0x[0-9a-f]+ in ot_receive_tag \(\) at runtime/core/msg\.c:[0-9]+$' \
+        '^#[0-9] +0x[0-9a-f]+ in ot_receive_tag \(\) at runtime/proc/msg\.c:[0-9]+$' \
         '^#[0-9] +0x[0-9a-f]+ in gdb_target_waits \(\) at tests/gdb/target\.c:15$' \
         '^#[0-9] +0x[0-9a-f]+ in gdb_target_main \(\) at tests/gdb/target\.c:23$' \
         '^#[0-9] +0x[0-9a-f]+ in ot__ctx_start \(\)'

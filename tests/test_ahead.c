@@ -1,10 +1,10 @@
-/* The populate-ahead thread (runtime/core/ahead.h): the owner's part is
+/* The populate-ahead thread (runtime/sched/ahead.h): the owner's part is
  * resident when ot__ahead_use returns, the part asked ahead becomes resident
  * without the owner touching it, nothing beyond what was asked is touched,
  * claims never go backwards, ot__ahead_fini stops all work on a region so it
  * can be unmapped at once, and with the runtime stopped only the owner's
  * part is populated. Residency is read with mincore. */
-#include "runtime/core/ahead.h"
+#include "runtime/sched/ahead.h"
 
 #include <criterion/criterion.h>
 #include <otter.h>

@@ -1,6 +1,6 @@
 /* Faults that are not contained (ARCHITECTURE 7, "Which faults are
  * contained"), and the critical-section interface that decides it
- * (runtime/core/ext.h): a fault inside a runtime critical section, inside
+ * (runtime/ext.h): a fault inside a runtime critical section, inside
  * libc code that may hold a lock (stdio with a bad FILE), or in the
  * process's own code while libc holds a lock further up its stack (a custom
  * printf conversion, a fopencookie stream's write function: stdout's or the
@@ -30,7 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/core/ext.h"
+#include "runtime/ext.h"
 
 #define WAIT_MS 30000
 
@@ -50,7 +50,7 @@ static void expect_abort_with(const struct child_result *r, const char *const *p
 
 #if defined(OT_SANITIZE)
 #define SKIP_IN_SANITIZER()                                                                        \
-    cr_skip_test("sanitizer build: ASan/TSan own the fault handlers (runtime/core/fault.c)")
+    cr_skip_test("sanitizer build: ASan/TSan own the fault handlers (runtime/sched/fault.c)")
 #else
 #define SKIP_IN_SANITIZER() ((void)0)
 #endif

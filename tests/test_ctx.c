@@ -1,4 +1,4 @@
-/* The context switch alone (runtime/core/switch.S and ctx.h), without a
+/* The context switch alone (runtime/sched/switch.S and ctx.h), without a
  * scheduler: a fresh context runs fn(arg) on its own stack with the ABI's
  * stack alignment; values live across switches in callee-saved integer and
  * floating-point registers come back intact on both sides; a thousand
@@ -11,7 +11,7 @@
  * -DCTX_STANDALONE as a plain program (no Criterion, no liburing) that
  * `make test-aarch64` cross-compiles and runs under qemu-user, so the
  * aarch64 switch, which no machine of ours runs natively, is exercised too. */
-#include "runtime/core/ctx.h"
+#include "runtime/sched/ctx.h"
 
 #include <fenv.h>
 #include <stdint.h>

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ets/ets_int.h"
+#include "runtime/ets/ets_int.h"
 
 #ifdef OT_SANITIZE
 #define MODEL_OPS 200000

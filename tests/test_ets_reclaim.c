@@ -1,4 +1,4 @@
-/* ETS reclamation (ets/qsbr.c): what a stalled reader can hold up is
+/* ETS reclamation (runtime/ets/qsbr.c): what a stalled reader can hold up is
  * bounded (issue 11 item 5), no ETS call starts a thread (the reclaimer
  * starts with the runtime), and ot_stop runs every deferred free (issue 10
  * item 19). */
@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ets/ets_int.h"
+#include "runtime/ets/ets_int.h"
 #include "support/rss.h"
 
 #ifdef OT_ASAN

@@ -12,7 +12,7 @@
  * exit signal or a link, are not reported (OTP's proc_lib reports crashes of
  * the process itself, not kills). Fault tests are skipped in sanitizer
  * builds: ASan and TSan install their own SIGSEGV/SIGFPE handlers and the
- * runtime leaves them in place (runtime/core/fault.c), so a fault there ends
+ * runtime leaves them in place (runtime/sched/fault.c), so a fault there ends
  * the whole test binary by design. */
 #include <otter/testing.h>
 
@@ -347,7 +347,7 @@ static void fault_scenario(int fault, bool handler, int kind, int detail, const 
     static void ot__fbody_##name(void) __attribute__((unused));                           \
     Test(faults, name) {                                                                  \
         cr_skip_test("sanitizer build: ASan/TSan own the SIGSEGV/SIGFPE handlers, so "    \
-                     "the runtime does not catch faults here (runtime/core/fault.c)");    \
+                     "the runtime does not catch faults here (runtime/sched/fault.c)");    \
     }                                                                                     \
     static void ot__fbody_##name(void)
 #else

@@ -1,4 +1,4 @@
-/* White-box tests of the process heap (alloc/heap.h) without the runtime: the
+/* White-box tests of the process heap (runtime/alloc/heap.h) without the runtime: the
  * lazy arena lease, block reuse, zeroing, realloc across classes and to and
  * from large blocks, ot__heap_bytes, memory really going back (jemalloc's own
  * statistics after an epoch refresh), the fallback when the arena pool is
@@ -7,8 +7,8 @@
  * pool up itself, since Criterion runs every test in a fresh process. Checks
  * that depend on jemalloc being the process's malloc are skipped in sanitizer
  * builds, whose malloc is the sanitizer's. */
-#include "alloc/arena_pool.h"
-#include "alloc/heap_impl.h"
+#include "runtime/alloc/arena_pool.h"
+#include "runtime/alloc/heap_impl.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -8,7 +8,7 @@
  * process), and a process killed while blocked in recv: its connection is
  * closed, no fd leaks, and the kernel's completion of the cancelled recv is
  * seen before the process's resources are released (white-box hooks of
- * runtime/core/io_priv.h). A completion, and a linked timeout, reach a
+ * runtime/io/io_priv.h). A completion, and a linked timeout, reach a
  * scheduler that is still spinning (it enters the kernel when the ring flags
  * deferred work, not only when it goes to sleep). Also prints loopback echo
  * round-trip times for plain and buffer-ring recv. */
@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/core/io_priv.h"
+#include "runtime/io/io_priv.h"
 
 /* The core's count of processes whose teardown waited for a cancelled op's
  * final CQE; weak so the suite still builds against a core without it. */

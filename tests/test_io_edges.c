@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/core/ext.h"
+#include "runtime/ext.h"
 
 enum { TAG_REPORT = OT_TAG_USER + 1, TAG_GO };
 

@@ -840,7 +840,7 @@ Test(kv, idle_mid_command_times_out) {
 }
 
 Test(kv, crash_closes_only_that_connection) {
-    /* Sanitizer builds leave SIGSEGV to the sanitizer (runtime/core/fault.c),
+    /* Sanitizer builds leave SIGSEGV to the sanitizer (runtime/sched/fault.c),
      * so a real fault ends the whole program. Under ASan, DEBUG SEGFAULT exits
      * the process with the fault's reason instead (commands.c), so what this
      * test checks (the acceptor's DOWN, close and count) still runs there;
@@ -848,7 +848,7 @@ Test(kv, crash_closes_only_that_connection) {
 #if defined(OT_SANITIZE) && !defined(OT_ASAN)
     cr_skip_test("sanitizer build: TSan owns the SIGSEGV handler, so the runtime does not turn "
                  "DEBUG SEGFAULT's fault into the connection process's exit here "
-                 "(runtime/core/fault.c)");
+                 "(runtime/sched/fault.c)");
 #endif
     start();
     int other = cconnect();

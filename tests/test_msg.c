@@ -4,7 +4,7 @@
  * received message, selective receive (ot_receive_match, ot_receive_tag)
  * leaving non-matching messages in arrival order, ot_receive_ref finding a
  * reply behind 100,000 unrelated messages while inspecting at most two
- * (ot__mbox_scans, runtime/core/ext.h), per-pair send order across
+ * (ot__mbox_scans, runtime/ext.h), per-pair send order across
  * schedulers, and foreign threads sending and receiving. Every check is an
  * exact value, count or order. */
 #include <otter/testing.h>
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "runtime/core/ext.h"
+#include "runtime/ext.h"
 
 enum { TAG_A = OT_TAG_USER + 1, TAG_B, TAG_GO, TAG_DONE, TAG_REQ, TAG_REPLY_U, TAG_SEQ };
 

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* white-box switches (runtime/core/msg.c) */
+/* white-box switches (runtime/proc/msg.c) */
 extern int ot__msg_free_abort;
 uint64_t ot__msg_bad_frees(void);
 

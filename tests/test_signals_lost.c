@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* white-box hooks (runtime/core/mbox.c, map.c) */
+/* white-box hooks (runtime/proc/mbox.c, map.c) */
 extern void (*_Atomic ot__mq_push_pause)(void);
 extern _Atomic int ot__map_fail_next;
 

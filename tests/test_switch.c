@@ -1,4 +1,4 @@
-/* Tests of direct switches (runtime/core/sched.c): a process that parks, or
+/* Tests of direct switches (runtime/sched/sched.c): a process that parks, or
  * a handler that finishes its messages, hands its thread straight to the
  * run-next process, skipping the scheduler loop. Checked here: every pairing
  * of the two kinds (stackful to stackful, to an idle handler, to a handler

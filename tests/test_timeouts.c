@@ -10,7 +10,7 @@
  *   cancelled at once. */
 #include <otter/testing.h>
 
-#include "runtime/core/core.h"
+#include "runtime/core.h"
 
 #include <pthread.h>
 #include <stdlib.h>

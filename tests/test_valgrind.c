@@ -3,7 +3,7 @@
  * error and prints exactly what it prints natively. Before, it hung: a
  * scheduler waited in io_uring_enter, which valgrind does not know can
  * block, so it kept valgrind's one running thread and its wakers never ran
- * (runtime/core/ring.c now sleeps in ppoll under valgrind). Skipped where
+ * (runtime/io/ring.c now sleeps in ppoll under valgrind). Skipped where
  * valgrind is not installed and in sanitizer builds (their binaries do not
  * run under valgrind). */
 #include <criterion/criterion.h>

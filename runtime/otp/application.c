@@ -8,7 +8,7 @@
  * does: the handler only writes a byte to a pipe, and a thread of ours makes
  * the call. Invariants: app is the top supervisor's pid or 0, changed under
  * app_mu; the hook is installed while an application runs. */
-#include "runtime/core/ext.h"
+#include "runtime/ext.h"
 #include "runtime/otp/sup_int.h"
 
 #include <fcntl.h>

@@ -15,7 +15,7 @@
 #include <otter.h>
 #include <stdatomic.h>
 
-#include "runtime/core/ext.h"
+#include "runtime/ext.h"
 
 #define GS_MAGIC 0x6f740000u
 #define GS_KIND_MASK 0xffffu

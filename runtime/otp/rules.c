@@ -6,7 +6,7 @@
  * gen_server, Agent or supervisor) started by a process that is not a
  * supervisor. Each rule is a bit of one word read with a relaxed load at the
  * place it checks, and nothing else runs while it is off. */
-#include "runtime/core/ext.h"
+#include "runtime/ext.h"
 #include "runtime/otp/rules.h"
 
 #include <otter/supervisor.h>

@@ -10,7 +10,7 @@
 # It reads the runtime's own tables through the debug information (the
 # process table in ptab.c, struct ot_proc in core.h) and walks a parked
 # process's stack from its saved context through frame pointers, as ot_dump
-# does (runtime/core/ctx.h: OT_CTX_FP_WORD, OT_CTX_PC_WORD). Nothing here
+# does (runtime/sched/ctx.h: OT_CTX_FP_WORD, OT_CTX_PC_WORD). Nothing here
 # writes to the inferior.
 import gdb
 
@@ -18,7 +18,7 @@ STATES = {0: "free", 1: "running", 2: "runnable", 3: "waiting", 4: "exiting"}
 PF_HANDLER = 1 << 0
 PF_FOREIGN = 1 << 6
 # the runtime's own sources: frames in them are not "where the process is"
-RUNTIME_DIRS = ("runtime/", "alloc/", "ets/")
+RUNTIME_DIRS = ("runtime/",)
 MAX_FRAMES = 64
 
 

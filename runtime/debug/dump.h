@@ -1,0 +1,20 @@
+/* The dump's private interface (dump.c): the frames of a switched-out
+ * process and the name of where it is, used by ot_process_info and ot_dump. */
+#ifndef OT_CORE_DUMP_H
+#define OT_CORE_DUMP_H
+
+#include "runtime/core.h"
+
+/* Return addresses of p's frames, innermost first (the first is where its
+ * context switch returns to), at most max; 0 unless p is switched out on a
+ * stack of its own. Every read stays inside p's stack: a process that runs
+ * meanwhile gives a wrong trace, never a fault. */
+OT_HIDDEN size_t ot__proc_frames(struct ot_proc *p, uintptr_t *pcs, size_t max);
+/* Fills buf with where p is (ot_process_info's current_function). */
+OT_HIDDEN void ot__proc_where(struct ot_proc *p, char *buf, size_t len);
+
+/* runtime.c's lifecycle lock: a foreign thread's dump holds it. */
+OT_HIDDEN void ot__life_lock(void);
+OT_HIDDEN void ot__life_unlock(void);
+
+#endif
