@@ -10,7 +10,7 @@
  *   cancelled at once. */
 #include <otter/testing.h>
 
-#include "runtime/core.h"
+#include "runtime/proc/proc.h"
 
 #include <pthread.h>
 #include <stdlib.h>

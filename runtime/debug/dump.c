@@ -11,7 +11,9 @@
  * dump. A foreign thread's dump holds the lifecycle lock, so ot_stop cannot
  * free the tables under it; a process's dump needs no lock, since the
  * runtime is not torn down while a process runs. */
+#include "runtime/debug/debug.h"
 #include "runtime/debug/dump.h"
+#include "runtime/proc/proc.h"
 #include "runtime/sched/ctx.h"
 
 #include <dlfcn.h>

@@ -1,7 +1,7 @@
 /* The dump's private interface (dump.c): the frames of a switched-out
  * process and the name of where it is, used by ot_process_info and ot_dump. */
-#ifndef OT_CORE_DUMP_H
-#define OT_CORE_DUMP_H
+#ifndef OT_DEBUG_DUMP_H
+#define OT_DEBUG_DUMP_H
 
 #include "runtime/core.h"
 

@@ -6,7 +6,8 @@
  * backtrace, from what the fault handler saw (fault.c). The one kind of
  * report that bypasses the hook is the fatal one of a fault that cannot be
  * contained (fault.c writes it to stderr itself, then aborts). */
-#include "runtime/core.h"
+#include "runtime/debug/debug.h"
+#include "runtime/proc/proc.h"
 
 #include <signal.h>
 #include <stdarg.h>

@@ -7,7 +7,7 @@
  * may use it; nothing is cached, which costs a mapping per lookup on a path
  * that runs once per crash. A stripped object gives "object+0xoffset", which
  * addr2line resolves against its debug file. */
-#include "runtime/core.h"
+#include "runtime/debug/debug.h"
 
 #include <dlfcn.h>
 #include <elf.h>

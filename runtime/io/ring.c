@@ -10,7 +10,7 @@
  * waits for as well, so the kernel is done with the op when it completes and
  * the op knows whether the timeout fired (-ECANCELED from a kill or a cancel
  * is not a timeout). */
-#include "runtime/core.h"
+#include "runtime/io/ring.h"
 
 #include <poll.h>
 

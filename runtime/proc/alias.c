@@ -5,7 +5,7 @@
  * that table (signals.c keeps or drops an ENV_REPLY against it while the
  * caller drains), so an alias needs no lock. A foreign thread's aliases are
  * entries with no target, in its slot's table, which only it drains. */
-#include "runtime/core.h"
+#include "runtime/proc/proc.h"
 
 #include <string.h>
 

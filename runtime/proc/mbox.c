@@ -13,7 +13,7 @@
  * parked receiver skips the MPSC queue: the sender that wins the receiver's
  * wake owns its next run and appends to its private queue directly (see
  * ot__deliver for why per-sender order holds). */
-#include "runtime/core.h"
+#include "runtime/proc/proc.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -81,7 +81,7 @@ struct env *ot__env_new(ot_pid to, uint32_t tag, ot_pid from, ot_ref ref, const 
     return e;
 }
 
-void (*_Atomic ot__mq_push_pause)(void); /* test hook, see core.h */
+void (*_Atomic ot__mq_push_pause)(void); /* test hook, see proc.h */
 
 void ot__mq_push(struct ot_proc *p, struct env *e) {
     atomic_store_explicit(&e->next, NULL, memory_order_relaxed);

@@ -7,7 +7,7 @@
  * starts after it, so a call's reply is found in O(1) however much unrelated
  * mail waits (BEAM's receive-mark optimisation). Foreign threads get a
  * mailbox of their own on first use (foreign.c). */
-#include "runtime/core.h"
+#include "runtime/proc/proc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  * the bit was set when it set PF_DEAD, taking the same mutex. The caller's
  * name is copied in before the mutex is taken (a critical section, crit.c):
  * a bad pointer then faults in the caller's process with nothing held. */
-#include "runtime/core.h"
+#include "runtime/proc/proc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,7 +8,9 @@
  * and monitors, report a crash once, give back heap, stack and messages, and
  * free the slot. A process with an I/O op in flight cancels it and waits for
  * its final completion before it switches out (ARCHITECTURE 10). */
-#include "runtime/core.h"
+#include "runtime/debug/debug.h"
+#include "runtime/io/ring.h"
+#include "runtime/proc/proc.h"
 #include "runtime/debug/dump.h"
 #include "runtime/sched/ctx.h"
 #include "runtime/sched/sanit.h"

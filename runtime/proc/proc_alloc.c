@@ -4,7 +4,7 @@
  * exits, however it exits. A process spawned with max_heap_bytes has its
  * limit checked after every allocation that succeeded (a flag test for the
  * others): it ends there with OT_HEAP_LIMIT (ot__heap_limit_check). */
-#include "runtime/core.h"
+#include "runtime/proc/proc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,7 +10,7 @@
  * earlier run issued (gen_base), so a pid kept across ot_stop/ot_start is
  * dead, never a new process's, and is answered as a dead pid. */
 #include "runtime/sched/ahead.h"
-#include "runtime/core.h"
+#include "runtime/proc/proc.h"
 
 #include <sys/mman.h>
 
@@ -96,7 +96,7 @@ static void populate_batch(size_t first) {
 }
 
 static void slot_first_use(struct ot_proc *p) {
-    /* The mailbox is set up once for the life of the table (core.h). */
+    /* The mailbox is set up once for the life of the table (runtime/core.h). */
     atomic_store_explicit(&p->stub.next, NULL, memory_order_relaxed);
     atomic_store_explicit(&p->mq_tail, (struct env *)&p->stub, memory_order_relaxed);
     p->mq_head = (struct env *)&p->stub;

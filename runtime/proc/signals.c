@@ -15,7 +15,7 @@
  * - A link or monitor request that finds the target dead is answered with
  *   noproc: an exit signal or a DOWN. Monitors deliver exactly one DOWN, and
  *   none after demonitor. */
-#include "runtime/core.h"
+#include "runtime/proc/proc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -15,7 +15,8 @@
  * path: they CAS `claimed` and `asked`, bump `seq` and wake the thread only
  * when it said it sleeps (a Dekker pair of seq_cst operations, below). */
 #include "runtime/sched/ahead.h"
-#include "runtime/core.h"
+#include "runtime/sched/sched.h"
+#include "runtime/proc/proc.h"
 
 #include <linux/futex.h>
 #include <sched.h>

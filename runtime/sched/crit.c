@@ -10,7 +10,8 @@
  * less than OT_CRIT_STACK bytes of stack left ends the process with a stack
  * overflow right there, before anything is held: the section itself could
  * otherwise overflow the stack with the lock taken. */
-#include "runtime/core.h"
+#include "runtime/sched/sched.h"
+#include "runtime/proc/proc.h"
 
 #include <stdint.h>
 

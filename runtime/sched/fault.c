@@ -13,7 +13,9 @@
  * held: the handler writes a report saying so straight to stderr (write(2)
  * only: the logger hook may take locks) and aborts. Sanitizer builds keep
  * their own handlers. */
-#include "runtime/core.h"
+#include "runtime/debug/debug.h"
+#include "runtime/sched/sched.h"
+#include "runtime/proc/proc.h"
 #include "runtime/sched/ctx.h"
 
 #include <dlfcn.h>

@@ -21,7 +21,8 @@
  * receiver publishes WAITING before it looks at the gate while the closer
  * closes it before it looks for WAITING (seq_cst both), so no waiter is
  * missed. */
-#include "runtime/core.h"
+#include "runtime/sched/sched.h"
+#include "runtime/proc/proc.h"
 
 #include <linux/futex.h>
 #include <stdlib.h>

@@ -23,7 +23,9 @@
  * its borrowed stack returned) only once it is off its stack, by whoever
  * lands next on the thread (finish_direct); every landing of a process
  * context runs that first. */
-#include "runtime/core.h"
+#include "runtime/io/ring.h"
+#include "runtime/sched/sched.h"
+#include "runtime/proc/proc.h"
 #include "runtime/sched/ctx.h"
 #include "runtime/sched/sanit.h"
 

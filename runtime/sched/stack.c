@@ -15,7 +15,7 @@
  * stack's record sits at the top of its own memory, so a stack whose every
  * page went back is kept as a bare {lo, size} entry instead, and its record
  * is written afresh when it is used again. */
-#include "runtime/core.h"
+#include "runtime/sched/sched.h"
 #include "runtime/sched/sanit.h"
 
 #include <stdio.h>

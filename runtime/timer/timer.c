@@ -18,7 +18,8 @@
  * any thread may cancel by CASing the generation+state word from ARMED to
  * CANCELLED, and the owner drops a remotely cancelled timer when it reaches it.
  * A reused timer has a new generation, so a stale ref's CAS fails. */
-#include "runtime/core.h"
+#include "runtime/timer/timer.h"
+#include "runtime/proc/proc.h"
 
 #include <errno.h>
 #include <stdio.h>

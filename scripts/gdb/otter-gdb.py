@@ -8,7 +8,7 @@
 #   otter bt <0.N.M> | N       the backtrace of a switched-out process
 #
 # It reads the runtime's own tables through the debug information (the
-# process table in ptab.c, struct ot_proc in core.h) and walks a parked
+# process table in ptab.c, struct ot_proc in runtime/proc/proc.h) and walks a parked
 # process's stack from its saved context through frame pointers, as ot_dump
 # does (runtime/sched/ctx.h: OT_CTX_FP_WORD, OT_CTX_PC_WORD). Nothing here
 # writes to the inferior.
