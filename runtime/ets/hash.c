@@ -202,21 +202,20 @@ static inline bool inline_is(uint32_t meta, const uint64_t *w, const uint64_t *k
 }
 
 /* A big array's memory: anonymous and zeroed. populate: in one call, where
- * first touches would take one fault each (~1.5 us here), since a resize is
+ * first touches would take one fault each, slow on a VM, since a resize is
  * about to write all over it anyway; else the caller has the populate-ahead
  * thread do it (prepare). Between HASH_HUGE_MIN and HASH_HUGE_MAX it is also
  * aligned to 2 MiB and asked for transparent huge pages: random probes into
  * a table of several megabytes otherwise miss the TLB on most look-ups (a
- * page walk that a VM makes two-dimensional); 100k-key reads gain ~10% here.
- * Not above: on these VMs a fresh huge page sometimes costs ~2.4 ms to clear
+ * page walk that a VM makes two-dimensional), so reads of such a table gain.
+ * Not above: on these VMs a fresh huge page is sometimes very slow to clear
  * (the host backing memory the guest never touched, where 4 KiB pages come
- * recycled), and in a third of the runs that made 1M inserts (up to a 64 MiB
- * array) half as fast instead of 25% faster. The populate-ahead thread's
- * MADV_POPULATE_WRITE gets huge pages too (AnonHugePages counts a prepared
- * 16 MiB array's), and with it THP made 1M inserts neither faster nor
- * slower (5.85 against 5.98 M/s without, medians of 24 interleaved runs),
- * so it stays for the reads. THP off, or MADV_POPULATE_WRITE missing
- * (kernels before 5.14): the pages come as 4 KiB ones, or by faults on
+ * recycled), which made big insert runs slower instead of faster. The
+ * populate-ahead thread's MADV_POPULATE_WRITE gets huge pages too
+ * (AnonHugePages counts a prepared array's), and with it THP made inserts
+ * neither faster nor slower, so it stays for the reads (perf/NOTES.md,
+ * 2026-11-25 and 2026-12-04 ETS huge pages). THP off, or MADV_POPULATE_WRITE
+ * missing (kernels before 5.14): the pages come as 4 KiB ones, or by faults on
  * first touch. */
 static void *map_array(size_t size, size_t *mapped, bool populate)
 {
@@ -649,12 +648,12 @@ static size_t cap_for(size_t nlive)
 /* ---- the next array, made ahead ---------------------------------------------
  *
  * A resize of a big table used to map and populate its new array there and
- * then, on the inserting thread: at 1.3-1.8 us a page, a third of 1M fresh
- * inserts went to MAP_POPULATE and MADV_POPULATE_WRITE (perf record of the
- * inserting thread). So a table whose next array will be mmapped maps it
- * ahead, unpopulated (address space only), registers it with the
- * populate-ahead thread (runtime/sched/ahead.h), which fills it on an idle
- * core, and the resize populates only what the thread has not reached.
+ * then, on the inserting thread, where page faults took a large share of a run
+ * of fresh inserts (perf/NOTES.md, 2026-12-04 ETS next array). So a table whose
+ * next array will be mmapped maps it ahead, unpopulated (address space only),
+ * registers it with the populate-ahead thread (runtime/sched/ahead.h), which
+ * fills it on an idle core, and the resize populates only what the thread has
+ * not reached.
  *
  * Memory is asked for in proportion to progress. An array's interval runs
  * from cap / 4 claimed slots (the load a growing resize leaves) to cap / 2
@@ -663,34 +662,25 @@ static size_t cap_for(size_t nlive)
  * HASH_PREP_LEAD steps' share of it beyond the steps done (all of it from
  * HASH_PREP_STEPS - HASH_PREP_LEAD on), and each insert that crosses a step
  * (prep_mark, in want_grow) extends the ask. The thread needs about two
- * thirds of a single writer's time between two resizes (2 cap * 32 B at
- * ~1.5 us a page against cap / 4 inserts at ~150 ns), so it keeps up with
+ * thirds of a single writer's time between two resizes (populating
+ * 2 cap * 32 B against cap / 4 inserts), so it keeps up with
  * the ask and the lead only covers its wake-up and a step. A table that
  * stops growing holds the part asked so far: (steps + lead) / 16 of its next
  * array, where it used to hold all of it from 3/8 load on; one whose live
  * objects fall back under cap / 4 (mass deletes) gives it back at once
  * (hash_del), since the resize would then pick a smaller array anyway.
  * A resize's own peak (current plus next array) is what it was. Only while
- * the runtime runs: without the thread preparing gains nothing.
- * Measured (perf/ets, 1M fresh inserts, medians of 11 interleaved runs on a
- * shared 2-core VM): 6.15 -> 6.81 M/s against the whole array asked at 3/8
- * load; mapping at step 0 or asking 2 steps ahead was no faster, mapping
- * at step 8 slower. Its 1M-key table ends 14 steps into its interval, so it
- * holds 15/16 of its 128 MiB next array (peak RSS 286 MiB; 250 before,
- * when the thread, asked for all of it only at 3/8 load, had not caught up
- * by the end of the inserts, but would have gone on to all of it as soon as
- * a core was idle). A table stopped at 200k keys (512k slots) holds 9/16 of
- * its 32 MiB next array instead of all of it. */
+ * the runtime runs: without the thread preparing gains nothing. The steps
+ * below were chosen by measurement against other choices (perf/NOTES.md,
+ * 2026-12-04 ETS next array). */
 #define HASH_PREP_STEPS 16 /* steps from cap / 4 claimed slots to cap / 2 */
 #define HASH_PREP_AT 2     /* the step at which the next array is mapped */
 #define HASH_PREP_LEAD 1   /* steps of it asked beyond those done */
 /* The most slot memory prepared for one table. What a table that stops
  * growing holds is speculation, so it is bounded in absolute terms too: a
  * bigger next array is mapped and populated by its resize, as before
- * preparing existed (a 128 MiB one costs that insert ~40 ms of faults). The
- * 1M-key benchmark table ends just short of its next resize: with the bound
- * it holds none of that 128 MiB array (peak RSS 286 -> ~165 MiB); its last
- * resize, to 64 MiB, is still prepared. */
+ * preparing existed, at the cost of that one insert's faults (perf/NOTES.md,
+ * 2026-12-04 ETS next array). */
 #define HASH_PREP_MAX_SLOTS ((size_t)2 << 20)
 
 struct hprep {

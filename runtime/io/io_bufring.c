@@ -1,9 +1,8 @@
 /* The provided-buffer ring that ot_io_recv can use instead of reading into
- * the caller's buffer (OT_IO_RECV_BUFRING). Plain recv is the default, by
- * measurement (2 schedulers, loopback TCP echo, one process per side): 64-byte
- * round trip 4.5-4.8 us plain vs 4.7-4.8 us through the ring, 16 KiB round
- * trip 5.8-6.0 us plain vs 7.2-7.4 us (the extra copy). ot_io_recv takes the
- * caller's buffer, so a parked recv pins that buffer either way: the ring
+ * the caller's buffer (OT_IO_RECV_BUFRING). Plain recv is the default: it
+ * measured faster for the loopback echo, most of all for big messages (the
+ * ring's extra copy; perf/NOTES.md, 2026-11-25 buffer ring). ot_io_recv takes
+ * the caller's buffer, so a parked recv pins that buffer either way: the ring
  * saves no memory here. It pays only for multishot recv into ring buffers
  * handed to the caller (many idle connections, no buffer each), which this
  * API does not offer; the path is kept, behind the probe and the mode flag,

@@ -271,9 +271,10 @@ int ot__deliver(ot_pid to, struct env *e) {
          * at its queue one last time (park_from_sched), so a receiver can be
          * WAITING with an earlier push of ours in the MPSC, seen and about
          * to take it back; if this message went to the private queue, the
-         * drain would put that earlier one behind it (stress_messages saw
-         * seq 78 before 77). Owning the next run, we may read the consumer's
-         * head: while anything is in the MPSC, this message goes behind it. */
+         * drain would put that earlier one behind it (stress_messages caught a
+         * sender's messages out of order). Owning the next run, we may read the
+         * consumer's head: while anything is in the MPSC, this message goes
+         * behind it. */
         uint32_t st = PS_WAITING;
         if (atomic_compare_exchange_strong_explicit(&p->state, &st, PS_RUNNABLE,
                                                     memory_order_acq_rel, memory_order_relaxed)) {

@@ -77,9 +77,9 @@ void ot__ptab_fini(void) {
 }
 
 /* Records are 384 B, so a 4 KiB page holds ten, and a spawn burst through
- * fresh slots would take a page fault (1.3-1.8 us here, most of it the trap)
- * every tenth spawn: more than the spawn itself. The thread that takes the
- * first slot of each batch of POPULATE_SLOTS makes sure the batch is
+ * fresh slots would take a page fault every tenth spawn, which costs more than
+ * the spawn itself (perf/NOTES.md, 2026-11-25 page faults). The thread that
+ * takes the first slot of each batch of POPULATE_SLOTS makes sure the batch is
  * populated, in one call where the populate-ahead thread (ahead.h) has not
  * done it already, and asks that thread for as much again as the table
  * has used so far, up to AHEAD_MAX, so a burst on one core finds its pages

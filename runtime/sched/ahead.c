@@ -1,7 +1,7 @@
 /* The populate-ahead thread (ahead.h). One thread per runtime, at SCHED_IDLE,
  * sleeping on a futex word until an owner asks for more than has been
  * claimed; it then claims and populates a stretch at a time (64 KiB, or 8
- * stack tops: ~25 us of faults here), so an owner that catches up with it
+ * stack tops: a few dozen page faults), so an owner that catches up with it
  * finds at most one stretch in flight, and mmap_lock, which a populate holds
  * for reading, is held only that long against a writer (an mmap or munmap
  * elsewhere in the program). Unless the thread is preempted inside a

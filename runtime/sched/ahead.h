@@ -1,14 +1,14 @@
 /* Populating memory ahead of its use, on an idle core (ahead.c).
  *
- * A fresh 4 KiB page costs 1.3-1.8 us to fault in on these VMs, even in one
- * MADV_POPULATE_WRITE call (BENCHMARKS.md's floor; most of it is the kernel's
- * per-page work, not the zeroing), and the runtime's growing tables pay it on
- * their owners' hot paths: a spawn through fresh process-table slots spends
- * more on the page than on the spawn, an arm through fresh timer records a
- * quarter of its time. A region that grows from its start (struct ot__ahead)
- * can ask a background thread to populate the next stretch while its owner
- * works on the current one. The thread runs at SCHED_IDLE, so it only ever
- * takes a core nothing else wants: on a saturated machine the owners fault
+ * A fresh 4 KiB page is slow to fault in on these VMs, even in one
+ * MADV_POPULATE_WRITE call (most of it is the kernel's per-page work, not the
+ * zeroing; perf/NOTES.md, 2026-11-25 page faults), and the runtime's growing
+ * tables pay it on their owners' hot paths: a spawn through fresh process-table
+ * slots spends more on the page than on the spawn, an arm through fresh timer
+ * records a large share of its time. A region that grows from its start (struct
+ * ot__ahead) can ask a background thread to populate the next stretch while its
+ * owner works on the current one. The thread runs at SCHED_IDLE, so it only
+ * ever takes a core nothing else wants: on a saturated machine the owners fault
  * their pages in themselves, as they would without it.
  *
  * Invariant: `claimed` only grows, by CAS, and whoever moves it from a to b

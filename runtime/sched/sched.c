@@ -132,8 +132,8 @@ static struct ot_proc *ovf_pop(struct ot_sched *s) {
  * stays on one core. Not sooner: a burst of processes that each run for
  * well under a microsecond (a million spawns that park at once) goes
  * faster on the core whose caches hold it than spread over two, where each
- * record and stack moves between cores (warm stackful spawns ran at
- * 1.3-2.1 M/s spread at once, 3.9-4.3 unspread). */
+ * record and stack moves between cores (perf/NOTES.md, 2026-12-04 sharing
+ * work). */
 static __attribute__((noinline)) void share_work(struct ot_sched *s, uint32_t h) {
     s->share_ns = s->now_ns;
     struct ot_proc *oldest = atomic_load_explicit(&s->rq[h % RQ_SIZE], memory_order_relaxed);
@@ -432,7 +432,7 @@ static inline void take_cpu(struct ot_sched *s, struct ot_proc *p) {
  * death sentence included); a fresh stackful process goes through the loop,
  * which gives it a stack of its own. */
 /* Out of line on purpose: inlined into ot__park it made the 10,000-process
- * stackful ring 30% slower (7.2 against 10.5 M hops/s, same minutes). */
+ * stackful ring slower (perf/NOTES.md, 2026-11-25 direct_target). */
 static __attribute__((noinline)) struct ot_proc *direct_target(struct ot_sched *s) {
     struct ot_proc *n = s->runnext;
     if (!n || s->runnext_streak >= RUNNEXT_CAP || s->pending_park)

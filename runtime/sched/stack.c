@@ -8,13 +8,13 @@
  * fit one mapping per chunk); otherwise with mprotect, which splits the VMA
  * twice per stack, so that fallback runs under a budget well inside
  * vm.max_map_count and fails cleanly past it. Freed stacks stay warm in the
- * freeing scheduler's pool (a fresh page costs 1.3-1.8 us to fault in); past
- * a high-water mark (WARM_HWM default-size stacks, ODD_HWM of other sizes)
- * the idle loop gives their pages back to the kernel in bounded batches,
- * never the spawn or exit path, until the pools are within it again. Each
- * stack's record sits at the top of its own memory, so a stack whose every
- * page went back is kept as a bare {lo, size} entry instead, and its record
- * is written afresh when it is used again. */
+ * freeing scheduler's pool (a fresh page is slow to fault in on a VM:
+ * perf/NOTES.md, 2026-11-25 page faults); past a high-water mark (WARM_HWM
+ * default-size stacks, ODD_HWM of other sizes) the idle loop gives their pages
+ * back to the kernel in bounded batches, never the spawn or exit path, until
+ * the pools are within it again. Each stack's record sits at the top of its own
+ * memory, so a stack whose every page went back is kept as a bare {lo, size}
+ * entry instead, and its record is written afresh when it is used again. */
 #include "runtime/sched/sched.h"
 #include "runtime/sched/sanit.h"
 
@@ -130,8 +130,8 @@ static struct stack *stack_at(char *lo, size_t size) {
 }
 
 /* A cold spawn of a stackful process costs a guard install and a fault on
- * its stack's top page (1.75-1.9 us a stack here, and 4-15 us in bursts of
- * a million, where the host backs fresh guest memory). Carving default-size
+ * its stack's top page, more in bursts of a million, where the host backs fresh
+ * guest memory (perf/NOTES.md, 2026-11-25 cold stacks). Carving default-size
  * stacks CARVE_BATCH at a time, with one process_madvise installing every
  * guard, costs no trap per page and no system call per stack. The top pages
  * are the populate-ahead thread's (ahead.h) where it got there first, and

@@ -2,9 +2,10 @@
  * 0.25 ms ticks (OT_TICK_NS). Level l has 128 slots of 64^l ticks; a timer sits in the lowest level
  * whose 128-slot reach from the current tick holds its deadline, and level 0
  * fires a slot exactly at its tick: never early. Instead of cascading a whole
- * slot at once when the wheel reaches it (a level-1 slot held 64 ms of
- * timers: 32,000 of them in the timers benchmark, a 3-10 ms stall of cache
- * misses that made timers that late), the next slot of each level migrates
+ * slot at once when the wheel reaches it (a level-1 slot spans 64 ms of
+ * timers, and moving all of them at once is a stall of cache misses that
+ * makes every timer due meanwhile late: perf/NOTES.md, 2026-11-25 timer
+ * wheel), the next slot of each level migrates
  * down during the slot before it, spread evenly over the ticks left (each
  * slot counts its timers), after the tick's due timers have fired; the
  * 128-slot reach is what leaves room for that. A migration still unfinished
@@ -99,7 +100,7 @@ static __attribute__((noinline)) bool tmr_grow(struct ot_wheel *w) {
         ot__ahead_init(&w->ahead, base, (size_t)TMR_MAX * sizeof(struct ot_timer), 0);
     }
     /* the chunk populated, in one call unless the populate-ahead thread
-     * made it already (pages that fault in one by one cost ~1.5 us each),
+     * made it already (pages that fault in one by one are slow on a VM),
      * and as much again as the table has used asked of that thread */
     size_t used = (size_t)(w->nchunks + 1) * TMR_CHUNK_BYTES;
     if (ot__ahead_use(&w->ahead, used, used < TMR_AHEAD_MAX ? used : TMR_AHEAD_MAX) != 0)
@@ -357,10 +358,10 @@ int64_t ot__wheel_next(struct ot_wheel *w) {
     return best;
 }
 
-/* Each timer moved is a cache miss (~0.1-1 us): a slot is spread evenly over
- * the ticks left before it becomes current, at least MIG_MIN a tick. Moving
- * 4,096 a tick, as before, stalled the scheduler 0.3-3 ms every few ticks
- * while the timers workload's 16,000-timer level-1 slots migrated. */
+/* Each timer moved is a cache miss: a slot is spread evenly over the ticks
+ * left before it becomes current, at least MIG_MIN a tick. A fixed 4,096 a
+ * tick stalled the scheduler every few ticks while big level-1 slots
+ * migrated (perf/NOTES.md, 2026-11-25 timer wheel). */
 #define MIG_MIN 64
 
 static void tick(struct ot_sched *s, uint64_t t) {
@@ -429,15 +430,16 @@ void ot__wheel_advance(struct ot_sched *s, uint64_t now_tick) {
 
 /* A deadline is "now" plus the delay, and "now" must be an upper bound of the
  * caller's CLOCK_MONOTONIC, or the timer fires early relative to it. Reading
- * CLOCK_MONOTONIC was a third of an arm (19 ns through the vDSO); reading the
- * TSC is half that. When the kernel's clocksource is the TSC, CLOCK_MONOTONIC
- * is a linear function of it whose slope NTP moves by at most 500 ppm, so
- * each thread keeps a reference pair (TSC read first, then the clock: the
- * clock at that TSC value is at most the one read) and bounds the time now
- * from above as ref_ns + elapsed cycles x a slope measured over the first
- * 20 ms and raised by 1/256 (3,900 ppm). The pair is refreshed every 1 ms, so
- * the bound is at most 4 us over the clock. Any other clocksource, a TSC that
- * went backwards or an old pair reads the clock itself. */
+ * CLOCK_MONOTONIC through the vDSO was a large part of an arm, and reading the
+ * TSC costs half as much (perf/NOTES.md, 2026-11-25 timer clock). When the
+ * kernel's clocksource is the TSC, CLOCK_MONOTONIC is a linear function of it
+ * whose slope NTP moves by at most 500 ppm, so each thread keeps a reference
+ * pair (TSC read first, then the clock: the clock at that TSC value is at most
+ * the one read) and bounds the time now from above as ref_ns + elapsed cycles x
+ * a slope measured over the first 20 ms and raised by 1/256 (3,900 ppm). The
+ * pair is refreshed every 1 ms, so the bound is at most 4 us over the clock.
+ * Any other clocksource, a TSC that went backwards or an old pair reads the
+ * clock itself. */
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <x86intrin.h>
@@ -687,7 +689,7 @@ send_after_fail(struct ot_sched *s, ot_pid to, int64_t ms, const void *data, siz
 }
 
 /* A payload of at most TMR_INLINE bytes, copied without a call (the libc
- * memcpy call was 5% of an arm's instructions): overlapping moves. */
+ * memcpy call showed in an arm's profile): overlapping moves. */
 static inline void copy_inline(unsigned char *dst, const unsigned char *src, size_t n) {
     if (n >= 8) {
         uint64_t a, b;

@@ -33,8 +33,9 @@ struct ot_timer {
 } __attribute__((aligned(64)));
 
 /* The wheel's tick: a quarter of a millisecond, so that rounding a deadline
- * up to a tick (never early) costs at most 0.25 ms of lateness; with 1 ms
- * ticks the timers workload's worst lateness was 2.5-2.9 ms. */
+ * up to a tick (never early) costs at most 0.25 ms of lateness; 1 ms ticks
+ * made the timers workload's lateness too coarse (perf/NOTES.md, 2026-11-25
+ * timer wheel). */
 #define OT_TICK_NS 250000u
 /* The deadline of a timeout past the clock's range: it never fires. Far
  * enough that no real deadline reaches it, low enough that ticks * OT_TICK_NS
