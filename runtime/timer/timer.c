@@ -53,11 +53,12 @@ void ot__wheel_init(struct ot_wheel *w, uint64_t now_tick) {
 
 /* The table is one reservation of TMR_MAX timers (MAP_NORESERVE, so only what
  * is used costs memory), populated a chunk at a time: pages faulting in one by
- * one were a third of arming a million timers. A record's index is written
+ * one were a large share of arming many timers. A record's index is written
  * when it is first handed out, not in a pass over each new chunk. Not advised
  * for transparent huge pages: they would save the kernel's per-page work, but
  * with THP defrag at "madvise" (this machine's setting) a fault compacts
- * memory synchronously, and one run of a million arms spent 0.16 s in it. */
+ * memory synchronously, which cost more than it saved (perf/NOTES.md,
+ * 2026-11-25 timer table). */
 #define TMR_MAX (1u << 24) /* the ref's 24-bit index */
 #define TMR_CHUNK_BYTES ((size_t)TMR_CHUNK * sizeof(struct ot_timer))
 #define TMR_AHEAD_MAX ((size_t)4 << 20) /* the most populated ahead of use */
