@@ -27,6 +27,16 @@ void ot__set_ets_exit_hook(ot__exit_hook_fn fn);
  * stop in ot_stop after them, and runs every deferred free. */
 void ot__set_ets_lifecycle(int (*start)(void), void (*stop)(void));
 
+/* ---- socket ownership (runtime/io/sock_own.c) ------------------------------
+ * As for ETS: ot__proc_mark_sock_owner flags p, under its slot lock, so that
+ * its exit calls the socket exit hook once (on the scheduler thread, outside
+ * any process, after it stopped being alive and before its links and
+ * monitors fire); -ESRCH when p is not a live process (dead, past the point
+ * where its exit reads the flag, never issued, or a foreign thread's). Any
+ * thread. The hook is set once, before ot_start, or from a constructor. */
+int ot__proc_mark_sock_owner(ot_pid p);
+void ot__set_sock_exit_hook(ot__exit_hook_fn fn);
+
 /* ---- the stop hook (the OTP layer's application tree) ----------------------
  * Called by ot_stop on its own thread, before anything is killed and while
  * every process still runs, so that the application tree stops its children
@@ -76,6 +86,11 @@ struct ot__io_op {
  * if its owner resets done and waiter before each ot__io_wait, on the ring it
  * was armed on. */
 struct io_uring_sqe *ot__io_get_sqe(void);
+/* The same from an op's on_cqe callback (the scheduler thread, outside any
+ * process): for ops that re-arm or cancel themselves on the ring their
+ * completion came from. NULL with errno EPERM off a scheduler thread, EBUSY
+ * as above. */
+struct io_uring_sqe *ot__io_get_sqe_cb(void);
 void ot__io_sqe_op(struct io_uring_sqe *sqe, struct ot__io_op *op);
 /* Makes sqe (an IORING_OP_LINK_TIMEOUT the caller prepared right behind
  * op's SQE, which carries IOSQE_IO_LINK) report to op: op completes only

@@ -28,8 +28,6 @@
  * for every other timed call. */
 #define IO_NEVER_MS (INT64_MAX / 1000000)
 
-/* The kernel's own cap on one read/write (MAX_RW_COUNT); a CQE res is an int. */
-#define IO_MAX_LEN 0x7ffff000u
 
 /* The core calls ot__io_probe through a weak reference, which does not pull
  * io_probe.o out of libotter.a; this strong one does, whenever I/O is used. */
@@ -141,7 +139,7 @@ static int check(int fd, const void *buf, size_t n, int64_t timeout_ms) {
 }
 
 static unsigned clamp_len(size_t n) {
-    return n > IO_MAX_LEN ? IO_MAX_LEN : (unsigned)n;
+    return n > OT_IO_MAX_LEN ? OT_IO_MAX_LEN : (unsigned)n;
 }
 
 static ssize_t recv_bufring(int fd, void *buf, size_t n, int64_t timeout_ms, int bgid) {
@@ -243,7 +241,7 @@ int ot_io_close(int fd) {
 
 /* host: NULL (any IPv4 address), a numeric IPv4/IPv6 address, or "localhost".
  * No name resolution: a DNS query would block the whole scheduler thread. */
-static int resolve(const char *host, uint16_t port, struct addrinfo **out) {
+int ot__io_resolve(const char *host, uint16_t port, struct addrinfo **out) {
     char ps[8];
     snprintf(ps, sizeof ps, "%u", (unsigned)port);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
@@ -284,11 +282,9 @@ static int listen_one(const struct addrinfo *ai, int backlog) {
     return fd;
 }
 
-int ot_io_listen_tcp(const char *host, uint16_t port, int backlog) {
-    if (!ot_self().v)
-        return -EPERM;
+int ot__io_listen_fd(const char *host, uint16_t port, int backlog) {
     struct addrinfo *res;
-    int rc = resolve(host, port, &res);
+    int rc = ot__io_resolve(host, port, &res);
     if (rc)
         return rc;
     rc = -EADDRNOTAVAIL;
@@ -298,6 +294,13 @@ int ot_io_listen_tcp(const char *host, uint16_t port, int backlog) {
             break;
     }
     freeaddrinfo(res);
+    return rc;
+}
+
+int ot_io_listen_tcp(const char *host, uint16_t port, int backlog) {
+    if (!ot_self().v)
+        return -EPERM;
+    int rc = ot__io_listen_fd(host, port, backlog);
     if (rc >= 0) {
         int err = ot__io_fd_own(rc);
         if (err < 0) {

@@ -228,6 +228,14 @@ static int oneshot_accept(int lfd, struct sockaddr *sa, socklen_t *len, int64_t 
     return fd;
 }
 
+int ot__io_accept_fd(struct io_lsn *l, int lfd, struct sockaddr *sa, socklen_t *len,
+                     int64_t timeout_ms) {
+    int fd = l ? ms_accept(l, sa, len, timeout_ms) : -EAGAIN;
+    if (fd == -EAGAIN)
+        fd = oneshot_accept(lfd, sa, len, timeout_ms, l != NULL);
+    return fd;
+}
+
 int ot_io_accept(int lfd, struct sockaddr *sa, socklen_t *len, int64_t timeout_ms) {
     if (!ot_self().v)
         return -EPERM;

@@ -3,17 +3,18 @@
  * measured faster for the loopback echo, most of all for big messages (the
  * ring's extra copy; perf/NOTES.md, 2026-11-25 buffer ring). ot_io_recv takes
  * the caller's buffer, so a parked recv pins that buffer either way: the ring
- * saves no memory here. It pays only for multishot recv into ring buffers
- * handed to the caller (many idle connections, no buffer each), which this
- * API does not offer; the path is kept, behind the probe and the mode flag,
- * for that and for measuring.
+ * saves no memory here. It pays for the receives of active sockets
+ * (sock_active.c): an idle connection holds no buffer, the kernel picks one
+ * only when data arrives. Each buffer starts with OT_IO_BR_HEAD bytes the
+ * kernel does not fill, where a socket writes its message header in front of
+ * the data, so the bytes are copied once, into the message.
  *
  * One buffer group per scheduler ring, registered lazily by the first recv on
- * that scheduler and kept in thread-local state: the recv SQE is prepared by a
- * process running on the ring's own thread, and the CQE callback that copies
- * the data out and hands the buffer back runs on that same thread, so the
- * buffer ring (a single-producer structure) is only ever touched by one
- * thread. A process that migrates between calls simply uses the next
+ * that scheduler and kept in thread-local state: the recv SQE is prepared on
+ * the ring's own thread (by a process, or by a completion callback that
+ * re-arms), and the CQE callback that copies the data out and hands the
+ * buffer back runs on that same thread, so the buffer ring (a
+ * single-producer structure) is only ever touched by one thread. A process that migrates between calls simply uses the next
  * scheduler's group; it never migrates while parked. Copying inside the
  * callback is what makes the buffer's return immediate: the caller's buffer
  * is valid there, since the caller is parked until this very CQE. */
@@ -21,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "runtime/io/io_priv.h"
 
@@ -68,7 +71,8 @@ static void br_key_init(void) {
 }
 
 static void br_give(struct br_state *s, unsigned bid, int offset) {
-    io_uring_buf_ring_add(s->br, s->mem + (size_t)bid * BR_BUFSZ, BR_BUFSZ, (unsigned short)bid,
+    io_uring_buf_ring_add(s->br, s->mem + (size_t)bid * BR_BUFSZ + OT_IO_BR_HEAD,
+                          BR_BUFSZ - OT_IO_BR_HEAD, (unsigned short)bid,
                           io_uring_buf_ring_mask(BR_ENTRIES), offset);
 }
 
@@ -120,9 +124,44 @@ void ot__io_bufring_consume(struct io_req *rq, const struct io_uring_cqe *cqe) {
         return;
     if (cqe->res > 0) {
         size_t n = (size_t)cqe->res < rq->cap ? (size_t)cqe->res : rq->cap;
-        memcpy(rq->buf, s->mem + (size_t)bid * BR_BUFSZ, n);
+        memcpy(rq->buf, s->mem + (size_t)bid * BR_BUFSZ + OT_IO_BR_HEAD, n);
     }
     br_give(s, bid, 0);
     io_uring_buf_ring_advance(s->br, 1);
     ot__io_stat(IOS_BR_RECV);
+}
+
+char *ot__io_bufring_room(unsigned bid) {
+    struct br_state *s = tl_br;
+    if (!s || !s->br || bid >= BR_ENTRIES)
+        return NULL;
+    return s->mem + (size_t)bid * BR_BUFSZ;
+}
+
+void ot__io_bufring_give(unsigned bid) {
+    struct br_state *s = tl_br;
+    if (!s || !s->br || bid >= BR_ENTRIES)
+        return;
+    br_give(s, bid, 0);
+    io_uring_buf_ring_advance(s->br, 1);
+}
+
+int ot__io_bufring_entries(void) {
+    return (int)BR_ENTRIES;
+}
+
+/* IORING_REGISTER_PBUF_STATUS (6.8) reads the kernel's head of the ring; the
+ * tail is ours. */
+int ot__io_bufring_avail(void) {
+    struct br_state *s = tl_br;
+    struct io_uring *ring = ot__io_ring();
+    if (!s || !s->br || s->ring != ring)
+        return -1;
+    struct {
+        uint32_t buf_group, head, resv[8];
+    } st = {.buf_group = BR_BGID};
+    if (syscall(__NR_io_uring_register, ring->ring_fd, 26, &st, 1) < 0)
+        return -1;
+    uint16_t tail = io_uring_smp_load_acquire(&s->br->tail);
+    return (uint16_t)(tail - (uint16_t)st.head);
 }

@@ -236,6 +236,28 @@ int ot__io_fd_close(int fd) {
     return close(fd) < 0 ? -errno : 0;
 }
 
+bool ot__io_fd_disown(int fd, struct io_lsn **lsn) {
+    *lsn = NULL;
+    struct fd_slot *sl = fd_slot(fd, false);
+    if (!sl)
+        return false;
+    /* acquire pairs with the release store in ot__io_fd_own */
+    struct io_fd *n = atomic_load_explicit(&sl->node, memory_order_acquire);
+    while (n) {
+        /* acq_rel: as a closer's CAS; the winner takes the listener state */
+        if (atomic_compare_exchange_weak_explicit(&sl->node, &n, NULL, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            pthread_mutex_t *mu = &fd_stripe[(unsigned)fd % FD_STRIPES];
+            io_lock(mu);
+            *lsn = sl->lsn;
+            sl->lsn = NULL;
+            io_unlock(mu);
+            return true;
+        }
+    }
+    return false;
+}
+
 struct io_lsn *ot__io_lsn_get(int fd) {
     struct fd_slot *sl = fd_slot(fd, false);
     if (!sl)

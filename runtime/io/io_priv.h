@@ -55,12 +55,30 @@ struct io_uring_sqe *ot__io_begin(struct io_req *rq, int fd, int64_t timeout_ms)
  * turned into a NOP, when the timeout's SQE cannot be had. */
 int32_t ot__io_finish(struct io_req *rq, struct io_uring_sqe *sqe, int64_t timeout_ms);
 
+/* The kernel's own cap on one read/write (MAX_RW_COUNT); a CQE res is an int. */
+#define OT_IO_MAX_LEN 0x7ffff000u
+
+/* ---- set-up shared with sockets (io.c, io_accept.c) ---------------------------- */
+struct addrinfo;
+struct io_lsn;
+/* host: NULL (any IPv4 address), a numeric address or "localhost"; never DNS. */
+int ot__io_resolve(const char *host, uint16_t port, struct addrinfo **out);
+/* A listening TCP socket (SO_REUSEADDR, TCP_NODELAY), owned by nobody, or -errno. */
+int ot__io_listen_fd(const char *host, uint16_t port, int backlog);
+/* One accept on lfd, served by l's multishot accept when l (whose reference
+ * it consumes) is given, else one-shot; the fd is owned by nobody. */
+int ot__io_accept_fd(struct io_lsn *l, int lfd, struct sockaddr *sa, socklen_t *len,
+                     int64_t timeout_ms);
+
 /* ---- fd ownership (io_fd.c) ---------------------------------------------------
  * Owned fds are closed at their owner's exit unless ot_io_close came first. */
 int ot__io_fd_own(int fd);    /* caller must be a process; -ENOMEM, -EBADF */
 bool ot__io_fd_owned(int fd); /* some process owns fd right now */
 int ot__io_fd_close(int fd);  /* closes once: 0 or -errno */
 struct io_lsn;
+/* fd leaves the table unclosed (true if it was owned); its listener state,
+ * if any, goes to *lsn with the table's reference. */
+bool ot__io_fd_disown(int fd, struct io_lsn **lsn);
 /* The listener state of an owned fd, created on first use, with a reference
  * for the caller; NULL when fd is not owned (then no multishot). */
 struct io_lsn *ot__io_lsn_get(int fd);
@@ -81,6 +99,16 @@ int ot__io_bufring_group(void);
 /* From a CQE callback on the ring's thread: copies the selected buffer's
  * bytes into rq->buf and hands the buffer back to the kernel. */
 void ot__io_bufring_consume(struct io_req *rq, const struct io_uring_cqe *cqe);
+/* Each buffer starts with OT_IO_BR_HEAD bytes the kernel does not fill (room
+ * for a message header in front of the data). On the ring's thread: buffer
+ * bid (from a CQE of a buffer-select op), and giving it back to the kernel. */
+#define OT_IO_BR_HEAD 16u
+char *ot__io_bufring_room(unsigned bid);
+void ot__io_bufring_give(unsigned bid);
+/* Buffers of the calling scheduler's ring the kernel may pick now (all of
+ * them when none is held); -1 when it has none registered. Tests. */
+int ot__io_bufring_avail(void);
+int ot__io_bufring_entries(void);
 
 /* ---- test hooks ------------------------------------------------------------------
  * The hook sees, on the scheduler thread: every final CQE of a parked request

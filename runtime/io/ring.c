@@ -338,6 +338,22 @@ void ot__io_sqe_link_timeout(struct io_uring_sqe *sqe, struct ot__io_op *op) {
     s->inflight++;
 }
 
+struct io_uring_sqe *ot__io_get_sqe_cb(void) {
+    struct ot_sched *s = ot__sched_get();
+    if (!s || !s->ring_ok) {
+        errno = EPERM;
+        return NULL;
+    }
+    struct io_uring_sqe *sqe = ring_sqe(s);
+    if (sqe) {
+        io_uring_sqe_set_data64(sqe, 0);
+        s->pending_sqes++;
+    } else {
+        errno = EBUSY;
+    }
+    return sqe;
+}
+
 struct io_uring *ot__io_ring(void) {
     struct ot_sched *s = ot__sched_get();
     return s ? &s->ring : NULL;

@@ -25,6 +25,11 @@ void ot__set_ets_exit_hook(ot__exit_hook_fn fn) {
     ets_exit_hook = fn;
 }
 
+static ot__exit_hook_fn sock_exit_hook;
+void ot__set_sock_exit_hook(ot__exit_hook_fn fn) {
+    sock_exit_hook = fn;
+}
+
 static _Atomic unsigned rr_next;
 
 static struct ot_sched *pick_sched(const ot_spawn_opts *o) {
@@ -353,6 +358,8 @@ void ot__proc_finish_exit(struct ot_sched *s, struct ot_proc *p) {
         ot__names_release(p);
     if ((af & PF_ETS_OWNER) && ets_exit_hook)
         ets_exit_hook(pid);
+    if ((af & PF_SOCK_OWNER) && sock_exit_hook)
+        sock_exit_hook(pid);
     release_resources(p, pid);
     ot__mq_drain_all(p); /* pending link/monitor requests become links to fire */
     ot__exit_links_monitors(p);
@@ -463,6 +470,22 @@ int ot__proc_mark_ets_owner(ot_pid pid) {
     if (atomic_load_explicit(&p->pid, memory_order_relaxed) == pid.v &&
         !(atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_DEAD)) {
         atomic_fetch_or_explicit(&p->aflags, PF_ETS_OWNER, memory_order_relaxed);
+        rc = 0;
+    }
+    slot_unlock(p);
+    return rc;
+}
+
+int ot__proc_mark_sock_owner(ot_pid pid) {
+    struct ot_proc *p = ot__ptab_slot(pid);
+    if (!p)
+        return -ESRCH;
+    slot_lock(p);
+    int rc = -ESRCH;
+    /* a foreign thread's slot runs no exit hooks: it cannot own sockets */
+    if (atomic_load_explicit(&p->pid, memory_order_relaxed) == pid.v &&
+        !(atomic_load_explicit(&p->aflags, memory_order_relaxed) & (PF_DEAD | PF_FOREIGN))) {
+        atomic_fetch_or_explicit(&p->aflags, PF_SOCK_OWNER, memory_order_relaxed);
         rc = 0;
     }
     slot_unlock(p);

@@ -78,6 +78,7 @@ enum proc_flags {
     PF_HEAP_LIMIT = 1u << 9, /* has a max_heap_bytes (its value: ot__ptab_heap_limit) */
     PF_NAMED = 1u << 8,   /* aflags: has a registered name (set by register) */
     PF_CALLS = 1u << 9,   /* aflags: speaks the gen_server call protocol */
+    PF_SOCK_OWNER = 1u << 10, /* aflags: owns sockets (runtime/io/sock_own.c) */
     PF_IOWAIT = 1u << 7,  /* aflags: an op is in flight on its scheduler's ring, so
                              wakes must bring it back to that scheduler */
 };
