@@ -8,6 +8,7 @@
 #include <otter/timer.h>
 #include <otter/alloc.h>
 #include <otter/io.h>
+#include <otter/socket.h>
 #include <otter/ets.h>
 #include <otter/registry.h>
 #include <otter/gen_server.h>

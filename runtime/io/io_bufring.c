@@ -14,10 +14,11 @@
  * the ring's own thread (by a process, or by a completion callback that
  * re-arms), and the CQE callback that copies the data out and hands the
  * buffer back runs on that same thread, so the buffer ring (a
- * single-producer structure) is only ever touched by one thread. A process that migrates between calls simply uses the next
- * scheduler's group; it never migrates while parked. Copying inside the
- * callback is what makes the buffer's return immediate: the caller's buffer
- * is valid there, since the caller is parked until this very CQE. */
+ * single-producer structure) is only ever touched by one thread. A process
+ * that migrates between calls simply uses the next scheduler's group; it
+ * never migrates while parked. Copying inside the callback is what makes the
+ * buffer's return immediate: the caller's buffer is valid there, since the
+ * caller is parked until this very CQE. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
