@@ -15,5 +15,6 @@
 #include <otter/agent.h>
 #include <otter/task.h>
 #include <otter/supervisor.h>
+#include <otter/listener.h>
 
 #endif

@@ -24,6 +24,7 @@ enum {
     OT_TAG_SOCK_CLOSED = 9,  /* {tcp_closed, S}: the peer closed; ot_sock_msg, len 0 */
     OT_TAG_SOCK_ERROR = 10,  /* {tcp_error, S, Reason}: ot_sock_msg, err is -errno */
     OT_TAG_SOCK_PASSIVE = 11, /* {tcp_passive, S}: an active N count reached 0 */
+    OT_TAG_SOCK_HANDSHAKE = 12, /* a listener hands over a socket: ot_listener_handshake_msg */
     OT_TAG_USER = 256,
 };
 
