@@ -4,9 +4,9 @@
  * the kernel cannot finish at once (the socket buffer is full) is resumed
  * later, and another send may run in between. So each socket has a send
  * turn, handed out first come first served: the holder sends everything
- * (resubmitting what a short send left, at most 64 iovecs and the kernel's
- * per-call cap at a time) and passes the turn on; others wait parked on
- * their own rings (io_wq.c).
+ * (at most 64 iovecs and the kernel's per-call cap at a time: first with a
+ * send that cannot block, then, for what that left, through the ring) and
+ * passes the turn on; others wait parked on their own rings (io_wq.c).
  *
  * Invariants (under the socket's mu): sbusy iff some process holds the turn
  * or has just been granted it; a holder killed while sending passes it on
@@ -84,17 +84,25 @@ static ssize_t send_all(struct sock *s, const struct iovec *iov, int cnt, int64_
         if (k == 0)
             break;
         struct msghdr mh = {.msg_iov = v, .msg_iovlen = (size_t)k};
-        int64_t tmo = ot__io_left(dl);
-        struct io_req rq;
-        struct io_uring_sqe *sqe = ot__io_begin(&rq, s->fd, tmo);
-        if (!sqe)
+        /* First a send that cannot block, right here: with room in the
+         * socket's buffer (the usual case) it is all there is, with no park
+         * and no trip through the ring. MSG_NOSIGNAL: a closed peer is
+         * -EPIPE, never SIGPIPE. */
+        ssize_t r = sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
             return -errno;
-        /* MSG_WAITALL: all of it unless an error or the timeout cuts it
-         * short; MSG_NOSIGNAL: a closed peer is -EPIPE, never SIGPIPE */
-        io_uring_prep_sendmsg(sqe, s->fd, &mh, MSG_WAITALL | MSG_NOSIGNAL);
-        int32_t r = ot__io_finish(&rq, sqe, tmo);
-        if (r < 0)
-            return r;
+        if (r < 0) {
+            int64_t tmo = ot__io_left(dl);
+            struct io_req rq;
+            struct io_uring_sqe *sqe = ot__io_begin(&rq, s->fd, tmo);
+            if (!sqe)
+                return -errno;
+            /* MSG_WAITALL: all of it unless an error or the timeout cuts it short */
+            io_uring_prep_sendmsg(sqe, s->fd, &mh, MSG_WAITALL | MSG_NOSIGNAL);
+            r = ot__io_finish(&rq, sqe, tmo);
+            if (r < 0)
+                return r;
+        }
         if (r == 0)
             return -EPIPE;
         total += (size_t)r;
