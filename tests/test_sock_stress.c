@@ -9,7 +9,11 @@
  * receives and the pending queue, no byte is lost, repeated or reordered,
  * and no socket message reaches a process that does not own the socket
  * (checked: it would hold a stranger's socket). At the end every record is
- * freed and no receive is armed. */
+ * freed and no receive is armed. A second test churns: owners in random
+ * modes handing sockets around while peers write and close, and a chaos loop
+ * closes sockets from outside, tries set_active as a non-owner (-EPERM or
+ * -EBADF, nothing else) and kills owners; afterwards no record, fd, pending
+ * byte or provided buffer is left. */
 #include <stdlib.h>
 
 #include "support/sock_util.h"
@@ -186,4 +190,161 @@ OT_TEST(sock_stress, owners_and_modes_change_under_load, .timeout = 300, .init =
         ot_exit(workers[i], OT_REASON(OT_KILL));
     wait_sockets_gone(live0);
     ot_assert_eq(sock_stats().pending, 0);
+}
+
+/* ---- churn: kills, foreign closes and hand-overs racing active receives ---- */
+
+#define OWNERS 12
+#define PAIRS 16
+#define ROUNDS 30
+
+static ot_pid owners[OWNERS];
+
+/* Serves whatever sockets it is given, in random modes, handing them on at
+ * random, until killed; sockets closed under it are dropped (-EBADF). */
+static void churn_owner(void *arg) {
+    uint32_t rnd = (uint32_t)(uintptr_t)arg * 2246822519u + 3;
+    ot_sock mine[PAIRS * 2];
+    int n = 0;
+    for (;;) {
+        ot_msg *m = ot_receive(n ? 2 : OT_INFINITY);
+        if (m) {
+            if (m->tag == T_SOCK && n < PAIRS * 2)
+                memcpy(&mine[n++], ot_msg_data(m), sizeof(ot_sock));
+            ot_msg_free(m);
+        }
+        for (int i = 0; i < n; i++) {
+            rnd = rnd * 1103515245u + 12345u;
+            int rc;
+            switch ((rnd >> 8) % 6) {
+            case 0:
+                rc = ot_sock_set_active(mine[i], OT_ACTIVE_ONCE, 0);
+                break;
+            case 1:
+                rc = ot_sock_set_active(mine[i], OT_ACTIVE_N, 1 + (int)((rnd >> 12) % 4));
+                break;
+            case 2:
+                rc = ot_sock_set_active(mine[i], OT_ACTIVE_TRUE, 0);
+                break;
+            case 3:
+                rc = ot_sock_set_active(mine[i], OT_PASSIVE, 0);
+                if (rc == 0) {
+                    char b[512];
+                    ssize_t r = ot_sock_recv(mine[i], b, sizeof b, 0);
+                    ot_assert(r >= 0 || r == -ETIMEDOUT || r == -EBADF || r == -ECONNRESET, "%zd",
+                              r);
+                }
+                break;
+            case 4: {
+                ot_pid to = owners[(rnd >> 12) % OWNERS];
+                rc = ot_sock_controlling_process(mine[i], to);
+                ot_assert(rc == 0 || rc == -ESRCH || rc == -EBADF, "%d", rc);
+                if (rc == 0 && to.v != ot_self().v) {
+                    ot_send(to, T_SOCK, &mine[i], sizeof mine[i]);
+                    rc = -EBADF; /* not ours any more: drop it below */
+                } else if (rc == -ESRCH) {
+                    rc = 0; /* the target was killed: still ours */
+                }
+                break;
+            }
+            default:
+                ot_sock_send(mine[i], "pong", 4, 0); /* the peer may be gone */
+                rc = 0;
+                break;
+            }
+            ot_assert(rc == 0 || rc == -EBADF, "%d", rc);
+            if (rc == -EBADF)
+                mine[i--] = mine[--n];
+        }
+    }
+}
+
+struct churn_writer {
+    int fd;
+    uint32_t seed;
+};
+
+static void churn_write(void *arg) {
+    struct churn_writer w = *(struct churn_writer *)arg;
+    free(arg);
+    char b[3000];
+    memset(b, 'd', sizeof b);
+    for (int i = 0; i < 40; i++) {
+        w.seed = w.seed * 1103515245u + 12345u;
+        if (ot_io_send(w.fd, b, 1 + (w.seed >> 8) % sizeof b, 2000) < 0)
+            break;
+        if (w.seed & 0x100)
+            ot_yield();
+    }
+    close(w.fd);
+}
+
+static void bufring_check(void *arg) {
+    ot_pid parent = *(ot_pid *)arg;
+    int64_t ok = ot__io_bufring_avail() < 0 || ot__io_bufring_avail() == ot__io_bufring_entries();
+    ot_send(parent, T_RES, &ok, sizeof ok);
+}
+
+OT_TEST(sock_stress, churn_with_kills_closes_and_handovers, .timeout = 300,
+        .init = four_schedulers) {
+    uint64_t live0 = sock_stats().live;
+    int fds0 = fd_count();
+    uint32_t rnd = 12345;
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < OWNERS; i++) {
+            ot_spawn_opts o = {.scheduler = i % 4, .scheduler_set = true};
+            owners[i] = ot_spawn_opt(churn_owner, (void *)(uintptr_t)(round * OWNERS + i + 1), &o);
+        }
+        ot_sock socks[PAIRS];
+        for (int i = 0; i < PAIRS; i++) {
+            int peer;
+            sock_pair(&socks[i], &peer);
+            struct churn_writer *w = malloc(sizeof *w);
+            *w = (struct churn_writer){peer, rnd + (uint32_t)i};
+            ot_spawn(churn_write, w);
+            ot_pid to = owners[i % OWNERS];
+            ot_assert_eq(ot_sock_controlling_process(socks[i], to), 0);
+            ot_send(to, T_SOCK, &socks[i], sizeof socks[i]);
+        }
+        /* chaos: foreign closes, foreign set_active, kills */
+        for (int k = 0; k < 40; k++) {
+            rnd = rnd * 1103515245u + 12345u;
+            ot_sock s = socks[(rnd >> 8) % PAIRS];
+            switch ((rnd >> 16) % 4) {
+            case 0: {
+                int rc = ot_sock_close(s);
+                ot_assert(rc == 0 || rc == -EBADF, "%d", rc);
+                break;
+            }
+            case 1: {
+                int rc = ot_sock_set_active(s, OT_ACTIVE_TRUE, 0);
+                ot_assert(rc == -EPERM || rc == -EBADF, "%d", rc);
+                break;
+            }
+            case 2:
+                ot_exit(owners[(rnd >> 4) % OWNERS], OT_REASON(OT_KILL));
+                break;
+            default:
+                ot_sleep(1);
+            }
+        }
+        for (int i = 0; i < OWNERS; i++)
+            ot_exit(owners[i], OT_REASON(OT_KILL));
+        for (int i = 0; i < PAIRS; i++) {
+            int rc = ot_sock_close(socks[i]);
+            ot_assert(rc == 0 || rc == -EBADF, "%d", rc);
+        }
+    }
+    wait_sockets_gone(live0);
+    ot_assert_eq(sock_stats().pending, 0);
+    for (int i = 0; i < 200 && fd_count() != fds0; i++)
+        ot_sleep(10); /* writers close their ends */
+    ot_assert_eq(fd_count(), fds0);
+    ot_pid me = ot_self();
+    for (int i = 0; i < 4; i++) {
+        ot_spawn_opts o = {.scheduler = i, .scheduler_set = true, .bind = true};
+        ot_spawn_opt(bufring_check, &me, &o);
+    }
+    for (int i = 0; i < 4; i++)
+        ot_assert_eq(recv_i64(T_RES, 5000), 1);
 }
