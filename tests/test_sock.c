@@ -100,6 +100,15 @@ OT_TEST(sock, bad_handles_and_arguments, .timeout = 60) {
     ot_assert_eq(ot_io_send(peer, "hi", 2, 1000), 2);
     ot_assert_eq(ot_sock_recv(s, b, sizeof b, INT64_MAX), 2);
     ot_assert_eq(ot_sock_recv(s, b, sizeof b, 50), -ETIMEDOUT);
+    ot_assert_eq(ot_sock_send(s, "yo", 2, INT64_MAX), 2);
+    ot_assert_eq(read_exact(peer, b, 2, 1000), 2);
+    ot_sock l, c, a;
+    ot_assert_eq(ot_sock_listen_tcp("127.0.0.1", 0, 4, &l), 0);
+    ot_assert_eq(ot_sock_connect_tcp("127.0.0.1", sock_port(l), &c, INT64_MAX), 0);
+    ot_assert_eq(ot_sock_accept(l, &a, NULL, NULL, INT64_MAX), 0);
+    ot_assert_eq(ot_sock_close(a), 0);
+    ot_assert_eq(ot_sock_close(c), 0);
+    ot_assert_eq(ot_sock_close(l), 0);
     ot_assert_eq(ot_sock_close(s), 0);
     close(peer);
 }
