@@ -4,8 +4,10 @@
  * the socket's pending queue until the next set_active or a passive read),
  * the byte stream reassembled from DATA messages and reads equal to what was
  * sent, CLOSED and ERROR (and their order after data), active N's count
- * arithmetic and limits, a handler process serving a connection with
- * messages alone, a hand-over while active, an owner killed with a receive
+ * arithmetic and limits, a handler process and a gen_server (handle_info,
+ * active N re-armed on PASSIVE) serving a connection with messages alone, a
+ * passive read while the receive is armed on another scheduler's ring, a
+ * hand-over while active, an owner killed with a receive
  * armed (no leak: records freed, every provided buffer back in the ring),
  * and idle active sockets holding no receive buffer. */
 #include <stdlib.h>
@@ -532,4 +534,93 @@ OT_TEST(sock_active, passive_read_with_a_receive_armed_on_another_ring, .timeout
     ot_assert_eq(ot_io_send(peer, "world", 5, 1000), 5);
     ot_assert(ot_receive_tag(T_DONE, 5000) != NULL);
     close(peer);
+}
+
+/* ---- a gen_server serving a connection from handle_info --------------------- */
+
+struct gs_echo {
+    ot_sock s;
+    uint64_t bytes, passives;
+};
+
+static ot_gs_ret gse_init(void *arg, void **state) {
+    (void)arg;
+    *state = calloc(1, sizeof(struct gs_echo));
+    return ot_gs_ok();
+}
+
+static ot_gs_ret gse_call(void *state, const ot_msg *req, ot_from from) {
+    (void)req;
+    (void)from;
+    struct gs_echo *e = state;
+    return ot_gs_reply(&e->bytes, sizeof e->bytes);
+}
+
+static ot_gs_ret gse_cast(void *state, const ot_msg *m) {
+    struct gs_echo *e = state;
+    memcpy(&e->s, ot_msg_data(m), sizeof e->s);
+    ot_assert_eq(ot_sock_set_active(e->s, OT_ACTIVE_N, 2), 0);
+    return ot_gs_ok();
+}
+
+static ot_gs_ret gse_info(void *state, const ot_msg *m) {
+    struct gs_echo *e = state;
+    const ot_sock_msg *sm = ot_msg_data(m);
+    switch (m->tag) {
+    case OT_TAG_SOCK_DATA:
+        e->bytes += sm->len;
+        ot_assert_eq(ot_sock_send(e->s, sm->data, sm->len, 5000), sm->len);
+        return ot_gs_ok();
+    case OT_TAG_SOCK_PASSIVE: /* {tcp_passive, S}: two more */
+        e->passives++;
+        ot_assert_eq(ot_sock_set_active(e->s, OT_ACTIVE_N, 2), 0);
+        return ot_gs_ok();
+    case OT_TAG_SOCK_CLOSED:
+        ot_sock_close(e->s);
+        return ot_gs_stop(OT_REASON(OT_NORMAL));
+    default:
+        return ot_gs_stop(ot_reason_error("unexpected message %u", m->tag));
+    }
+}
+
+static void gse_terminate(void *state, ot_reason why) {
+    (void)why;
+    free(state);
+}
+
+OT_TEST(sock_active, gen_server_serves_a_connection_from_handle_info, .timeout = 60) {
+    static const ot_gen_server b = {.name = "sock_echo",
+                                    .init = gse_init,
+                                    .handle_call = gse_call,
+                                    .handle_cast = gse_cast,
+                                    .handle_info = gse_info,
+                                    .terminate = gse_terminate};
+    ot_sock c, a;
+    tcp_pair(&c, &a);
+    ot_pid g;
+    ot_assert_eq(ot_gen_server_start(&b, NULL, NULL, &g), 0);
+    ot_ref mon = ot_monitor(g);
+    ot_assert_eq(ot_sock_controlling_process(a, g), 0);
+    ot_assert_eq(ot_cast(g, T_SOCK, &a, sizeof a), 0);
+    uint64_t sent = 0;
+    char b2[256];
+    for (int i = 0; i < 30; i++) {
+        int n = snprintf(b2, sizeof b2, "request %d of the client\n", i);
+        ot_assert_eq(ot_sock_send(c, b2, (size_t)n, 1000), n);
+        ot_assert_eq(read_exact(ot_sock_fd(c), b2, (size_t)n, 5000), n);
+        sent += (uint64_t)n;
+    }
+    ot_msg *r;
+    ot_assert_eq(ot_call(g, T_GO, NULL, 0, &r, 5000), 0);
+    uint64_t got;
+    memcpy(&got, ot_msg_data(r), sizeof got);
+    ot_msg_free(r);
+    ot_assert_eq(got, sent);
+    ot_assert_eq(ot_sock_close(c), 0);
+    ot_msg *d = ot_receive_ref(mon, 5000);
+    ot_assert(d != NULL && d->tag == OT_TAG_DOWN);
+    ot_down_msg dm;
+    memcpy(&dm, ot_msg_data(d), sizeof dm);
+    ot_msg_free(d);
+    ot_assert(ot_reason_is_normal(dm.reason), "the server stopped abnormally");
 }
