@@ -10,7 +10,9 @@
  * open until the last reference goes (the table's, each call in progress,
  * the armed receive), so an fd number is never reused under a call that
  * still holds the socket. Lock order: owner-map shard, then the socket's
- * mu, then a handle stripe; none is held across a park. */
+ * mu (under which completion callbacks send messages); a handle stripe and
+ * the free list are taken with nothing else held; none is held across a
+ * park. */
 #ifndef OT_IO_SOCK_PRIV_H
 #define OT_IO_SOCK_PRIV_H
 
@@ -53,6 +55,8 @@ int64_t ot__io_left(int64_t deadline);
 
 /* ---- the socket ------------------------------------------------------------ */
 #define SOCK_HDR ((uint32_t)sizeof(ot_sock_msg))
+/* the header is written into the provided buffer's headroom, right before the data */
+_Static_assert(sizeof(ot_sock_msg) == OT_IO_BR_HEAD, "the header must fill the headroom exactly");
 
 struct sock_chunk {
     struct sock_chunk *next;
