@@ -1,4 +1,4 @@
-/* 1,000,000 idle gen_servers in one runtime: each is started (init has run
+/* 1,000,000 idle gen_servers in one runtime (3,000 under TSan): each is started (init has run
  * when the start returns), all answer afterwards, and the resident memory
  * they add, per server, is printed and bounded. The target is 512 bytes (the
  * process record is 384, the server's own record 96); BEAM spends about 2.7 KB
@@ -9,7 +9,22 @@
 
 #include <stdlib.h>
 
+/* The sanitizer builds bound what their allocator and shadow add too, at a
+ * figure that still catches a server keeping a stack (64 KiB) or a page:
+ * ASan puts a header and redzones around each of the server's blocks and
+ * shadows 1/8 of all (1,023 bytes measured); TSan's shadow is four times what
+ * it covers and each start makes and drops a TSan fiber of 785 KB, some 5 ms,
+ * hence its smaller count (4,300-4,900 bytes measured). */
+#if defined(OT_TSAN)
+#define N 3000
+#define PER_MAX 8192.0
+#elif defined(OT_ASAN)
 #define N 1000000
+#define PER_MAX 1536.0
+#else
+#define N 1000000
+#define PER_MAX 512.0
+#endif
 
 static ot_gs_ret idle_init(void *arg, void **state) {
     *state = NULL;
@@ -45,6 +60,6 @@ OT_TEST(gen_server_mem, a_million_idle_servers, .timeout = 900) {
     ot_assert_eq(ot_process_info(pids[N - 1], &in), 0);
     ot_assert_eq(in.stack_bytes, 0);
     ot_assert_eq(in.n_monitored_by, 0);
-    ot_assert(per <= 512.0, "%.0f bytes per idle gen_server (target 512)", per);
+    ot_assert(per <= PER_MAX, "%.0f bytes per idle gen_server (bound %.0f)", per, PER_MAX);
     free(pids);
 }
