@@ -7,7 +7,12 @@
  * refused, in-flight connections finish, the leftover is shut down after
  * the timeout, exact counts) from ot_listener_stop and from the parent's
  * shutdown under the application tree; suspend and resume; a connection as a
- * gen_server taking its socket in handle_info; bad options, a port in use,
+ * gen_server taking its socket in handle_info; 8 clients churning 320
+ * connections (a fifth of them crashing) against max_connections 4 while
+ * the listener is suspended and resumed twice, on 4 schedulers and on 1:
+ * never more than 4 connections alive, every request served, no client
+ * left hanging, the count back to 0; bad
+ * options, a port in use,
  * calls on things that are not listeners. Clients are ot_sock sockets of
  * the test's processes. */
 #include <otter/testing.h>
@@ -334,6 +339,109 @@ OT_TEST(listener, a_killed_acceptor_is_restarted, .init = many_schedulers) {
     }
     ot_assert(ot_pid_eq(accs, child(l, "ot_listener_acceptors")));
     ot_assert_eq(ot_listener_stop(l, WAIT), 0);
+}
+
+/* ---- stress: many clients against a small max, suspended and resumed meanwhile ----- */
+
+enum { STRESS_CLIENTS = 8, STRESS_ROUNDS = 40, STRESS_MAX = 4 };
+static atomic_int live, peak, served;
+
+/* Counts itself live while it serves one request; "crash" ends it abnormally. */
+static void counted(ot_sock s, void *arg) {
+    (void)arg;
+    int n = atomic_fetch_add(&live, 1) + 1, p = atomic_load(&peak);
+    while (n > p && !atomic_compare_exchange_weak(&peak, &p, n))
+        ;
+    char buf[16];
+    ssize_t r = ot_sock_recv(s, buf, sizeof buf, WAIT);
+    for (int i = 0; i < 3; i++)
+        ot_yield(); /* let the others overlap */
+    atomic_fetch_sub(&live, 1);
+    if (r == 5 && !memcmp(buf, "crash", 5))
+        ot_exit_self(ot_reason_error("asked to crash"));
+    if (r > 0 && ot_sock_send(s, buf, (size_t)r, WAIT) == r)
+        atomic_fetch_add(&served, 1);
+}
+
+/* Suspended meanwhile: a connect is refused (tried again), and a connection
+ * whose acceptor is stopped before the hand-over is closed (the socket dies
+ * with its owner): the client sees that, never a hang, and tries again. */
+static atomic_int retries;
+
+static bool stress_round(int port, bool crash) {
+    ot_sock c;
+    int rc = ot_sock_connect_tcp("127.0.0.1", (uint16_t)port, &c, WAIT);
+    if (rc == -ECONNREFUSED) {
+        ot_sleep(1);
+        return false;
+    }
+    ot_assert_eq(rc, 0);
+    const char *req = crash ? "crash" : "ping";
+    ssize_t r = ot_sock_send(c, req, strlen(req), WAIT);
+    char buf[8];
+    if (r > 0)
+        r = ot_sock_recv(c, buf, 4, WAIT);
+    ot_sock_close(c);
+    ot_assert(r != -ETIMEDOUT, "a connection hangs");
+    if (crash && (r == 0 || r == -ECONNRESET))
+        return true; /* crashed: closed (or never served: the same to a client) */
+    if (r == 4 && !memcmp(buf, "ping", 4))
+        return true;
+    ot_assert(r == 0 || r == -ECONNRESET || r == -EPIPE, "recv %zd", r);
+    atomic_fetch_add(&retries, 1);
+    return false;
+}
+
+static void stress_client(void *arg) {
+    int port = (int)(intptr_t)arg;
+    for (int i = 0; i < STRESS_ROUNDS; i++)
+        while (!stress_round(port, i % 5 == 4))
+            ;
+    ot_send(test_pid, TAG_STOPPED, NULL, 0);
+}
+
+static void stress(void) {
+    atomic_store(&live, 0);
+    atomic_store(&peak, 0);
+    atomic_store(&served, 0);
+    atomic_store(&retries, 0);
+    test_pid = ot_self();
+    ot_listener_opts o = {
+        .host = "127.0.0.1", .num_acceptors = 3, .max_connections = STRESS_MAX, .conn = counted};
+    int port;
+    ot_pid l = start(&o, &port);
+    for (int i = 0; i < STRESS_CLIENTS; i++)
+        ot_spawn(stress_client, (void *)(intptr_t)port);
+    for (int k = 0; k < 2; k++) { /* suspended and resumed while clients come and go */
+        ot_sleep(20);
+        ot_assert_eq(ot_listener_suspend(l), 0);
+        ot_sleep(5);
+        ot_assert_eq(ot_listener_resume(l), 0);
+    }
+    for (int i = 0; i < STRESS_CLIENTS; i++) {
+        ot_msg *m = ot_receive_tag(TAG_STOPPED, 60000);
+        ot_assert(m != NULL, "a client did not finish");
+        ot_msg_free(m);
+    }
+    wait_count(l, 0);
+    ot_assert(atomic_load(&peak) <= STRESS_MAX, "peak %d", atomic_load(&peak));
+    ot_assert(atomic_load(&peak) >= 1);
+    ot_assert_eq(atomic_load(&served), STRESS_CLIENTS * STRESS_ROUNDS * 4 / 5);
+    /* each suspend closes at most each client's one connection in flight */
+    ot_assert(atomic_load(&retries) <= 2 * STRESS_CLIENTS, "%d retries", atomic_load(&retries));
+    ot_assert_eq(ot_listener_stop(l, WAIT), 0);
+}
+
+static void one_scheduler(void) {
+    ot_test_config.schedulers = 1;
+}
+
+OT_TEST(listener, stress_max_holds_with_churn_and_suspends, .init = many_schedulers) {
+    stress();
+}
+
+OT_TEST(listener, stress_on_one_scheduler, .init = one_scheduler) {
+    stress();
 }
 
 struct stopper {

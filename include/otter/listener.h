@@ -4,7 +4,7 @@
  * DynamicSupervisor, at most max_connections at a time. The listener is a
  * supervisor (rest_for_one) of, in order: its manager (the connection count,
  * the listening socket, the drain), the connections DynamicSupervisor, the
- * drainer, and the acceptors' supervisor (one_for_one, permanent acceptors).
+ * acceptors' supervisor (one_for_one, permanent acceptors) and the drainer.
  *
  * The handshake (ranch's): an acceptor accepts a socket (it owns it), starts
  * the connection's process under the connections supervisor, hands the
@@ -13,7 +13,9 @@
  * that names the socket. A connection process must not touch its socket
  * before that message: from it on, the process owns the socket (it is closed
  * when the process exits). A gen_server takes it in handle_info; a stackful
- * process waits for it with ot_listener_handshake. Connection children are
+ * process waits for it with ot_listener_handshake. An acceptor that dies
+ * before the hand-over takes the socket with it: its process then gets no
+ * handshake, so it should wait with a timeout (ranch's handshake_timeout). Connection children are
  * temporary: one that ends, normally or not, frees its slot and is never
  * restarted (there would be no socket to give it).
  *
@@ -21,8 +23,8 @@
  * (new clients wait in the kernel's backlog) until one ends.
  *
  * Drain: whenever the listener is stopped in order (ot_listener_stop, or its
- * parent supervisor stopping it), it first stops the acceptors, closes the
- * listening socket (new connects are refused), waits up to drain_timeout_ms
+ * parent supervisor stopping it), it first closes the listening socket (new
+ * connects are refused), stops the acceptors, waits up to drain_timeout_ms
  * for the running connections to end on their own, then shuts the rest down,
  * each within the connection child's shutdown time (ranch's drain guide). */
 #ifndef OTTER_LISTENER_H
@@ -99,8 +101,10 @@ OT_API int ot_listener_port(ot_pid l);
  * from its start until its process has exited and the manager has seen its
  * DOWN. */
 OT_API int ot_listener_count_connections(ot_pid l);
-/* ranch's suspend_listener: stops the acceptors and closes the listening
- * socket (new connects are refused); running connections go on. resume
+/* ranch's suspend_listener: closes the listening socket (new connects are
+ * refused) and, once every acceptor has parked (at most 5 s: an accept that
+ * ends with a connection is served first), stops the acceptors; running
+ * connections go on. resume
  * opens the socket again on the same port and restarts the acceptors. 0, as
  * ot_listener_port, or the error of opening the socket (resume); both are 0
  * when the listener is already in the state asked for; resume once a stop

@@ -90,28 +90,42 @@ static int bound_port(ot_sock s) {
 
 int ot__lst_conns_start(void *arg, ot_pid *out) {
     struct lst *l = arg;
-    ot_dynsup_opts d = {0};
+    ot_dynsup_opts d = {.has_extra = true, .extra = l};
     int rc = ot_dynsup_start_link(&d, NULL, out);
     if (rc != 0)
         return rc;
+    /* a start with no socket: the supervisor holds l before it can read it */
+    ot_child_spec hold = {.start_extra = ot__lst_conn_start, .restart = OT_TEMPORARY};
+    ot_pid none;
+    rc = ot_dynsup_start_child(*out, &hold, &none);
     ot_msg *r = NULL; /* the manager learns it before any acceptor asks */
-    rc = ot_call(l->manager, LST_CONNS, out, sizeof *out, &r, OT_INFINITY);
-    if (rc == 0)
+    if (rc == OT_IGNORED)
+        rc = ot_call(l->manager, LST_CONNS, out, sizeof *out, &r, OT_INFINITY);
+    else if (rc >= 0)
+        rc = -EPROTO;
+    if (rc == 0) {
         ot_msg_free(r);
+    } else { /* a start that fails leaves nothing running */
+        ot_unlink(*out);
+        ot_exit(*out, OT_REASON(OT_KILL));
+    }
     return rc;
 }
 
 static int start_sup(struct lst *l, ot_pid *out) {
     int64_t drain = l->o.drain_timeout_ms;
+    /* Stopped in reverse: the drainer first (it closes the listening socket,
+     * so every acceptor's accept ends, and waits), then the acceptors, parked
+     * by then with no socket in hand, then what connections are left. */
     ot_child_spec c[4] = {
         {.id = LST_ID_MANAGER, .start = ot__lst_manager_start, .arg = l},
         {.id = LST_ID_CONNS, .start = ot__lst_conns_start, .arg = l, .type = OT_SUPERVISOR},
+        {.id = LST_ID_ACCEPTORS, .start = ot__lst_acceptors_start, .arg = l, .type = OT_SUPERVISOR},
         {.id = LST_ID_DRAINER,
          .start = ot__lst_drainer_start,
          .arg = l,
          /* time for the whole drain, and then some for the call itself */
          .shutdown = drain == OT_INFINITY || drain > INT64_MAX / 2 ? OT_INFINITY : drain + 5000},
-        {.id = LST_ID_ACCEPTORS, .start = ot__lst_acceptors_start, .arg = l, .type = OT_SUPERVISOR},
     };
     ot_sup_flags f = {.strategy = OT_REST_FOR_ONE};
     return ot_supervisor_start_link(&f, c, 4, NULL, out);
@@ -194,10 +208,10 @@ int ot_listener_suspend(ot_pid l) {
     int rc = ot_self().v ? ot__lst_manager_of(l, &m) : -EPERM;
     if (rc < 0)
         return rc;
-    rc = ot_supervisor_terminate_child(l, LST_ID_ACCEPTORS);
+    rc = mgr_call_int(l, LST_SUSPEND, OT_INFINITY); /* first: the accepts end */
     if (rc < 0)
         return rc;
-    return mgr_call_int(l, LST_SUSPEND, OT_INFINITY);
+    return ot_supervisor_terminate_child(l, LST_ID_ACCEPTORS);
 }
 
 int ot_listener_resume(ot_pid l) {
@@ -226,9 +240,11 @@ int ot_listener_stop(ot_pid l, int64_t timeout_ms) {
     int rc = ot_self().v ? ot__lst_manager_of(l, &m) : -EPERM;
     if (rc < 0)
         return rc;
-    /* the drain's order, as the supervisor's own stop does it: no acceptor
-     * first, then the drain, then the rest */
-    rc = ot_supervisor_terminate_child(l, LST_ID_ACCEPTORS);
+    /* the drain's order, as the supervisor's own stop does it: the socket
+     * closed (the accepts end), no acceptor, the drain, then the rest */
+    rc = mgr_call_int(l, LST_SUSPEND, OT_INFINITY);
+    if (rc == 0)
+        rc = ot_supervisor_terminate_child(l, LST_ID_ACCEPTORS);
     if (rc < 0)
         return rc;
     int64_t t = left_ms(deadline);

@@ -4,19 +4,22 @@
  * An acceptor is a stackful process that loops: take a slot from the manager
  * (only when max_connections is finite; the call waits while the listener is
  * full, so the acceptor stops accepting), accept, start the connection under
- * the connections supervisor, tell the manager (before the hand-over, so a
+ * the connections supervisor (the start, run there, tells the manager, so a
  * count asked after the connection answered its client includes it), hand
  * the socket over, send the handshake. Invariant: the accepted socket is
  * owned by the acceptor until the hand-over, so an acceptor that dies first
- * takes it with it; a connection never sees its socket before it owns it.
+ * takes it with it (the client sees it closed, never a hang), and a
+ * connection never sees its socket before it owns it. A conn-mode
+ * connection watches its acceptor until the handshake and ends if it dies;
+ * a start-mode one waits with its own timeout (ranch's handshake_timeout).
  * The acceptor learns everything from the manager at its start and never
  * reads the shared record.
  *
- * The drainer sits between the connections supervisor and the acceptors in
- * the listener's start order, so an orderly stop reaches it after the
- * acceptors are gone and before the connections are shut down: it traps
- * exits and, on its parent's shutdown, runs the manager's drain before it
- * exits. */
+ * The drainer is the last of the listener's children, so an orderly stop
+ * reaches it first: it traps exits and, on its parent's shutdown, runs the
+ * manager's drain (the listening socket closed, which ends every parked
+ * accept, then the wait) before it exits; the acceptors are stopped after
+ * it, parked with no socket in hand. */
 #include "runtime/otp/listener_int.h"
 
 #include <stdio.h>
@@ -33,7 +36,9 @@
 
 static _Atomic unsigned spread; /* acceptors round-robin over the schedulers */
 
-static _Noreturn void park(void) {
+static _Noreturn void park(ot_pid mgr) {
+    ot_pid me = ot_self();
+    ot_cast(mgr, LST_PARKED, &me, sizeof me);
     for (;;) { /* the listening socket is gone: wait to be stopped or restarted */
         ot_msg *m = ot_receive(OT_INFINITY);
         if (m)
@@ -54,12 +59,12 @@ static int call_int(ot_pid to, uint32_t tag) {
 }
 
 /* What an accept error means for the loop: go on, back off, or park. */
-static void accept_failed(int rc) {
+static void accept_failed(ot_pid mgr, int rc) {
     switch (rc) {
     case -EBADF:
     case -EINVAL:
     case -ENOTSOCK:
-        park();
+        park(mgr);
     case -EMFILE:
     case -ENFILE:
     case -ENOBUFS:
@@ -73,8 +78,8 @@ static void accept_failed(int rc) {
 }
 
 static void serve(const struct lst_cfg *cfg, ot_sock s) {
-    ot_child_spec c = {.start = cfg->start ? cfg->start : ot__lst_conn_start,
-                       .arg = cfg->start ? cfg->arg : (void *)(uintptr_t)cfg->conn,
+    ot_child_spec c = {.start_extra = ot__lst_conn_start,
+                       .arg = ot__lst_pid_arg(ot_self()),
                        .restart = OT_TEMPORARY,
                        .shutdown = cfg->conn_shutdown,
                        .type = cfg->conn_type};
@@ -86,8 +91,6 @@ static void serve(const struct lst_cfg *cfg, ot_sock s) {
         ot_sock_close(s); /* our slot stays ours, for the next accept */
         return;
     }
-    ot_pid st[2] = {p, ot_self()};
-    ot_cast(cfg->manager, LST_STARTED, st, sizeof st);
     if (ot_sock_controlling_process(s, p) < 0) {
         ot_sock_close(s); /* it is gone already; its DOWN frees the slot */
         return;
@@ -106,7 +109,7 @@ static void acceptor_main(void *arg) {
     memcpy(&cfg, ot_msg_data(r), sizeof cfg);
     ot_msg_free(r);
     if (ot_sock_eq(cfg.lsock, OT_NOSOCK))
-        park(); /* suspended */
+        park(mgr); /* suspended */
     for (;;) {
         if (cfg.limited && (rc = call_int(mgr, LST_ACQUIRE)) < 0)
             ot_exit_self(ot_reason_error("ot_listener acceptor: no slot (%d)", rc));
@@ -115,7 +118,7 @@ static void acceptor_main(void *arg) {
         if (rc == -ETIMEDOUT)
             continue; /* the slot stays ours */
         if (rc < 0)
-            accept_failed(rc);
+            accept_failed(mgr, rc);
         else
             serve(&cfg, s);
     }
@@ -160,26 +163,61 @@ int ot__lst_acceptors_start(void *arg, ot_pid *out) {
     return rc;
 }
 
-/* ---- a conn-mode connection ---------------------------------------------------- */
+/* ---- a connection's start, in the connections supervisor ------------------------- */
 
 typedef void (*conn_fn)(ot_sock s, void *arg);
 
-static void conn_main(void *arg) {
-    conn_fn conn = (conn_fn)(uintptr_t)arg;
-    ot_listener_handshake_msg hs;
-    ot_sock s;
-    if (ot_listener_handshake(OT_LISTENER_HANDSHAKE_MS, &s, &hs) < 0)
-        return;
-    conn(s, hs.arg);
+struct lst_conn {
+    conn_fn conn;
+    ot_pid acceptor;
+};
+
+static bool hs_or_down(const ot_msg *m, void *arg) {
+    return m->tag == OT_TAG_SOCK_HANDSHAKE ||
+           (m->tag == OT_TAG_DOWN && ot_ref_eq(m->ref, *(ot_ref *)arg));
 }
 
-int ot__lst_conn_start(void *arg, ot_pid *out) {
+/* A conn-mode connection: its handshake, or its acceptor's death before it
+ * (the socket died with the acceptor), and then conn. */
+static void conn_main(void *arg) {
+    (void)arg;
+    ot_msg *m = ot_receive_tag(LST_CONN_CFG, OT_INFINITY);
+    struct lst_conn c;
+    memcpy(&c, ot_msg_data(m), sizeof c);
+    ot_msg_free(m);
+    ot_ref mon = ot_monitor(c.acceptor);
+    m = ot_receive_match(hs_or_down, &mon, OT_LISTENER_HANDSHAKE_MS);
+    if (!m || m->tag != OT_TAG_SOCK_HANDSHAKE || m->size != sizeof(ot_listener_handshake_msg))
+        return;
+    ot_listener_handshake_msg hs;
+    memcpy(&hs, ot_msg_data(m), sizeof hs);
+    ot_msg_free(m);
+    ot_demonitor(mon, OT_DEMONITOR_FLUSH);
+    c.conn(hs.sock, hs.arg);
+}
+
+static int spawn_conn(conn_fn conn, ot_pid acceptor, ot_pid *out) {
     ot_spawn_opts so = {.link = true, .behaviour = "ot_listener_conn"};
-    ot_pid p = ot_spawn_opt(conn_main, arg, &so);
+    ot_pid p = ot_spawn_opt(conn_main, NULL, &so);
     if (!p.v)
         return errno ? -errno : -EAGAIN;
+    struct lst_conn c = {conn, acceptor};
+    ot_send(p, LST_CONN_CFG, &c, sizeof c);
     *out = p;
     return 0;
+}
+
+int ot__lst_conn_start(void *extra, void *arg, ot_pid *out) {
+    struct lst *l = extra;
+    ot_pid acceptor = ot__lst_arg_pid(arg);
+    if (!acceptor.v) /* the listener supervisor's call at this supervisor's birth */
+        return ot__lst_hold(l) < 0 ? -ENOMEM : OT_IGNORED;
+    int rc = l->o.start ? l->o.start(l->o.arg, out) : spawn_conn(l->o.conn, acceptor, out);
+    if (rc == 0 && out->v) { /* counted before it can answer its client */
+        ot_pid st[2] = {*out, acceptor};
+        ot_cast(l->manager, LST_STARTED, st, sizeof st);
+    }
+    return rc;
 }
 
 /* ---- the drainer ---------------------------------------------------------------- */
@@ -190,8 +228,10 @@ static int drainer(void *state, const ot_msg *m) {
     ot_exit_msg x;
     memcpy(&x, ot_msg_data(m), sizeof x);
     /* killed: no drain, the listener is going down hard */
-    if (x.reason.kind != OT_KILLED && x.reason.kind != OT_KILL)
+    if (x.reason.kind != OT_KILLED && x.reason.kind != OT_KILL) {
+        call_int(ot__lst_arg_pid(state), LST_SUSPEND); /* the acceptors park */
         call_int(ot__lst_arg_pid(state), LST_DRAIN);
+    }
     ot_exit_self(x.reason);
 }
 

@@ -3,12 +3,14 @@
  * acceptors, connection bodies, the drainer).
  *
  * Lifetime of the shared record: struct lst holds the options and the
- * listening socket's handle. It is read only by the listener supervisor's
- * start functions (run in that supervisor) and by the manager, and each of
- * those two processes holds a reference released by a resource hook when it
- * exits, however it ends; ot_listener_start_link holds one while it starts
- * them. Everyone else (acceptors, the drainer, connections, API callers)
- * gets what it needs by value: from the manager by a call, or in a message. */
+ * listening socket's handle. It is read by the listener supervisor's start
+ * functions (run in that supervisor), by the manager, and by the
+ * connections supervisor's start_extra; each of those three processes holds
+ * a reference, released by a resource hook when it exits however it ends,
+ * from before it first reads the record (ot_listener_start_link holds one
+ * while it starts them). Everyone else (acceptors, the drainer,
+ * connections, API callers) gets what it needs by value: from the manager by
+ * a call, or in a message. */
 #ifndef OT_OTP_LISTENER_INT_H
 #define OT_OTP_LISTENER_INT_H
 
@@ -22,7 +24,8 @@
  * the rest of the runtime: tasks use 95-96, supervisors 97-99). */
 enum {
     LST_ACQUIRE = 88,   /* acceptor -> manager, call: a slot for the next accept */
-    LST_STARTED = 89,   /* acceptor -> manager, cast: ot_pid of a new connection */
+    LST_STARTED = 89,   /* connections supervisor -> manager, cast: ot_pid[2], the new
+                           connection and the acceptor whose slot it takes */
     LST_CFG = 90,       /* acceptor -> manager, call: reply struct lst_cfg */
     LST_COUNT = 91,     /* call: reply int */
     LST_PORT = 92,      /* call: reply int */
@@ -31,6 +34,9 @@ enum {
     LST_RESUME = 87,    /* call: reply int */
     LST_CONNS = 86,     /* listener supervisor -> manager, call: the connections supervisor */
     LST_DRAIN_TMO = 85, /* manager -> itself: the drain's time is up */
+    LST_CONN_CFG = 84,  /* connections supervisor -> a conn-mode connection: struct lst_conn */
+    LST_PARKED = 83,    /* acceptor -> manager, cast: its ot_pid; no accept of its can end */
+    LST_QUIET_TMO = 82, /* manager -> itself: stop waiting for acceptors to park */
 };
 
 /* Child ids in the listener supervisor. */
@@ -53,9 +59,7 @@ struct lst {
 struct lst_cfg {
     ot_sock lsock;
     ot_pid listener, manager, conns;
-    int (*start)(void *arg, ot_pid *out);
-    void (*conn)(ot_sock s, void *arg);
-    void *arg;
+    void *arg; /* opts.arg, for the handshake */
     int64_t conn_shutdown;
     int conn_type;
     bool limited; /* max_connections is finite: take a slot before each accept */
@@ -73,9 +77,12 @@ int ot__lst_manager_start(void *arg, ot_pid *out);
 int ot__lst_conns_start(void *arg, ot_pid *out);
 int ot__lst_drainer_start(void *arg, ot_pid *out);
 int ot__lst_acceptors_start(void *arg, ot_pid *out);
-/* A conn-mode connection's start, run in the connections supervisor (arg:
- * the conn function). */
-int ot__lst_conn_start(void *arg, ot_pid *out);
+/* A connection's start (start_extra of the connections supervisor, whose
+ * extra is the struct lst; arg: the acceptor's pid, which owns the socket
+ * and hands it over once this returned; with no pid it only makes the
+ * supervisor hold l). */
+int ot__lst_conn_start(void *extra, void *arg, ot_pid *out);
+
 /* Finds the manager of listener l: 0, -ESRCH, -EINVAL (not a listener),
  * -EAGAIN (it is being restarted). */
 int ot__lst_manager_of(ot_pid l, ot_pid *out);

@@ -4,13 +4,19 @@
  * supervisor, so it lives as long as the listener) and runs the drain.
  *
  * Invariants: count is the number of connections started and not yet seen
- * DOWN (each is monitored from its LST_STARTED on); reserved is the number of
- * acceptors holding a slot for their next accept; with a finite max,
- * count + reserved <= max always, and a slot freed goes to the acceptor that
- * has waited longest. Every acceptor that asked for anything is monitored,
+ * DOWN (each is monitored from its LST_STARTED on, which the connections
+ * supervisor sends from the start itself, naming the acceptor whose slot the
+ * connection takes: a slot becomes a connection in one step); reserved is
+ * the number of acceptors holding a slot for their next accept; with a
+ * finite max, count + reserved <= max always, and a slot freed goes to the
+ * acceptor that has waited longest. Every acceptor that asked for anything is monitored,
  * so one that dies gives back its slot and its place in the queue. Drain
  * waiters are answered once, when count reaches 0 or the drain's time is up,
- * with the count at that moment; after that a drain call is answered at once. */
+ * with the count at that moment; after that a drain call is answered at once.
+ * A suspend (also the first step of every stop) closes the listening socket
+ * and is answered once each acceptor is parked or waiting for a slot (or
+ * after 5 s), so that no acceptor is stopped while an accept of its may
+ * still complete with a connection that would then have no owner. */
 #include "runtime/otp/listener_int.h"
 
 #include <stdio.h>
@@ -23,6 +29,7 @@ struct acc {
     ot_ref mon;
     bool slot;
     bool waiting;
+    bool parked;  /* the listening socket it had is closed: it accepts no more */
     uint64_t seq; /* when it started waiting */
     ot_from from;
 };
@@ -39,6 +46,8 @@ struct mgr {
     size_t nacc, capacc;
     ot_from *drains;
     size_t ndrains, capdrains;
+    ot_from *quiets; /* suspends waiting for the acceptors to park */
+    size_t nquiets, capquiets;
     int drain;
     bool suspended;
 };
@@ -58,8 +67,6 @@ static ot_gs_ret mgr_init(void *arg, void **state) {
     g->cfg = (struct lst_cfg){.lsock = l->lsock,
                               .listener = l->sup,
                               .manager = ot_self(),
-                              .start = l->o.start,
-                              .conn = l->o.conn,
                               .arg = l->o.arg,
                               .conn_shutdown = l->o.conn_shutdown,
                               .conn_type = l->o.conn_type,
@@ -142,33 +149,69 @@ static int reopen(struct mgr *g) {
     return 0;
 }
 
+static ot_gs_ret reply_int(struct mgr *g, ot_from from, int v) {
+    (void)g;
+    ot_reply(from, &v, sizeof v);
+    return ot_gs_ok();
+}
+
+static bool push_from(ot_from **v, size_t *n, size_t *cap, ot_from f) {
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 4;
+        ot_from *nv = ot_realloc(*v, c * sizeof *nv);
+        if (!nv)
+            return false;
+        *v = nv;
+        *cap = c;
+    }
+    (*v)[(*n)++] = f;
+    return true;
+}
+
+/* No acceptor can still be holding an accept of the closed socket: each is
+ * parked or waiting for a slot. */
+static bool quiet(const struct mgr *g) {
+    for (size_t i = 0; i < g->nacc; i++)
+        if (!g->acc[i].parked && !g->acc[i].waiting)
+            return false;
+    return true;
+}
+
+static void quiet_answer(struct mgr *g, bool force) {
+    if (!g->nquiets || (!force && !quiet(g)))
+        return;
+    int ok = 0;
+    for (size_t i = 0; i < g->nquiets; i++)
+        ot_reply(g->quiets[i], &ok, sizeof ok);
+    g->nquiets = 0;
+}
+
+/* Closes the listening socket and answers once every acceptor has parked
+ * (or after 5 s): stopping an acceptor while an accept of its may still hand
+ * it a connection could leave that connection with no owner. */
+static ot_gs_ret suspend_call(struct mgr *g, ot_from from) {
+    close_listening(g);
+    if (quiet(g) || !push_from(&g->quiets, &g->nquiets, &g->capquiets, from))
+        return reply_int(g, from, 0);
+    if (g->nquiets == 1)
+        ot_send_after(ot_self(), 5000, LST_QUIET_TMO, NULL, 0);
+    return ot_gs_ok();
+}
+
 static bool drain_call(struct mgr *g, ot_from from) {
     close_listening(g);
     if (g->count == 0 || g->drain == DRAIN_OVER || g->l->o.drain_timeout_ms == 0) {
         g->drain = DRAIN_OVER;
         return true; /* answer now */
     }
-    if (g->ndrains == g->capdrains) {
-        size_t cap = g->capdrains ? g->capdrains * 2 : 4;
-        ot_from *n = ot_realloc(g->drains, cap * sizeof *n);
-        if (!n)
-            return true;
-        g->drains = n;
-        g->capdrains = cap;
-    }
-    g->drains[g->ndrains++] = from;
+    if (!push_from(&g->drains, &g->ndrains, &g->capdrains, from))
+        return true;
     if (g->drain == DRAIN_NONE) {
         g->drain = DRAIN_RUNNING;
         if (g->l->o.drain_timeout_ms != OT_INFINITY)
             ot_send_after(ot_self(), g->l->o.drain_timeout_ms, LST_DRAIN_TMO, NULL, 0);
     }
     return false;
-}
-
-static ot_gs_ret reply_int(struct mgr *g, ot_from from, int v) {
-    (void)g;
-    ot_reply(from, &v, sizeof v);
-    return ot_gs_ok();
 }
 
 static ot_gs_ret mgr_call(void *state, const ot_msg *req, ot_from from) {
@@ -188,6 +231,7 @@ static ot_gs_ret mgr_call(void *state, const ot_msg *req, ot_from from) {
         a->seq = ++g->seq;
         a->from = from;
         grant(g);
+        quiet_answer(g, false);
         return ot_gs_ok();
     }
     case LST_COUNT:
@@ -199,8 +243,7 @@ static ot_gs_ret mgr_call(void *state, const ot_msg *req, ot_from from) {
             return reply_int(g, from, (int)g->count);
         return ot_gs_ok();
     case LST_SUSPEND:
-        close_listening(g);
-        return reply_int(g, from, 0);
+        return suspend_call(g, from);
     case LST_RESUME:
         if (g->drain != DRAIN_NONE)
             return reply_int(g, from, -ESHUTDOWN);
@@ -216,6 +259,15 @@ static ot_gs_ret mgr_call(void *state, const ot_msg *req, ot_from from) {
 
 static ot_gs_ret mgr_cast(void *state, const ot_msg *m) {
     struct mgr *g = state;
+    if (m->tag == LST_PARKED && m->size == sizeof(ot_pid)) {
+        ot_pid p;
+        memcpy(&p, ot_msg_data(m), sizeof p);
+        struct acc *a = acc_find(g, p);
+        if (a)
+            a->parked = true;
+        quiet_answer(g, false);
+        return ot_gs_ok();
+    }
     if (m->tag != LST_STARTED || m->size != 2 * sizeof(ot_pid))
         return ot_gs_ok();
     ot_pid p[2]; /* the connection, its acceptor */
@@ -235,10 +287,15 @@ static void acceptor_down(struct mgr *g, struct acc *a) {
         g->reserved--;
     *a = g->acc[--g->nacc];
     grant(g);
+    quiet_answer(g, false);
 }
 
 static ot_gs_ret mgr_info(void *state, const ot_msg *m) {
     struct mgr *g = state;
+    if (m->tag == LST_QUIET_TMO && ot_pid_eq(m->from, ot_self())) {
+        quiet_answer(g, true);
+        return ot_gs_ok();
+    }
     if (m->tag == LST_DRAIN_TMO && ot_pid_eq(m->from, ot_self())) {
         g->drain = DRAIN_OVER;
         drain_answer(g);
