@@ -14,7 +14,8 @@
  * and waits until the server's INFO counts them all (with --ping each first
  * does one PING instead, so each has been served once), waits MS, reads
  * VmRSS again, closes them all, waits until INFO counts one client (the
- * asking one) and MS more, and reads VmRSS a third time. Prints
+ * asking one) and MS more, then until it stops falling (at most 30 s), and
+ * reads VmRSS a third time. Prints
  * idle_conn_bytes ((with - before) / N), idle_settle_ratio (after / before)
  * and the three RSS readings. Connections are opened in batches of 256,
  * each accepted before the next: an overflowing accept queue drops SYNs.
@@ -353,11 +354,21 @@ static int idle(int pid, int n, long wait_ms, bool ping) {
     /* Until the server has seen every close (INFO counts the asking client). */
     if (!await_clients(1))
         return 1;
+    /* Then until the RSS stops falling (allocators give freed pages back as
+     * they decay, jemalloc's over 10 s by default): at least MS, at most
+     * 30 s, read every second. */
     sleep_ms(wait_ms);
     long after = vmrss_kib(pid);
-    fprintf(stderr,
-            "kv_conns: idle: %d connections%s: VmRSS %ld kB before, %ld with, %ld after\n", n,
-            ping ? " (one PING each)" : "", before, with, after);
+    for (int i = 0; i < 30; i++) {
+        sleep_ms(1000);
+        long now = vmrss_kib(pid);
+        bool falling = now < after - after / 100;
+        after = now < after ? now : after;
+        if (!falling)
+            break;
+    }
+    fprintf(stderr, "kv_conns: idle: %d connections%s: VmRSS %ld kB before, %ld with, %ld after\n",
+            n, ping ? " (one PING each)" : "", before, with, after);
     bench_figure("idle_conn_bytes", (double)(with - before) * 1024.0 / n, "B/conn", false);
     bench_figure("idle_settle_ratio", (double)after / (double)before, "after/before", false);
     bench_figure("idle_rss_before", (double)before / 1024.0, "MiB", false);

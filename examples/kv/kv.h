@@ -1,7 +1,8 @@
 /* examples/kv: a RESP2 key-value server on Otter, as a library so that tests
- * can run it in-process. One process accepts; one stackful process per
- * connection parses, runs and answers pipelined commands; the keyspace is a
- * public ETS set; one process expires keys actively. The runtime must be
+ * can run it in-process. An acceptor pool (otter/listener.h) accepts; one
+ * handler process per connection, with an active socket, parses, runs and
+ * answers pipelined commands; the keyspace is a public ETS set; one process
+ * expires keys actively. The runtime must be
  * running (ot_start) before kv_server_start; both calls may come from any
  * thread, including a foreign one. One server per runtime at a time. */
 #ifndef KV_KV_H
@@ -14,10 +15,11 @@ typedef struct kv_opts {
     const char *bind;        /* numeric address; NULL: "127.0.0.1" */
     uint16_t port;           /* 0: an ephemeral port */
     int backlog;             /* 0: 511, Redis's tcp-backlog */
-    int64_t read_timeout_ms; /* a command left half-sent this long closes the
-                                connection; 0: 30,000. Idle connections
-                                between commands never time out (Redis's
-                                timeout 0). */
+    int64_t read_timeout_ms; /* a command left half-sent with no byte for
+                                this long closes the connection; 0 (the
+                                default): never, as Redis keeps such a
+                                connection (its timeout 0). Idle connections
+                                between commands never time out. */
     bool enable_debug;       /* allow DEBUG SEGFAULT (crashes the calling
                                 connection's process only) */
 } kv_opts;

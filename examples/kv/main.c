@@ -51,6 +51,16 @@ static void usage(FILE *f) {
  * There, --spin-us 5 is the better setting. */
 #define KV_SPIN_US 50
 
+/* jemalloc's options for this program: a background thread returns freed
+ * pages to the kernel once they have been unused for a second, also while
+ * the server is idle (without it purging happens only during allocations,
+ * so the memory of a crowd of connections that all closed stays resident).
+ * redis-server also runs jemalloc's background thread (jemalloc-bg-thread).
+ * Default visibility: jemalloc looks the symbol up at load time, and the
+ * build hides symbols by default. */
+__attribute__((visibility("default"))) const char *malloc_conf =
+    "background_thread:true,dirty_decay_ms:1000";
+
 static int num_arg(const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;
@@ -85,7 +95,7 @@ int main(int argc, char **argv) {
             /* 0 asks for no spin; the runtime reads 0 as "its default", so it
              * gets the shortest spin there is, 1 us. */
             cfg.spin_us = n ? (unsigned)n : 1;
-        } else if (strcmp(a, "--read-timeout") == 0 && num_arg(v, 1, 86400000, &n) == 0) {
+        } else if (strcmp(a, "--read-timeout") == 0 && num_arg(v, 0, 86400000, &n) == 0) {
             o.read_timeout_ms = n;
         } else if (strcmp(a, "--bind") == 0) {
             o.bind = v;
