@@ -181,7 +181,10 @@ static ot_gs_ret client_init(void *arg, void **state) {
     c->ps = ot_registry_whereis("chat_pubsub");
     snprintf(c->nick, sizeof c->nick, "anon");
     *state = c;
-    return ot_gs_ok(); /* the socket comes with the handshake */
+    /* the socket comes with the handshake; without one in time (its acceptor
+     * died first, taking the socket), the process ends: ranch's
+     * handshake_timeout */
+    return ot_gs_timeout(OT_LISTENER_HANDSHAKE_MS);
 }
 
 static ot_gs_ret client_call(void *state, const ot_msg *req, ot_from from) {
@@ -210,6 +213,8 @@ static ot_gs_ret client_info(void *state, const ot_msg *m) {
     case OT_TAG_SOCK_CLOSED:
     case OT_TAG_SOCK_ERROR:
         return ot_gs_stop(OT_REASON(OT_NORMAL));
+    case OT_TAG_TIMEOUT: /* no handshake came */
+        return ot_sock_eq(c->s, OT_NOSOCK) ? ot_gs_stop(OT_REASON(OT_NORMAL)) : ot_gs_ok();
     case CHAT_LINE:
         queue_line(c, ot_msg_data(m), m->size);
         return ot_gs_ok();
