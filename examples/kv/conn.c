@@ -35,6 +35,7 @@
 #include "examples/kv/resp.h"
 
 #define TAG_READ_TIMEOUT (OT_TAG_USER + 10)
+#define TAG_HANDSHAKE_TIMEOUT (OT_TAG_USER + 11)
 #define ACTIVE_N 16
 #define OUT_FLUSH (64 * 1024)
 #define QUERY_LIMIT ((size_t)1 << 30)
@@ -42,6 +43,10 @@
 #define SCRATCH_KEEP ((size_t)1 << 20)
 
 static int64_t read_timeout_ms;
+
+void kv_conn_await_handshake(ot_pid pid) {
+    ot_send_after(pid, OT_LISTENER_HANDSHAKE_MS, TAG_HANDSHAKE_TIMEOUT, NULL, 0);
+}
 
 void kv_conn_set_read_timeout(int64_t ms) {
     read_timeout_ms = ms > 0 ? ms : 0;
@@ -377,6 +382,10 @@ int kv_conn_handler(void *state, const ot_msg *m) {
     case OT_TAG_EXIT:
         /* Only the connections supervisor is linked: its shutdown. */
         return finish(cn, 0);
+    case TAG_HANDSHAKE_TIMEOUT:
+        /* No socket came (its acceptor died before the hand-over): there is
+         * nothing to serve (ranch's handshake_timeout). */
+        return ot_sock_eq(cn->sock, OT_NOSOCK) ? 1 : 0;
     case TAG_READ_TIMEOUT:
         if (cn->part && m->size == sizeof(uint64_t) &&
             *(const uint64_t *)ot_msg_data(m) == cn->part->timer_id) {

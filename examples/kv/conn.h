@@ -24,6 +24,10 @@ void kv_conn_free(struct kv_conn *cn);
  * trap_exit so that a shutdown from its supervisor ends it between two
  * messages, never inside a command (which may hold a stripe lock). */
 int kv_conn_handler(void *state, const ot_msg *m);
+/* Ends the connection process pid if no handshake (no socket) reaches it
+ * within OT_LISTENER_HANDSHAKE_MS, as listener.h asks of a process started
+ * by opts.start: an acceptor that dies before the hand-over sends none. */
+void kv_conn_await_handshake(ot_pid pid);
 /* A command left half-sent with no byte for ms closes the connection; 0 (the
  * default, as Redis's timeout 0): never. Set before the first connection. */
 void kv_conn_set_read_timeout(int64_t ms);

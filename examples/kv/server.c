@@ -81,6 +81,7 @@ static int conn_start(void *arg, ot_pid *out) {
     /* Statistics, and the count kv_server_connections reports. */
     atomic_fetch_add_explicit(&srv.conns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&kv_stats.connected_clients, 1, memory_order_relaxed);
+    kv_conn_await_handshake(pid);
     struct conn_note note = {pid, cn};
     ot_send(srv.server, TAG_CONN, &note, sizeof note);
     *out = pid;
