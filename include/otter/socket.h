@@ -61,7 +61,9 @@ OT_API int ot_sock_listen_tcp(const char *host, uint16_t port, int backlog, ot_s
 OT_API int ot_sock_accept(ot_sock listener, ot_sock *out, struct sockaddr *sa, socklen_t *len,
                           int64_t timeout_ms);
 OT_API int ot_sock_connect_tcp(const char *host, uint16_t port, ot_sock *out, int64_t timeout_ms);
-/* The caller takes ownership of a socket fd made elsewhere. */
+/* The caller takes ownership of a socket fd made elsewhere: -EBADF for a
+ * closed fd, -ENOTSOCK for a file, -EBUSY for an fd a socket holds already
+ * (adopted before, or lent by ot_sock_fd): one fd never has two sockets. */
 OT_API int ot_sock_adopt(int fd, ot_sock *out);
 
 /* Passive reads (-EINVAL while active, as gen_tcp:recv's einval). */

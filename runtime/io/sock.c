@@ -12,7 +12,12 @@
  * The killer shuts the socket down, which ends every op parked on it (a recv,
  * a send, an accept, the armed multishot receive) and lets their references
  * go; the fd is closed by the last reference's put, so an op that still holds
- * the socket never reaches a reused fd number. */
+ * the socket never reaches a reused fd number. A second table, indexed by fd
+ * number, marks the numbers that live records hold: one fd never gets two
+ * records (ot_sock_adopt of an fd already adopted is -EBUSY), which would
+ * close it twice, the second time under a stranger that reused the number.
+ * A record's mark is cleared just before its close, never after, so a number
+ * the kernel hands out again is never found marked. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -37,6 +42,7 @@ static pthread_mutex_t free_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t free_head; /* 0: empty; under free_mu */
 static uint32_t hwm = 1;   /* next never-used index; under free_mu */
 static _Atomic int64_t stats[SK_N];
+static _Atomic(_Atomic uint8_t *) fdmarks[CHUNKS]; /* 1 while a live record holds the fd */
 
 void ot__sock_stat_add(int which, int64_t d) {
     /* relaxed: counters for tests, ordered with nothing */
@@ -74,6 +80,40 @@ static struct slot *slot_at(uint32_t idx, bool create) {
     return c ? &c[idx & (CHUNK - 1)] : NULL;
 }
 
+/* The mark of fd number fd, or NULL past the table (such fds are not checked). */
+static _Atomic uint8_t *fd_mark(int fd, bool create) {
+    if (fd < 0 || (unsigned)fd >= CHUNKS * CHUNK)
+        return NULL;
+    _Atomic(_Atomic uint8_t *) *cp = &fdmarks[(unsigned)fd >> CHUNK_BITS];
+    /* acquire pairs with the release CAS that published the chunk */
+    _Atomic uint8_t *c = atomic_load_explicit(cp, memory_order_acquire);
+    if (!c && create) {
+        _Atomic uint8_t *fresh = calloc(CHUNK, sizeof *fresh);
+        if (!fresh)
+            return NULL;
+        if (atomic_compare_exchange_strong_explicit(cp, &c, fresh, memory_order_acq_rel,
+                                                    memory_order_acquire))
+            c = fresh;
+        else
+            free(fresh);
+    }
+    return c ? &c[(unsigned)fd & (CHUNK - 1)] : NULL;
+}
+
+static bool fd_claim(int fd) {
+    _Atomic uint8_t *m = fd_mark(fd, true);
+    uint8_t zero = 0;
+    /* relaxed: the mark guards no other memory, only the claim itself */
+    return !m || atomic_compare_exchange_strong_explicit(m, &zero, 1, memory_order_relaxed,
+                                                         memory_order_relaxed);
+}
+
+static void fd_unclaim(int fd) {
+    _Atomic uint8_t *m = fd_mark(fd, false);
+    if (m)
+        atomic_store_explicit(m, 0, memory_order_relaxed); /* relaxed: see fd_claim */
+}
+
 static pthread_mutex_t *stripe_of(uint32_t idx) {
     return &stripe[idx % STRIPES];
 }
@@ -104,7 +144,10 @@ void ot__sock_ref(struct sock *s) {
 }
 
 static void sock_free(struct sock *s) {
-    close(s->fd);
+    if (s->fd >= 0) {
+        fd_unclaim(s->fd); /* before the close: see the table's comment */
+        close(s->fd);
+    }
     ot__sock_free_pending(s);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -121,13 +164,15 @@ int ot__sock_new(int fd, struct io_lsn *lsn, ot_sock *out) {
     uint64_t self = ot_self().v;
     if (!self)
         return -EPERM;
+    if (!fd_claim(fd))
+        return -EBUSY; /* a live record holds this fd already */
     struct sock *s = calloc(1, sizeof *s);
-    if (!s)
-        return -ENOMEM;
-    uint32_t idx = idx_alloc();
+    uint32_t idx = s ? idx_alloc() : 0;
     if (!idx) {
+        fd_unclaim(fd);
+        int rc = s ? -ENFILE : -ENOMEM;
         free(s);
-        return -ENFILE;
+        return rc;
     }
     pthread_mutex_init(&s->mu, NULL);
     atomic_init(&s->refs, 1); /* the table's */
@@ -145,6 +190,7 @@ int ot__sock_new(int fd, struct io_lsn *lsn, ot_sock *out) {
     io_unlock(stripe_of(idx));
     int rc = ot__sock_own_add(s, self); /* the caller is alive: cannot fail but for memory */
     if (rc < 0) {
+        fd_unclaim(fd);
         s->fd = -1; /* the caller keeps its fd */
         s->lsn = NULL;
         ot__sock_ref(s);
@@ -283,6 +329,10 @@ int ot_sock_adopt(int fd, ot_sock *out) {
         return -EBADF;
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
         return -ENOTSOCK;
+    _Atomic uint8_t *m = fd_mark(fd, false);
+    /* relaxed: a hint that keeps ot_io's claim; ot__sock_new's claim decides */
+    if (m && atomic_load_explicit(m, memory_order_relaxed))
+        return -EBUSY;
     /* an fd that ot_io handed out belongs to a process there: it moves here
      * (with its listener state), so that one table alone closes it */
     struct io_lsn *lsn = NULL;
