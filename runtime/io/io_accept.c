@@ -19,7 +19,9 @@
  * Fds still queued when the listener closes belong to no process and are
  * closed. A process killed while parked on the multishot op is torn down by
  * the core after the cancellation's final CQE; the call's reference is then
- * dropped by a temporary per-process resource. */
+ * dropped by a temporary per-process resource. A one-shot accept's caller
+ * killed after the kernel accepted closes the accepted fd from its exit
+ * (accept_guard), so no connection is left on an fd nobody owns. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -211,6 +213,23 @@ static int ms_accept(struct io_lsn *l, struct sockaddr *sa, socklen_t *len, int6
     }
 }
 
+/* A one-shot accept whose caller is killed after the kernel accepted (the
+ * CQE came, and the kill is seen before the call returns, or the cancel lost
+ * the race) would leave the connection on an fd nobody owns: the client
+ * waits for ever. This resource, released by the exit after the op's final
+ * completion, closes that fd. */
+struct accept_guard {
+    struct ot__res res;
+    struct io_req *rq;
+};
+
+static void accept_orphaned(struct ot__res *r, ot_pid owner) {
+    (void)owner;
+    struct io_req *rq = OT_IO_CONTAINER_OF(r, struct accept_guard, res)->rq;
+    if (rq->op.done && rq->op.res >= 0)
+        close(rq->op.res);
+}
+
 static int oneshot_accept(int lfd, struct sockaddr *sa, socklen_t *len, int64_t tmo, bool ours) {
     struct io_req rq;
     struct io_uring_sqe *sqe = ot__io_begin(&rq, lfd, tmo);
@@ -218,7 +237,11 @@ static int oneshot_accept(int lfd, struct sockaddr *sa, socklen_t *len, int64_t 
         return -errno; /* EPERM outside a process, EBUSY with no SQE */
     io_uring_prep_accept(sqe, lfd, sa, len, SOCK_CLOEXEC);
     ot__io_stat(IOS_ONESHOT);
+    struct accept_guard g = {.res = {.release = accept_orphaned}, .rq = &rq};
+    bool guarded = ot__res_add(&g.res) == 0;
     int fd = ot__io_finish(&rq, sqe, tmo);
+    if (guarded)
+        ot__res_del(&g.res);
     if (fd >= 0 && !ours) {
         /* Our listeners carry TCP_NODELAY, which accepted sockets inherit;
          * a foreign listener's may not: set it (fails harmlessly off TCP). */
