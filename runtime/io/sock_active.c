@@ -1,7 +1,7 @@
 /* Active mode (gen_tcp's {active, once | N | true}) on the ring. An active
  * socket has one receive armed in the kernel: multishot (IORING_RECV_MULTISHOT)
- * for N and true, single-shot for once, both selecting a buffer from the
- * scheduler's provided-buffer ring (io_bufring.c) only when data arrives, so
+ * for true and N above 1, single-shot for once and N 1, both selecting a
+ * buffer from the scheduler's provided-buffer ring (io_bufring.c) only when data arrives, so
  * an idle socket holds no receive buffer. Its completions run rop_cqe on the
  * ring's scheduler thread, outside any process: the bytes go straight from
  * the buffer into a message to the owner (the buffer's headroom takes the
@@ -101,7 +101,10 @@ static int arm(struct sock *s, bool from_cb) {
     struct io_uring_sqe *sqe = from_cb ? ot__io_get_sqe_cb() : ot__io_get_sqe();
     if (!sqe)
         return -errno;
-    bool multi = s->mode != OT_ACTIVE_ONCE && ot__features()->recv_multishot;
+    /* an allowance of one is once's: a multishot would go on reading until
+     * its cancel lands, and all of that would wait in the pending queue */
+    bool multi = (s->mode == OT_ACTIVE_TRUE || (s->mode == OT_ACTIVE_N && s->count > 1)) &&
+                 ot__features()->recv_multishot;
     /* len 0: as much as the selected buffer holds */
     io_uring_prep_recv(sqe, s->fd, NULL, 0, 0);
     if (multi)
