@@ -67,7 +67,7 @@ EX_BIN   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 HEADERS  := $(wildcard include/*.h include/otter/*.h)
 
 .PHONY: all lib test test-asan test-tsan test-werror test-aarch64 bench examples install clean deps \
-        deps-bench format check-format check-install check-symbols check-gdb
+        deps-bench format check-format check-install check-symbols check-gdb check-layers
 all: lib $(BUILD)/kv $(EX_BIN)
 
 lib: $(BUILD)/libotter.a $(BUILD)/libotter.so $(BUILD)/libotter-testing.a
@@ -223,6 +223,10 @@ $(BUILD)/tests/gdb/target: tests/gdb/target.c $(BUILD)/libotter.a
 
 check-gdb: $(BUILD)/tests/gdb/target
 	$(Q)sh scripts/check-gdb.sh $(BUILD)
+
+# A runtime folder includes no header of a higher folder (docs/ARCHITECTURE.md, layers).
+check-layers:
+	$(Q)sh scripts/check-layers.sh
 
 # libotter.so exports the public API (ot_ names) and nothing else.
 check-symbols: $(BUILD)/libotter.so

@@ -4,10 +4,11 @@
  * records themselves live with their folder: runtime/timer/timer.h (timers,
  * the wheel), runtime/sched/sched.h (stacks, schedulers, the runtime),
  * runtime/proc/proc.h (envelopes, process records, critical sections),
- * runtime/io/ring.h (the scheduler's ring), runtime/debug/debug.h (crash
- * reports, symbols). Headers include only lower ones, in that order
- * (timer < sched < proc); the .c files of the circle call up through the
- * declarations of the higher headers (docs/ARCHITECTURE.md, layers).
+ * runtime/sched/ring.h (the scheduler's ring). Folders include only their
+ * own and lower folders' headers (alloc < timer < sched < proc < io < debug,
+ * make check-layers), and call up through the hooks each lower header
+ * declares; docs/ARCHITECTURE.md (layers) lists the hooks and the upward
+ * includes not yet broken.
  *
  * Invariants kept across the runtime:
  * - A process record lives in its process-table slot for the life of the

@@ -1,20 +1,12 @@
-/* The debug folder's calls the rest of the runtime makes: crash reports
- * (log.c) and symbolizing addresses (symbols.c, for fault reports). */
+/* The debug folder's private header. Debug is the top of the runtime's
+ * layers: it reads the records of every folder below (process table,
+ * schedulers, stacks), and the lower folders reach it only through the hooks
+ * they declare: sched.h's ot__sched_hook_symbolize (symbols.c, for fault
+ * reports) and proc.h's ot__proc_hook_crash_report (log.c) and
+ * ot__proc_hook_where (dump.c). */
 #ifndef OT_DEBUG_H
 #define OT_DEBUG_H
 
-#include "runtime/core.h"
-
-/* log.c */
-OT_HIDDEN void ot__crash_report(struct ot_proc *p);
-
-/* symbols.c: true when pc's function was named (name+off); obj and objoff
- * (the object's name and pc's offset in it) are set whenever obj is. */
-struct ot__sym {
-    const char *obj;
-    uintptr_t off, objoff;
-    char name[96];
-};
-OT_HIDDEN bool ot__symbolize(uintptr_t pc, struct ot__sym *out);
+#include "runtime/proc/proc.h"
 
 #endif

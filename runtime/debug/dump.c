@@ -123,7 +123,7 @@ static void *entry_of(struct ot_proc *p) {
     return (flags & PF_HANDLER) ? (void *)(uintptr_t)p->hfn : (void *)(uintptr_t)p->fn;
 }
 
-void ot__proc_where(struct ot_proc *p, char *buf, size_t len) {
+void ot__proc_hook_where(struct ot_proc *p, char *buf, size_t len) {
     uintptr_t pcs[DUMP_FRAMES];
     size_t n = ot__proc_frames(p, pcs, DUMP_FRAMES);
     const void *rt = runtime_object();

@@ -10,11 +10,5 @@
  * stack of its own. Every read stays inside p's stack: a process that runs
  * meanwhile gives a wrong trace, never a fault. */
 OT_HIDDEN size_t ot__proc_frames(struct ot_proc *p, uintptr_t *pcs, size_t max);
-/* Fills buf with where p is (ot_process_info's current_function). */
-OT_HIDDEN void ot__proc_where(struct ot_proc *p, char *buf, size_t len);
-
-/* runtime.c's lifecycle lock: a foreign thread's dump holds it. */
-OT_HIDDEN void ot__life_lock(void);
-OT_HIDDEN void ot__life_unlock(void);
 
 #endif

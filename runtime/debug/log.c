@@ -115,7 +115,7 @@ const char *ot_strerror(int err) {
 static void put_where(char *buf, size_t len, size_t *n, uintptr_t pc) {
     struct ot__sym sy;
     int w;
-    if (ot__symbolize(pc, &sy))
+    if (ot__sched_hook_symbolize(pc, &sy))
         w = snprintf(buf + *n, len - *n, "%s+%#lx (%s)", sy.name, (unsigned long)sy.off, sy.obj);
     else if (sy.obj)
         w = snprintf(buf + *n, len - *n, "%s+%#lx", sy.obj, (unsigned long)sy.objoff);
@@ -125,7 +125,7 @@ static void put_where(char *buf, size_t len, size_t *n, uintptr_t pc) {
         *n = *n + (size_t)w < len ? *n + (size_t)w : len - 1;
 }
 
-void ot__crash_report(struct ot_proc *p) {
+void ot__proc_hook_crash_report(struct ot_proc *p) {
     char why[128], pid[48], line[2048];
     ot_reason_format(p->reason, why, sizeof why);
     ot_pid_format((ot_pid){atomic_load_explicit(&p->pid, memory_order_relaxed)}, pid, sizeof pid);

@@ -73,7 +73,7 @@ out:
     return found;
 }
 
-bool ot__symbolize(uintptr_t pc, struct ot__sym *out) {
+bool ot__sched_hook_symbolize(uintptr_t pc, struct ot__sym *out) {
     Dl_info di;
     struct link_map *lm = NULL;
     out->name[0] = 0;

@@ -29,10 +29,11 @@
 #define IO_NEVER_MS (INT64_MAX / 1000000)
 
 
-/* The core calls ot__io_probe through a weak reference, which does not pull
- * io_probe.o out of libotter.a; this strong one does, whenever I/O is used. */
-__attribute__((used)) static void (*const keep_probe)(struct io_uring *,
-                                                      struct ot__io_features *) = ot__io_probe;
+/* The scheduler's ring calls ot__sched_hook_io_probe through a weak
+ * reference, which does not pull io_probe.o out of libotter.a; this strong
+ * one does, whenever I/O is used. */
+__attribute__((used)) static void (*const keep_probe)(struct io_uring *, struct ot__io_features *) =
+    ot__sched_hook_io_probe;
 
 static _Atomic(ot__io_cqe_hook_fn) cqe_hook;
 static _Atomic uint64_t io_stats[IOS_N];

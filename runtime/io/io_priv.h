@@ -29,11 +29,11 @@ static inline void io_unlock(pthread_mutex_t *m) {
 
 #define OT_IO_CONTAINER_OF(p, type, field) ((type *)((char *)(p)-offsetof(type, field)))
 
-/* ---- probe (called by the core at ot_start) --------------------------------
+/* ---- probe (the scheduler's hook, runtime/sched/ring.h, at ot_start) ---------
  * Fills multishot_accept, buf_ring and recv_multishot from real tries on a
  * private scratch ring (ring is used only for the opcode probe and may be
  * NULL); leaves the core's own fields alone. */
-void ot__io_probe(struct io_uring *ring, struct ot__io_features *f);
+void ot__sched_hook_io_probe(struct io_uring *ring, struct ot__io_features *f);
 
 /* ---- one request ------------------------------------------------------------ */
 #define OT_IO_REQ_MAGIC 0x10c0ffeeu

@@ -110,7 +110,7 @@ static bool probe_buf_ring(struct io_uring *r, bool *recv_ms) {
     return ok;
 }
 
-void ot__io_probe(struct io_uring *ring, struct ot__io_features *f) {
+void ot__sched_hook_io_probe(struct io_uring *ring, struct ot__io_features *f) {
     (void)ring; /* the tries need a ring of their own to wait on */
     struct io_uring r;
     f->multishot_accept = f->buf_ring = f->recv_multishot = false;

@@ -86,7 +86,7 @@ size_t ot__self_queue_len(void) {
     if (!p)
         return 0;
     if (ot__mq_maybe_nonempty(p))
-        ot__mq_drain(p);
+        ot__sched_hook_mq_drain(p);
     return p->q_len;
 }
 

@@ -198,7 +198,7 @@ static bool drain(struct ot_proc *p, const struct env *mark) {
     return seen;
 }
 
-void ot__mq_drain(struct ot_proc *p) {
+void ot__sched_hook_mq_drain(struct ot_proc *p) {
     (void)drain(p, NULL);
 }
 
@@ -222,7 +222,7 @@ void ot__mq_drain_all(struct ot_proc *p) {
         else
             sched_yield();
     }
-    ot__mq_drain(p); /* and whatever came after it */
+    ot__sched_hook_mq_drain(p); /* and whatever came after it */
 }
 
 /* A message on its way to the MPSC queue: counted first, so that a drain

@@ -159,7 +159,7 @@ static ot_msg *receive(struct ot_proc *p, bool (*umatch)(const ot_msg *, void *)
     ot__spend(p, 1);
     for (;;) {
         if (ot__mq_maybe_nonempty(p))
-            ot__mq_drain(p);
+            ot__sched_hook_mq_drain(p);
         if (unlikely(p->dying))
             ot__exit_current(p->reason, p->exit_by_signal);
         struct env *e =
@@ -294,7 +294,7 @@ ot_ref ot_make_ref(void) {
     struct ot_proc *p = cur_proc();
     if (p) {
         if (ot__mq_maybe_nonempty(p))
-            ot__mq_drain(p);
+            ot__sched_hook_mq_drain(p);
         p->mark_ref = r;
         p->mark_env = p->q_last;
         p->mark_valid = true;

@@ -2,16 +2,14 @@
  * A process ends on its own stack (return, ot_exit_self, a fatal signal it
  * acted on) by switching to its scheduler for good, or, for an idle handler
  * that has no stack, directly on the scheduler; either way the scheduler
- * completes the exit in ot__proc_finish_exit, outside the process: mark dead
+ * completes the exit in ot__sched_hook_finish_exit, outside the process: mark dead
  * under the slot lock (after which link and monitor requests are answered
  * with noproc by their senders), run the ETS and resource hooks, fire links
  * and monitors, report a crash once, give back heap, stack and messages, and
  * free the slot. A process with an I/O op in flight cancels it and waits for
  * its final completion before it switches out (ARCHITECTURE 10). */
-#include "runtime/debug/debug.h"
-#include "runtime/io/ring.h"
+#include "runtime/sched/ring.h"
 #include "runtime/proc/proc.h"
-#include "runtime/debug/dump.h"
 #include "runtime/sched/ctx.h"
 #include "runtime/sched/sanit.h"
 
@@ -259,7 +257,7 @@ void ot__run_handler_body(void *arg) {
     for (;;) {
         struct env *e = ot__q_take_first(p);
         if (!e) {
-            ot__mq_drain(p);
+            ot__sched_hook_mq_drain(p);
             if (p->dying)
                 ot__exit_current(p->reason, true);
             e = ot__q_take_first(p);
@@ -342,7 +340,7 @@ static void release_resources(struct ot_proc *p, ot_pid pid) {
     }
 }
 
-void ot__proc_finish_exit(struct ot_sched *s, struct ot_proc *p) {
+void ot__sched_hook_finish_exit(struct ot_sched *s, struct ot_proc *p) {
     ot_pid pid = {atomic_load_explicit(&p->pid, memory_order_relaxed)};
     slot_lock(p);
     /* under the lock: link/monitor requests are either already queued (and
@@ -352,7 +350,7 @@ void ot__proc_finish_exit(struct ot_sched *s, struct ot_proc *p) {
     slot_unlock(p);
     atomic_fetch_and_explicit(&p->aflags, ~(uint32_t)PF_IOWAIT, memory_order_relaxed);
     if (!p->exit_by_signal && !ot_reason_is_normal(p->reason))
-        ot__crash_report(p); /* once, while the name is still there */
+        ot__proc_hook_crash_report(p); /* once, while the name is still there */
     ot__timer_cancel_wake(p);
     if (af & PF_NAMED)
         ot__names_release(p);
@@ -456,7 +454,7 @@ void ot_yield(void) {
 
 void ot__check_signals(struct ot_proc *p) {
     if (ot__mq_maybe_nonempty(p))
-        ot__mq_drain(p);
+        ot__sched_hook_mq_drain(p);
     if (unlikely(p->dying))
         ot__exit_current(p->reason, p->exit_by_signal);
 }
@@ -556,7 +554,7 @@ static int process_info_impl(ot_pid pid, struct ot_process_info *out) {
     if (!p)
         return -ESRCH;
     if (cur_proc() == p && ot__mq_maybe_nonempty(p))
-        ot__mq_drain(p); /* its own signals first (not under the lock: they take it) */
+        ot__sched_hook_mq_drain(p); /* its own signals first (not under the lock: they take it) */
     memset(out, 0, sizeof *out);
     slot_lock(p);
     uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
@@ -601,7 +599,7 @@ static int process_info_impl(ot_pid pid, struct ot_process_info *out) {
         snprintf(out->behaviour, sizeof out->behaviour, "%s", p->behaviour);
     out->entry = (flags & PF_HANDLER) ? (void *)(uintptr_t)p->hfn : (void *)(uintptr_t)p->fn;
     /* its stack stays while we hold the lock: the exit path needs it first */
-    ot__proc_where(p, out->current_function, sizeof out->current_function);
+    ot__proc_hook_where(p, out->current_function, sizeof out->current_function);
     slot_unlock(p);
     if (flags & PF_HANDLER)
         ot__info_hook_run(p, pid, out); /* a behaviour's counters: takes the lock itself */

@@ -187,7 +187,6 @@ OT_HIDDEN size_t *ot__ptab_heap_limit(struct ot_proc *p);
 
 /* mbox.c */
 OT_HIDDEN void ot__mq_push(struct ot_proc *p, struct env *e);
-OT_HIDDEN void ot__mq_drain(struct ot_proc *p); /* MPSC -> private queue, runs signals */
 /* The exit path's drain (after PF_DEAD): everything pushed before it, also
  * behind a push still half done, is drained before it returns */
 OT_HIDDEN void ot__mq_drain_all(struct ot_proc *p);
@@ -216,10 +215,7 @@ OT_HIDDEN bool ot__pmap_del(struct ot_proc *p, struct ot__u64map *m, uint64_t k,
 
 /* proc.c */
 OT_HIDDEN void ot__proc_kill_pending(struct ot_proc *p, ot_reason r, bool by_signal);
-OT_HIDDEN void ot__proc_finish_exit(struct ot_sched *s, struct ot_proc *p);
 OT_HIDDEN _Noreturn void ot__exit_current(ot_reason r, bool by_signal);
-OT_HIDDEN void ot__run_handler_body(void *arg);
-OT_HIDDEN void ot__stackful_entry(void *arg);
 OT_HIDDEN void ot__spend(struct ot_proc *p, int n);
 /* p (the caller) has PF_HEAP_LIMIT: ends it with OT_HEAP_LIMIT if its heap and
  * unfreed messages pass the limit (at once outside critical sections, else
@@ -234,6 +230,13 @@ OT_HIDDEN void ot__names_fini(void);
 
 /* alias.c */
 OT_HIDDEN void ot__info_hook_run(struct ot_proc *p, ot_pid pid, struct ot_process_info *out);
+
+/* hooks: called by proc, implemented by debug (runtime/debug/log.c, dump.c).
+ * The exit path reports a crash, and ot_process_info names where a process
+ * is; both read the records above, so debug sits above proc. */
+OT_HIDDEN void ot__proc_hook_crash_report(struct ot_proc *p);
+/* Fills buf with where p is (ot_process_info's current_function). */
+OT_HIDDEN void ot__proc_hook_where(struct ot_proc *p, char *buf, size_t len);
 
 static inline void ot__crit_enter_s(struct ot_sched *s) {
     if (!s)

@@ -13,7 +13,6 @@
  * held: the handler writes a report saying so straight to stderr (write(2)
  * only: the logger hook may take locks) and aborts. Sanitizer builds keep
  * their own handlers. */
-#include "runtime/debug/debug.h"
 #include "runtime/sched/sched.h"
 #include "runtime/proc/proc.h"
 #include "runtime/sched/ctx.h"
@@ -149,7 +148,7 @@ static void w_num(struct wbuf *w, uint64_t v, unsigned base) {
 static void w_where(struct wbuf *w, uintptr_t pc) {
     struct ot__sym sy;
     w_num(w, pc, 16);
-    bool named = ot__symbolize(pc, &sy);
+    bool named = ot__sched_hook_symbolize(pc, &sy);
     if (!sy.obj)
         return;
     w_str(w, " (");

@@ -96,7 +96,7 @@ static void release_slot(struct ot_proc *p, bool notify) {
         p->reason = OT_REASON(OT_NORMAL);
         ot__exit_links_monitors(p);
     } else {
-        ot__mq_drain(p);
+        ot__sched_hook_mq_drain(p);
     }
     ot__mq_free_all(p);
     ot__map_free(&p->links);
@@ -181,7 +181,7 @@ ot_msg *ot__foreign_receive(bool (*match)(const ot_msg *, void *), void *arg, in
     uint64_t deadline = timeout_ms > 0 ? ot__clock_ns() + (uint64_t)timeout_ms * 1000000u : 0;
     struct env *cursor = NULL;
     for (;;) {
-        ot__mq_drain(p);
+        ot__sched_hook_mq_drain(p);
         struct env *e =
             cursor ? atomic_load_explicit(&cursor->next, memory_order_relaxed) : p->q_first;
         for (; e; e = atomic_load_explicit(&e->next, memory_order_relaxed)) {

@@ -12,10 +12,9 @@
  * freed under them), returns -ETIMEDOUT, and later ot_start calls return
  * -EBUSY, since those threads still use the runtime's memory. */
 #include "runtime/sched/ahead.h"
-#include "runtime/io/ring.h"
+#include "runtime/sched/ring.h"
 #include "runtime/sched/sched.h"
 #include "runtime/proc/proc.h"
-#include "runtime/debug/dump.h"
 #include "runtime/sched/sanit.h"
 
 #include <stdio.h>

@@ -23,7 +23,7 @@
  * its borrowed stack returned) only once it is off its stack, by whoever
  * lands next on the thread (finish_direct); every landing of a process
  * context runs that first. */
-#include "runtime/io/ring.h"
+#include "runtime/sched/ring.h"
 #include "runtime/sched/sched.h"
 #include "runtime/proc/proc.h"
 #include "runtime/sched/ctx.h"
@@ -592,7 +592,7 @@ static void handle_fault(struct ot_sched *s, struct ot_proc *p) {
     p->exit_by_signal = 0;
     if (s->fault)
         s->fault->proc = p;
-    ot__proc_finish_exit(s, p);
+    ot__sched_hook_finish_exit(s, p);
     if (s->fault)
         s->fault->proc = NULL;
 }
@@ -641,7 +641,7 @@ static bool give_stack(struct ot_sched *s, struct ot_proc *p, struct stack *st,
                        void (*entry)(void *)) {
     if (!st) {
         p->reason = ot_reason_error("no stack: %s", strerror(errno));
-        ot__proc_finish_exit(s, p);
+        ot__sched_hook_finish_exit(s, p);
         s->current = NULL;
         return false;
     }
@@ -653,9 +653,9 @@ static void run_proc(struct ot_sched *s, struct ot_proc *p) {
     take_cpu(s, p);
     if ((p->flags & PF_HANDLER) && !p->stack) {
         /* an idle handler: act on signals and look for a message without a stack */
-        ot__mq_drain(p);
+        ot__sched_hook_mq_drain(p);
         if (p->dying) {
-            ot__proc_finish_exit(s, p);
+            ot__sched_hook_finish_exit(s, p);
             s->current = NULL;
             return;
         }
@@ -696,7 +696,7 @@ static void run_proc(struct ot_sched *s, struct ot_proc *p) {
         park_from_sched(s, p);
         break;
     case SW_EXIT:
-        ot__proc_finish_exit(s, p);
+        ot__sched_hook_finish_exit(s, p);
         s->run_start_ns = coarse_ms(); /* nor is an exit's clean-up */
         break;
     case SW_HANDLER_DONE:

@@ -203,4 +203,29 @@ OT_HIDDEN void ot__fault_uninstall(void);
 OT_HIDDEN int ot__fault_thread_init(struct ot_sched *s);
 OT_HIDDEN void ot__fault_thread_fini(struct ot_sched *s);
 
+/* runtime.c's lifecycle lock: a foreign thread's dump (runtime/debug) holds it. */
+OT_HIDDEN void ot__life_lock(void);
+OT_HIDDEN void ot__life_unlock(void);
+
+/* hooks: called by sched, implemented by proc (runtime/proc). The scheduler
+ * runs what a process is: it drains a process's signals before running it,
+ * starts it on its entry (whose names crash reports print, so they keep
+ * them) and completes its exit after switching away from it. Plain extern
+ * functions, resolved at link time: no indirection on the scheduler's path. */
+OT_HIDDEN void ot__sched_hook_mq_drain(struct ot_proc *p); /* MPSC -> private queue, runs signals */
+OT_HIDDEN void ot__sched_hook_finish_exit(struct ot_sched *s, struct ot_proc *p);
+OT_HIDDEN void ot__run_handler_body(void *arg); /* a handler's entry */
+OT_HIDDEN void ot__stackful_entry(void *arg);   /* a stackful process's entry */
+
+/* hooks: called by sched, implemented by debug (runtime/debug/symbols.c).
+ * The fatal fault report names the faulting functions. True when pc's
+ * function was named (name+off); obj and objoff (the object's name and pc's
+ * offset in it) are set whenever obj is. */
+struct ot__sym {
+    const char *obj;
+    uintptr_t off, objoff;
+    char name[96];
+};
+OT_HIDDEN bool ot__sched_hook_symbolize(uintptr_t pc, struct ot__sym *out);
+
 #endif

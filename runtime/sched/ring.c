@@ -10,7 +10,7 @@
  * waits for as well, so the kernel is done with the op when it completes and
  * the op knows whether the timeout fired (-ECANCELED from a kill or a cancel
  * is not a timeout). */
-#include "runtime/io/ring.h"
+#include "runtime/sched/ring.h"
 
 #include <poll.h>
 
@@ -22,8 +22,6 @@
 #define UD_EVFD 1u
 #define UD_WAKE 2u
 #define UD_TMO 1u /* tag bit on an op's address: the op's linked timeout */
-
-extern void ot__io_probe(struct io_uring *ring, struct ot__io_features *f) __attribute__((weak));
 
 static int setup(struct io_uring *ring, unsigned entries, unsigned flags) {
     struct io_uring_params p;
@@ -78,8 +76,8 @@ void ot__ring_probe(struct ot__io_features *f) {
     }
     f->msg_ring = msg_ring_works();
     if (setup(&r, 8, 0) == 0) {
-        if (ot__io_probe)
-            ot__io_probe(&r, f);
+        if (ot__sched_hook_io_probe)
+            ot__sched_hook_io_probe(&r, f);
         io_uring_queue_exit(&r);
     }
 }

@@ -1,5 +1,6 @@
 /* The scheduler's ring (ring.c): setup, reaping completions, sleeping and
- * cross-scheduler wakes; the calls sched.c and proc.c make into the I/O folder. */
+ * cross-scheduler wakes. It is part of the scheduler's loop, so it lives in
+ * runtime/sched; the I/O folder (runtime/io) builds on it through ext.h. */
 #ifndef OT_RING_H
 #define OT_RING_H
 
@@ -15,5 +16,12 @@ OT_HIDDEN void ot__ring_wake_remote(struct ot_sched *from, struct ot_sched *to);
 OT_HIDDEN void ot__ring_drain(struct ot_sched *s);
 OT_HIDDEN void ot__io_count_deferred_teardown(void);
 OT_HIDDEN bool ot__io_cancel(struct ot__io_op *op); /* false: no SQE could be had */
+
+/* hooks: called by sched, implemented by io (runtime/io/io_probe.c). The
+ * start-up probe fills the I/O folder's features from tries on a scratch
+ * ring. Weak, so that a static program that uses no I/O links without
+ * io_probe.o (io.c pulls it in whenever I/O is used); ring.c tests it. */
+void ot__sched_hook_io_probe(struct io_uring *ring, struct ot__io_features *f)
+    __attribute__((weak));
 
 #endif
