@@ -48,7 +48,7 @@ struct io_ctx {
     size_t n, sweep_at;
 };
 
-static _Atomic(struct fd_slot *) fd_chunks[FD_CHUNKS];
+static _Atomic(void *) fd_chunks[FD_CHUNKS]; /* of struct fd_slot */
 static pthread_mutex_t fd_stripe[FD_STRIPES] = {[0 ... FD_STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER};
 static struct {
     pthread_mutex_t mu;
@@ -63,21 +63,8 @@ static __thread struct {
 static struct fd_slot *fd_slot(int fd, bool create) {
     if (fd < 0 || (unsigned)fd >= FD_CHUNKS * FD_CHUNK)
         return NULL;
-    _Atomic(struct fd_slot *) *cp = &fd_chunks[(unsigned)fd >> FD_CHUNK_BITS];
-    /* acquire pairs with the release CAS below that published the chunk */
-    struct fd_slot *c = atomic_load_explicit(cp, memory_order_acquire);
-    if (!c && create) {
-        struct fd_slot *fresh = calloc(FD_CHUNK, sizeof *fresh);
-        if (!fresh)
-            return NULL;
-        /* release publishes the zeroed chunk; acquire on failure pairs with
-         * the winner's release */
-        if (atomic_compare_exchange_strong_explicit(cp, &c, fresh, memory_order_acq_rel,
-                                                    memory_order_acquire))
-            c = fresh;
-        else
-            free(fresh);
-    }
+    struct fd_slot *c =
+        io_chunk(&fd_chunks[(unsigned)fd >> FD_CHUNK_BITS], FD_CHUNK, sizeof *c, create);
     return c ? &c[(unsigned)fd & (FD_CHUNK - 1)] : NULL;
 }
 

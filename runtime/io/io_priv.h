@@ -11,6 +11,7 @@
 #include <liburing.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "runtime/ext.h"
 
@@ -69,6 +70,28 @@ int ot__io_listen_fd(const char *host, uint16_t port, int backlog);
  * it consumes) is given, else one-shot; the fd is owned by nobody. */
 int ot__io_accept_fd(struct io_lsn *l, int lfd, struct sockaddr *sa, socklen_t *len,
                      int64_t timeout_ms);
+
+/* ---- two-level tables (io_fd.c's fds, sock.c's slots and fd marks) --------
+ * The chunk behind *cp, allocated zeroed (n elements of size bytes) and
+ * published on first use when create is set; NULL when absent or out of
+ * memory. Chunks are never freed, so a pointer read here stays valid. */
+static inline void *io_chunk(_Atomic(void *) *cp, size_t n, size_t size, bool create) {
+    /* acquire pairs with the release CAS that published the chunk */
+    void *c = atomic_load_explicit(cp, memory_order_acquire);
+    if (!c && create) {
+        void *fresh = calloc(n, size);
+        if (!fresh)
+            return NULL;
+        /* release publishes the zeroed chunk; acquire on failure pairs with
+         * the winner's release */
+        if (atomic_compare_exchange_strong_explicit(cp, &c, fresh, memory_order_acq_rel,
+                                                    memory_order_acquire))
+            c = fresh;
+        else
+            free(fresh);
+    }
+    return c;
+}
 
 /* ---- fd ownership (io_fd.c) ---------------------------------------------------
  * Owned fds are closed at their owner's exit unless ot_io_close came first. */

@@ -36,13 +36,13 @@ struct slot {
     uint32_t next;  /* the free list, under free_mu */
 };
 
-static _Atomic(struct slot *) chunks[CHUNKS];
+static _Atomic(void *) chunks[CHUNKS]; /* of struct slot */
 static pthread_mutex_t stripe[STRIPES] = {[0 ... STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER};
 static pthread_mutex_t free_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t free_head; /* 0: empty; under free_mu */
 static uint32_t hwm = 1;   /* next never-used index; under free_mu */
 static _Atomic int64_t stats[SK_N];
-static _Atomic(_Atomic uint8_t *) fdmarks[CHUNKS]; /* 1 while a live record holds the fd */
+static _Atomic(void *) fdmarks[CHUNKS]; /* of _Atomic uint8_t: 1 while a live record holds the fd */
 
 void ot__sock_stat_add(int which, int64_t d) {
     /* relaxed: counters for tests, ordered with nothing */
@@ -62,21 +62,7 @@ void ot__sock_get_stats(struct ot__sock_stats *o) {
 static struct slot *slot_at(uint32_t idx, bool create) {
     if (idx == 0 || idx >= CHUNKS * CHUNK)
         return NULL;
-    _Atomic(struct slot *) *cp = &chunks[idx >> CHUNK_BITS];
-    /* acquire pairs with the release CAS that published the chunk */
-    struct slot *c = atomic_load_explicit(cp, memory_order_acquire);
-    if (!c && create) {
-        struct slot *fresh = calloc(CHUNK, sizeof *fresh);
-        if (!fresh)
-            return NULL;
-        /* release publishes the zeroed chunk; acquire on failure pairs with
-         * the winner's release */
-        if (atomic_compare_exchange_strong_explicit(cp, &c, fresh, memory_order_acq_rel,
-                                                    memory_order_acquire))
-            c = fresh;
-        else
-            free(fresh);
-    }
+    struct slot *c = io_chunk(&chunks[idx >> CHUNK_BITS], CHUNK, sizeof *c, create);
     return c ? &c[idx & (CHUNK - 1)] : NULL;
 }
 
@@ -84,19 +70,7 @@ static struct slot *slot_at(uint32_t idx, bool create) {
 static _Atomic uint8_t *fd_mark(int fd, bool create) {
     if (fd < 0 || (unsigned)fd >= CHUNKS * CHUNK)
         return NULL;
-    _Atomic(_Atomic uint8_t *) *cp = &fdmarks[(unsigned)fd >> CHUNK_BITS];
-    /* acquire pairs with the release CAS that published the chunk */
-    _Atomic uint8_t *c = atomic_load_explicit(cp, memory_order_acquire);
-    if (!c && create) {
-        _Atomic uint8_t *fresh = calloc(CHUNK, sizeof *fresh);
-        if (!fresh)
-            return NULL;
-        if (atomic_compare_exchange_strong_explicit(cp, &c, fresh, memory_order_acq_rel,
-                                                    memory_order_acquire))
-            c = fresh;
-        else
-            free(fresh);
-    }
+    _Atomic uint8_t *c = io_chunk(&fdmarks[(unsigned)fd >> CHUNK_BITS], CHUNK, sizeof *c, create);
     return c ? &c[(unsigned)fd & (CHUNK - 1)] : NULL;
 }
 
