@@ -300,12 +300,9 @@ void ot__ring_wake_remote(struct ot_sched *from, struct ot_sched *to) {
 
 /* ---- the op interface of ext.h ------------------------------------------------ */
 
-struct io_uring_sqe *ot__io_get_sqe(void) {
-    struct ot_sched *s = ot__sched_get();
-    if (!s || !s->in_process) {
-        errno = EPERM;
-        return NULL;
-    }
+/* An SQE on s's ring with user_data 0, counted for the next submit; NULL
+ * with errno EBUSY when the kernel takes none. */
+static struct io_uring_sqe *take_sqe(struct ot_sched *s) {
     struct io_uring_sqe *sqe = ring_sqe(s);
     if (sqe) {
         io_uring_sqe_set_data64(sqe, 0);
@@ -314,6 +311,15 @@ struct io_uring_sqe *ot__io_get_sqe(void) {
         errno = EBUSY;
     }
     return sqe;
+}
+
+struct io_uring_sqe *ot__io_get_sqe(void) {
+    struct ot_sched *s = ot__sched_get();
+    if (!s || !s->in_process) {
+        errno = EPERM;
+        return NULL;
+    }
+    return take_sqe(s);
 }
 
 void ot__io_sqe_op(struct io_uring_sqe *sqe, struct ot__io_op *op) {
@@ -342,14 +348,7 @@ struct io_uring_sqe *ot__io_get_sqe_cb(void) {
         errno = EPERM;
         return NULL;
     }
-    struct io_uring_sqe *sqe = ring_sqe(s);
-    if (sqe) {
-        io_uring_sqe_set_data64(sqe, 0);
-        s->pending_sqes++;
-    } else {
-        errno = EBUSY;
-    }
-    return sqe;
+    return take_sqe(s);
 }
 
 struct io_uring *ot__io_ring(void) {
