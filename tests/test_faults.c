@@ -630,7 +630,7 @@ OT_TEST(faults, pid_format, .timeout = 60) {
     ot_pid big = {((uint64_t)4294967295u << 32) | 4294967295u};
     ot_assert_eq(ot_pid_format(big, b, sizeof b), 0);
     ot_assert(strcmp(b, "<0.4294967295.4294967295>") == 0, "%s", b);
-    ot_assert_eq(ot_pid_format(big, b, 24), -ENOSPC); /* 25 bytes with the NUL */
+    ot_assert_eq(ot_pid_format(big, b, 24), -ENOSPC); /* 26 bytes with the NUL */
     ot_assert(strcmp(b, "<0.4294967295.429496729") == 0, "%s", b);
     ot_assert_eq(ot_pid_format(OT_NOPID, b, sizeof b), 0);
     ot_assert(strcmp(b, "<0.0.0>") == 0, "%s", b);

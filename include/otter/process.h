@@ -78,7 +78,7 @@ OT_API ot_pid ot_self(void); /* self/0; OT_NOPID outside a process */
 OT_API bool ot_is_alive(ot_pid p);
 /* Writes p as crash reports print it, "<0.Index.Generation>" (OT_NOPID is
  * "<0.0.0>"): 0, -EINVAL for a NULL or empty buffer, -ENOSPC when it did not
- * fit (the buffer then holds as much as fits, NUL-terminated). 24 bytes are
+ * fit (the buffer then holds as much as fits, NUL-terminated). 26 bytes are
  * always enough. */
 OT_API int ot_pid_format(ot_pid p, char *buf, size_t len);
 OT_API void ot_yield(void);
