@@ -143,7 +143,7 @@ size_t ot__stack_headroom(void);
  * deactivates the alias and drops the monitor, so a late or second reply and
  * a DOWN after it never land. ot_demonitor (or ot__unalias_foreign) ends an
  * alias too. ot__reply_send: any thread; 0 when sent, -ESRCH when `to` is not
- * alive. */
+ * alive, -ENOTCONN once ot_stop began. */
 int ot__reply_send(ot_pid to, uint32_t tag, ot_ref alias, const void *d, size_t n);
 ot_ref ot__alias_foreign(void); /* foreign thread only: OT_NOREF (errno) otherwise */
 void ot__unalias_foreign(ot_ref r);
@@ -162,7 +162,8 @@ ot_ref ot__call_send(ot_pid to, uint32_t tag, const void *a, size_t an, const vo
 void ot__handler_set_state(void *state);
 /* Marks the calling process as one that answers calls (PF_CALLS). */
 void ot__proc_accept_calls(void);
-/* 1 if p answers calls, 0 if it is alive and does not, -ESRCH if not alive. */
+/* 1 if p answers calls, 0 if it is alive and does not, -ESRCH if not alive,
+ * -ENOTCONN once ot_stop began. */
 int ot__proc_calls_ok(ot_pid p);
 /* The caller's queue length after taking in what is in flight to it. */
 size_t ot__self_queue_len(void);

@@ -77,7 +77,7 @@ enum ot_gs_kind {
 typedef struct ot_gs_ret {
     int kind;      /* enum ot_gs_kind */
     uint32_t tag;  /* OT_GS_CONTINUE */
-    int64_t ms;    /* OT_GS_TIMEOUT */
+    int64_t ms;    /* OT_GS_TIMEOUT: >= 0 or OT_INFINITY, else bad_return_value */
     ot_reason why; /* OT_GS_STOP */
     bool has_reply;
     const void *reply;
@@ -201,6 +201,8 @@ OT_API int ot_gen_server_stop_ex(ot_pid s, ot_reason why, int64_t timeout_ms, ot
  *   -EDEADLK     a call to oneself
  *   -EINVAL      reply NULL, a timeout < 0 other than OT_INFINITY or too big
  *   -EMSGSIZE    req larger than OT_MSG_MAX - 16
+ *   -ENOTCONN    ot_stop has begun (also for ot_cast, ot_reply and
+ *                ot_gen_server_stop)
  * The caller's deadline travels with the request: the server sees it in
  * from.deadline and, by default, drops a request whose caller has given up
  * before running handle_call. Works from foreign threads too (there a server

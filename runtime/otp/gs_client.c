@@ -41,6 +41,8 @@ static ot_msg *wait_ref(ot_ref ref, int64_t timeout_ms, bool foreign, ot_pid wat
         ot_msg *m = ot_receive_ref(ref, slice);
         if (m)
             return m;
+        if (errno == ENOTCONN)
+            return NULL; /* ot_stop began: nothing will come */
         if (watch.v && !ot_is_alive(watch)) {
             m = ot_receive_ref(ref, 0); /* it may have answered before it went */
             if (!m)
@@ -180,6 +182,10 @@ int ot__gs_start(const ot_gen_server *b, void *arg, const ot_start_opts *o, ot_p
     bool gone;
     ot_msg *m = wait_ref(ref, timeout, foreign, child, &gone);
     if (!m) {
+        if (errno == ENOTCONN) { /* ot_stop began: it ends the child too */
+            end_wait(ref, foreign);
+            return -ENOTCONN;
+        }
         if (gone) {
             end_wait(ref, foreign);
             if (o && o->why)
@@ -239,7 +245,7 @@ int ot_call_ex(ot_pid s, uint32_t tag, const void *req, size_t len, ot_msg **rep
         return -EDEADLK;
     int ok = ot__proc_calls_ok(s);
     if (ok <= 0)
-        return ok < 0 ? -ESRCH : -ENOTSUP;
+        return ok < 0 ? ok : -ENOTSUP; /* -ESRCH, or -ENOTCONN once ot_stop began */
     struct gs_trailer t = {tag, GS_MAGIC | GS_CALL,
                            timeout_ms == OT_INFINITY ? OT_INFINITY : ot_now_ms() + timeout_ms};
     bool foreign = me.v == 0;
@@ -260,7 +266,10 @@ int ot_call_ex(ot_pid s, uint32_t tag, const void *req, size_t len, ot_msg **rep
     bool gone;
     ot_msg *m = wait_ref(ref, timeout_ms, foreign, s, &gone);
     if (!m) {
+        int e = errno;
         end_wait(ref, foreign);
+        if (e == ENOTCONN)
+            return -ENOTCONN;
         if (gone) {
             if (exit_reason)
                 *exit_reason = OT_REASON(OT_NOPROC);
@@ -299,8 +308,8 @@ static int cast_kind(ot_pid s, uint32_t tag, const void *msg, size_t len, uint32
     if (len > OT_MSG_MAX - sizeof(struct gs_trailer))
         return -EMSGSIZE;
     int ok = ot__proc_calls_ok(s);
-    if (ok < 0)
-        return s.v ? 0 : -ESRCH; /* a cast to a dead server is fine, as in OTP */
+    if (ok < 0) /* a cast to a dead server is fine, as in OTP */
+        return ok == -ENOTCONN ? ok : s.v ? 0 : -ESRCH;
     if (!ok)
         return -ENOTSUP;
     struct gs_trailer t = {tag, GS_MAGIC | kind, OT_INFINITY};
@@ -330,14 +339,14 @@ int64_t ot_from_time_left(ot_from from) {
 /* ---- stop ----------------------------------------------------------------------------- */
 
 int ot_gen_server_stop_ex(ot_pid s, ot_reason why, int64_t timeout_ms, ot_reason *got) {
-    if (!timeout_ok(timeout_ms) || why.kind < OT_NORMAL || why.kind > OT_STACK_OVERFLOW)
+    if (!timeout_ok(timeout_ms) || why.kind < OT_NORMAL || why.kind > OT_HEAP_LIMIT)
         return -EINVAL;
     ot_pid me = ot_self();
     if (me.v && me.v == s.v)
         return -EDEADLK;
     int ok = ot__proc_calls_ok(s);
     if (ok <= 0)
-        return ok < 0 ? -ESRCH : -ENOTSUP;
+        return ok < 0 ? ok : -ENOTSUP;
     bool foreign = me.v == 0;
     ot_ref ref = OT_NOREF;
     if (!foreign && !(ref = ot_monitor(s)).v)

@@ -66,8 +66,8 @@ static _Noreturn void do_stop(struct gs *g, ot_reason why, const ot_from *from, 
 }
 
 static void arm_timeout(struct gs *g, int64_t ms) {
-    if (ms < 0)
-        return; /* OT_INFINITY: the same as no timeout */
+    if (ms == OT_INFINITY)
+        return; /* the same as no timeout */
     struct tmo_msg t = {TMO_MAGIC, ++g->tmo_seq};
     if (ms == 0) {
         /* after 0: behind whatever is queued now, as receive ... after 0 */
@@ -96,16 +96,26 @@ static _Noreturn void bad_return(struct gs *g, const char *cb) {
     do_stop(g, ot_reason_error("bad_return_value from %s", cb), NULL, NULL, 0);
 }
 
+/* A result OTP would refuse as bad_return_value: a kind out of range, a
+ * reply where there is no call, or a timeout no receive accepts (negative
+ * other than OT_INFINITY: OTP's `after -5` raises timeout_value). */
+static bool bad_ret(const ot_gs_ret *r, bool has_from) {
+    if (r->has_reply && !has_from)
+        return true;
+    if (r->kind < OT_GS_OK || r->kind > OT_GS_STOP)
+        return true;
+    return r->kind == OT_GS_TIMEOUT && r->ms < 0 && r->ms != OT_INFINITY;
+}
+
 /* Acts on a callback's result; handle_continue results loop here, so they
- * run before any further message. from is set for handle_call only. */
+ * run before any further message. from is set for handle_call only. A bad
+ * result stops the server before any reply it carries is sent, as OTP. */
 static void apply(struct gs *g, ot_gs_ret r, const ot_from *from, const char *cb) {
     for (;;) {
-        if (r.has_reply && !from)
+        if (bad_ret(&r, from != NULL))
             bad_return(g, cb);
         if (r.kind == OT_GS_STOP)
             do_stop(g, r.why, r.has_reply ? from : NULL, r.reply, r.reply_len);
-        if (r.kind < OT_GS_OK || r.kind > OT_GS_HIBERNATE)
-            bad_return(g, cb);
         if (r.has_reply)
             ot_reply(*from, r.reply, r.reply_len);
         switch (r.kind) {
@@ -186,7 +196,7 @@ static int gs_init(const ot_msg *m) {
         ot_exit_self(OT_REASON(OT_NORMAL));
     }
     ot_gs_ret r = g->b->init(q->arg, &g->state);
-    if (r.has_reply)
+    if (r.kind == OT_GS_IGNORE ? r.has_reply : bad_ret(&r, false))
         r.kind = -1;
     switch (r.kind) {
     case OT_GS_OK:

@@ -15,6 +15,8 @@ static ot_handler_fn info_hfn;
 static ot__info_hook_fn info_fn;
 
 int ot__reply_send(ot_pid to, uint32_t tag, ot_ref alias, const void *d, size_t n) {
+    if (!atomic_load_explicit(&ot__rt.running, memory_order_acquire))
+        return -ENOTCONN;
     if (!ot__ptab_live(to))
         return -ESRCH;
     struct ot_proc *me = cur_proc();
@@ -72,6 +74,8 @@ void ot__proc_accept_calls(void) {
 }
 
 int ot__proc_calls_ok(ot_pid pid) {
+    if (!atomic_load_explicit(&ot__rt.running, memory_order_acquire))
+        return -ENOTCONN;
     struct ot_proc *p = ot__ptab_live(pid);
     if (!p)
         return -ESRCH;

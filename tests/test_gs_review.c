@@ -1,0 +1,295 @@
+/* An adversarial review of gen_server against OTP 25 (issue 12): results a
+ * callback may not return (a negative timeout is OTP's bad_return_value),
+ * every exit reason kind accepted by ot_gen_server_stop, the calls' errno
+ * once ot_stop has begun, calls still in a server's inbound queue when it is
+ * killed, and calls with tiny timeouts racing their replies (sent by the
+ * server, twice, or later by another process): none lands after the call. */
+#include <otter/testing.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WAIT_MS 20000
+
+enum { T_NEG = OT_TAG_USER + 1, T_PING, T_WORK, T_BLOCK };
+
+static _Atomic int terminated;
+static ot_reason term_why;
+
+/* arg: NULL, or an int: 1 init returns a timeout of -5, 2 init returns
+ * ignore with a reply */
+static ot_gs_ret r_init(void *arg, void **state) {
+    *state = NULL;
+    int mode = arg ? *(const int *)arg : 0;
+    if (mode == 1)
+        return ot_gs_timeout(-5);
+    if (mode == 2) {
+        ot_gs_ret r = ot_gs_ignore();
+        r.has_reply = true;
+        return r;
+    }
+    return ot_gs_ok();
+}
+
+static ot_gs_ret r_call(void *state, const ot_msg *m, ot_from from) {
+    (void)state;
+    (void)from;
+    if (m->tag == T_NEG) { /* {reply, ok, S, -5} */
+        ot_gs_ret r = ot_gs_timeout(-5);
+        r.has_reply = true;
+        r.reply = "ok";
+        r.reply_len = 2;
+        return r;
+    }
+    return ot_gs_reply("pong", 4);
+}
+
+static ot_gs_ret r_cast(void *state, const ot_msg *m) {
+    (void)state;
+    if (m->tag == T_NEG)
+        return ot_gs_timeout(-2);
+    if (m->tag == T_BLOCK) /* busy without taking a message: calls wait in the inbound queue */
+        for (;;)
+            ot_sleep(1);
+    return ot_gs_timeout(OT_INFINITY); /* {noreply, S, infinity}: fine */
+}
+
+static void r_term(void *state, ot_reason why) {
+    (void)state;
+    term_why = why;
+    atomic_store(&terminated, 1);
+}
+
+static const ot_gen_server rsrv = {
+    .name = "rsrv", .init = r_init, .handle_call = r_call, .handle_cast = r_cast,
+    .terminate = r_term};
+
+static bool is_down_ref(const ot_msg *m, void *arg) {
+    return m->tag == OT_TAG_DOWN && m->ref.v == *(const uint64_t *)arg;
+}
+
+static ot_reason wait_down(ot_ref r) {
+    ot_msg *m = ot_receive_match(is_down_ref, &r.v, WAIT_MS);
+    ot_assert(m != NULL, "no DOWN");
+    ot_reason why = ((const ot_down_msg *)ot_msg_data(m))->reason;
+    ot_msg_free(m);
+    return why;
+}
+
+static size_t my_queue(void) {
+    struct ot_process_info in;
+    ot_assert_eq(ot_process_info(ot_self(), &in), 0);
+    return in.message_queue_len + in.unfreed_messages;
+}
+
+/* OTP 25: {reply, ok, S, -5} stops the server with bad_return_value,
+ * terminate runs and the caller exits with that reason, the reply unsent. */
+OT_TEST(bad_return, negative_timeout_from_handle_call, .timeout = 60) {
+    ot_pid p;
+    ot_assert_eq(ot_gen_server_start(&rsrv, NULL, NULL, &p), 0);
+    ot_msg *r = NULL;
+    ot_reason why = OT_REASON(OT_NORMAL);
+    ot_assert_eq(ot_call_ex(p, T_NEG, NULL, 0, &r, WAIT_MS, &why), -ECONNRESET);
+    ot_assert(r == NULL);
+    ot_assert_eq(why.kind, OT_ERROR);
+    ot_assert(strcmp(why.text, "bad_return_value from handle_call") == 0, "%s", why.text);
+    ot_assert_eq(atomic_load(&terminated), 1);
+    ot_assert(strcmp(term_why.text, "bad_return_value from handle_call") == 0);
+    ot_assert_eq(my_queue(), 0); /* no reply */
+}
+
+OT_TEST(bad_return, negative_timeout_from_handle_cast, .timeout = 60) {
+    ot_pid p;
+    ot_assert_eq(ot_gen_server_start(&rsrv, NULL, NULL, &p), 0);
+    ot_ref mon = ot_monitor(p);
+    ot_assert_eq(ot_cast(p, T_PING, NULL, 0), 0); /* infinity is a good timeout */
+    ot_assert_eq(ot_cast(p, T_NEG, NULL, 0), 0);
+    ot_reason why = wait_down(mon);
+    ot_assert_eq(why.kind, OT_ERROR);
+    ot_assert(strcmp(why.text, "bad_return_value from handle_cast") == 0, "%s", why.text);
+}
+
+/* From init: {error, {bad_return_value, _}}, as OTP's start. */
+OT_TEST(bad_return, negative_timeout_and_ignore_with_reply_from_init, .timeout = 60) {
+    for (int mode = 1; mode <= 2; mode++) {
+        ot_reason why = OT_REASON(OT_NORMAL);
+        ot_start_opts o = {.why = &why};
+        ot_pid p = {77};
+        ot_assert_eq(ot_gen_server_start(&rsrv, &mode, &o, &p), -ECHILD);
+        ot_assert_eq(p.v, 0);
+        ot_assert_eq(why.kind, OT_ERROR);
+        ot_assert(strcmp(why.text, "bad_return_value from init") == 0, "%s", why.text);
+    }
+}
+
+/* gen_server:stop/3 takes any reason: every kind ot_exit accepts. */
+OT_TEST(stop, every_reason_kind, .timeout = 60) {
+    static const int kinds[] = {OT_NORMAL, OT_SHUTDOWN,       OT_ERROR,
+                                OT_FAULT,  OT_STACK_OVERFLOW, OT_HEAP_LIMIT};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        ot_pid p;
+        ot_assert_eq(ot_gen_server_start(&rsrv, NULL, NULL, &p), 0);
+        atomic_store(&terminated, 0);
+        ot_assert_eq(ot_gen_server_stop(p, OT_REASON(kinds[i]), WAIT_MS), 0);
+        ot_assert_eq(atomic_load(&terminated), 1);
+        ot_assert_eq(term_why.kind, kinds[i]);
+    }
+    ot_pid p;
+    ot_assert_eq(ot_gen_server_start(&rsrv, NULL, NULL, &p), 0);
+    ot_assert_eq(ot_gen_server_stop(p, OT_REASON(OT_HEAP_LIMIT + 1), WAIT_MS), -EINVAL);
+    ot_assert_eq(ot_gen_server_stop(p, OT_REASON(-1), WAIT_MS), -EINVAL);
+    ot_assert_eq(ot_gen_server_stop(p, OT_REASON(OT_NORMAL), WAIT_MS), 0);
+}
+
+/* Callers whose requests are still in the server's inbound queue (never
+ * taken) when it is killed: each gets -ECONNRESET with killed, none hangs. */
+static _Atomic int q_done, q_bad;
+static ot_pid q_srv;
+
+static void queued_caller(void *a) {
+    (void)a;
+    ot_msg *r = NULL;
+    ot_reason why = OT_REASON(OT_NORMAL);
+    int rc = ot_call_ex(q_srv, T_PING, NULL, 0, &r, OT_INFINITY, &why);
+    if (rc != -ECONNRESET || why.kind != OT_KILLED)
+        atomic_fetch_add(&q_bad, 1);
+    atomic_fetch_add(&q_done, 1);
+}
+
+OT_TEST(call, queued_calls_when_the_server_is_killed, .timeout = 60) {
+    ot_assert_eq(ot_gen_server_start(&rsrv, NULL, NULL, &q_srv), 0);
+    ot_assert_eq(ot_cast(q_srv, T_BLOCK, NULL, 0), 0);
+    ot_ref mons[20];
+    for (int i = 0; i < 20; i++)
+        ot_spawn_opt(queued_caller, NULL,
+                     &(ot_spawn_opts){.monitor = true, .monitor_ref = &mons[i]});
+    for (int i = 0; i < 20000; i++) {
+        struct ot_process_info in;
+        if (ot_process_info(q_srv, &in) == 0 && in.message_queue_len >= 20)
+            break;
+        ot_sleep(1);
+    }
+    ot_exit(q_srv, OT_REASON(OT_KILL));
+    for (int i = 0; i < 20; i++)
+        ot_assert_eq(wait_down(mons[i]).kind, OT_NORMAL);
+    ot_assert_eq(atomic_load(&q_done), 20);
+    ot_assert_eq(atomic_load(&q_bad), 0);
+}
+
+/* Calls with 0-1 ms timeouts racing their replies: a reply by return, two
+ * replies by ot_reply, or one from another process after a yield. Whatever
+ * the outcome of each call, no reply is left behind in any caller. */
+static ot_pid late_helper, late_srv;
+static _Atomic int late_done, late_bad;
+
+static ot_gs_ret w_call(void *state, const ot_msg *m, ot_from from) {
+    (void)state;
+    int x;
+    memcpy(&x, ot_msg_data(m), sizeof x);
+    switch (x % 3) {
+    case 0:
+        ot_send(late_helper, OT_TAG_USER, &from, sizeof from);
+        return ot_gs_ok();
+    case 1:
+        ot_reply(from, "a", 1);
+        ot_reply(from, "b", 1); /* the alias is gone: dropped */
+        return ot_gs_ok();
+    default:
+        for (volatile int i = 0; i < x * 50; i++)
+            ;
+        return ot_gs_reply("x", 1);
+    }
+}
+
+static const ot_gen_server wsrv = {.name = "wsrv", .init = r_init, .handle_call = w_call};
+
+static void late_helper_body(void *a) {
+    (void)a;
+    for (;;) {
+        ot_msg *m = ot_receive(OT_INFINITY);
+        ot_from f;
+        memcpy(&f, ot_msg_data(m), sizeof f);
+        ot_msg_free(m);
+        ot_yield();
+        ot_reply(f, "h", 1);
+    }
+}
+
+static void late_caller(void *a) {
+    unsigned seed = (unsigned)(uintptr_t)a;
+    for (int i = 0; i < 200; i++) {
+        int x = rand_r(&seed) % 40;
+        ot_msg *r = NULL;
+        int rc = ot_call(late_srv, T_WORK, &x, sizeof x, &r, rand_r(&seed) % 2);
+        if (rc == 0) {
+            if (r->size != 1)
+                atomic_fetch_add(&late_bad, 1);
+            ot_msg_free(r);
+        } else if (rc != -ETIMEDOUT) {
+            atomic_fetch_add(&late_bad, 1);
+        }
+    }
+    /* the helper has answered everything once its queue is empty */
+    for (int i = 0; i < 20000; i++) {
+        struct ot_process_info in;
+        if (ot_process_info(late_helper, &in) == 0 && in.message_queue_len == 0)
+            break;
+        ot_sleep(1);
+    }
+    ot_sleep(20);
+    if (my_queue() != 0)
+        atomic_fetch_add(&late_bad, 1);
+    atomic_fetch_add(&late_done, 1);
+}
+
+OT_TEST(call, late_replies_never_land, .timeout = 120) {
+#if defined(OT_TSAN)
+    enum { CALLERS = 8 };
+#else
+    enum { CALLERS = 40 };
+#endif
+    late_helper = ot_spawn(late_helper_body, NULL);
+    ot_assert_eq(ot_gen_server_start(&wsrv, NULL, &(ot_start_opts){.keep_expired = true}, &late_srv),
+                 0);
+    for (int i = 0; i < CALLERS; i++)
+        ot_spawn(late_caller, (void *)(uintptr_t)(i + 1));
+    for (int i = 0; i < 60000 && atomic_load(&late_done) < CALLERS; i++)
+        ot_sleep(2);
+    ot_assert_eq(atomic_load(&late_done), CALLERS);
+    ot_assert_eq(atomic_load(&late_bad), 0);
+    ot_exit(late_helper, OT_REASON(OT_KILL));
+    ot_exit(late_srv, OT_REASON(OT_KILL));
+}
+
+/* Once ot_stop has begun, the calls say so (-ENOTCONN), as every call a
+ * plain thread makes then: not -ESRCH as if the server had died. */
+static _Atomic uint64_t kept_srv;
+
+static void keeper(void *a) {
+    (void)a;
+    ot_pid p;
+    if (ot_gen_server_start(&rsrv, NULL, NULL, &p) == 0)
+        atomic_store(&kept_srv, p.v);
+    ot_msg *m = ot_receive(OT_INFINITY);
+    ot_msg_free(m);
+}
+
+Test(after_stop, calls_are_enotconn, .timeout = 60) {
+    cr_assert_eq(ot_start(NULL), 0);
+    ot_spawn(keeper, NULL);
+    for (int i = 0; i < 20000 && !atomic_load(&kept_srv); i++)
+        usleep(1000);
+    ot_pid s = {atomic_load(&kept_srv)};
+    cr_assert(s.v != 0);
+    ot_msg *r = NULL;
+    cr_assert_eq(ot_call(s, T_PING, NULL, 0, &r, WAIT_MS), 0);
+    ot_msg_free(r);
+    cr_assert_eq(ot_stop(), 0);
+    cr_assert_eq(ot_call(s, T_PING, NULL, 0, &r, 100), -ENOTCONN);
+    cr_assert_eq(ot_cast(s, T_PING, NULL, 0), -ENOTCONN);
+    cr_assert_eq(ot_reply((ot_from){s, {5}, 0}, "x", 1), -ENOTCONN);
+    cr_assert_eq(ot_gen_server_stop(s, OT_REASON(OT_NORMAL), 100), -ENOTCONN);
+    ot_pid p;
+    cr_assert_eq(ot_gen_server_start(&rsrv, NULL, NULL, &p), -ENOTCONN);
+}
