@@ -293,3 +293,46 @@ Test(after_stop, calls_are_enotconn, .timeout = 60) {
     ot_pid p;
     cr_assert_eq(ot_gen_server_start(&rsrv, NULL, NULL, &p), -ENOTCONN);
 }
+
+/* A request Agent did not build (a plain ot_call or ot_cast to an agent):
+ * Elixir's Agent.Server has no clause for it and crashes; so does ours, with
+ * a reason that says so, instead of reading a header the message lacks. */
+static void *agent_init(void *arg) {
+    return arg;
+}
+
+static void agent_get(const void *state, void *out) {
+    memcpy(out, &state, sizeof state);
+}
+
+OT_TEST(agent, a_request_it_did_not_build_crashes_it, .timeout = 60) {
+    for (int kind = 0; kind < 3; kind++) {
+        ot_pid a;
+        ot_assert_eq(ot_agent_start(agent_init, (void *)(uintptr_t)42, NULL, &a), 0);
+        void *got = NULL;
+        ot_assert_eq(ot_agent_get(a, agent_get, &got, sizeof got, WAIT_MS), 0);
+        ot_assert_eq((uintptr_t)got, 42);
+        ot_ref mon = ot_monitor(a);
+        ot_msg *r = NULL;
+        ot_reason why = OT_REASON(OT_NORMAL);
+        char want[64];
+        if (kind == 0) { /* a call with a tag Agent does not use */
+            ot_assert_eq(ot_call_ex(a, OT_TAG_USER + 50, NULL, 0, &r, 2000, &why), -ECONNRESET);
+            snprintf(want, sizeof want, "agent: no clause for a request tagged %u", OT_TAG_USER + 50);
+        } else if (kind == 1) { /* Agent's get tag, too short for its header */
+            ot_assert_eq(ot_call_ex(a, OT_TAG_USER, "x", 1, &r, 2000, &why), -ECONNRESET);
+            snprintf(want, sizeof want, "agent: no clause for a request tagged %u", OT_TAG_USER);
+        } else { /* a cast with zero bytes that would have been called as a function */
+            static const char zeros[16];
+            ot_assert_eq(ot_cast(a, OT_TAG_USER + 3, zeros, 8), 0);
+            why = wait_down(mon);
+            snprintf(want, sizeof want, "agent: no clause for a request tagged %u", OT_TAG_USER + 3);
+        }
+        ot_assert(r == NULL);
+        ot_assert_eq(why.kind, OT_ERROR);
+        ot_assert(strcmp(why.text, want) == 0, "%s", why.text);
+        if (kind < 2)
+            ot_assert(wait_down(mon).kind == OT_ERROR);
+        ot_assert_eq(my_queue(), 0);
+    }
+}

@@ -35,11 +35,24 @@ static ot_gs_ret a_init(void *arg, void **state) {
     return ot_gs_ok();
 }
 
+/* A request this module did not build (a plain ot_call or ot_cast to an
+ * agent): Elixir's Agent.Server has no clause for it and crashes, and so does
+ * this agent, before reading a header the message may not hold. */
+static bool foreign_req(const ot_msg *m, uint32_t lo, uint32_t hi) {
+    return m->tag < lo || m->tag > hi || m->size < sizeof(struct agent_req);
+}
+
+static ot_gs_ret not_agent_req(const ot_msg *m) {
+    return ot_gs_stop(ot_reason_error("agent: no clause for a request tagged %u", m->tag));
+}
+
 /* The state pointer lives in the gen_server's record: Agent keeps it in a
  * one-pointer box of its own so update can replace it. */
 static ot_gs_ret a_call(void *box, const ot_msg *m, ot_from from) {
     void **state = box;
     struct agent_req q;
+    if (foreign_req(m, A_GET, A_GET_AND_UPDATE))
+        return not_agent_req(m);
     memcpy(&q, ot_msg_data(m), sizeof q);
     void *arg = (char *)ot_msg_data(m) + sizeof q;
     char small[AGENT_OUT_STACK];
@@ -58,10 +71,8 @@ static ot_gs_ret a_call(void *box, const ot_msg *m, ot_from from) {
     case A_UPDATE:
         *state = ((update_fn)q.fn)(*state, arg);
         break;
-    case A_GET_AND_UPDATE:
+    default: /* A_GET_AND_UPDATE */
         *state = ((gau_fn)q.fn)(*state, arg, out);
-        break;
-    default:
         break;
     }
     ot_reply(from, out, q.out_len);
@@ -73,6 +84,8 @@ static ot_gs_ret a_call(void *box, const ot_msg *m, ot_from from) {
 static ot_gs_ret a_cast(void *box, const ot_msg *m) {
     void **state = box;
     struct agent_req q;
+    if (foreign_req(m, A_CAST, A_CAST))
+        return not_agent_req(m);
     memcpy(&q, ot_msg_data(m), sizeof q);
     *state = ((update_fn)q.fn)(*state, (char *)ot_msg_data(m) + sizeof q);
     return ot_gs_ok();
