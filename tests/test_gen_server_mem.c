@@ -13,8 +13,9 @@
  * figure that still catches a server keeping a stack (64 KiB) or a page:
  * ASan puts a header and redzones around each of the server's blocks and
  * shadows 1/8 of all (1,023 bytes measured); TSan's shadow is four times what
- * it covers and each start makes and drops a TSan fiber of 785 KB, some 5 ms,
- * hence its smaller count (4,300-4,900 bytes measured). */
+ * it covers, and its fibers (one per few handler runs, sched.c) cost
+ * milliseconds each and widen its clocks, hence its smaller count (5,100-5,400
+ * bytes measured). */
 #if defined(OT_TSAN)
 #define N 3000
 #define PER_MAX 8192.0

@@ -137,7 +137,10 @@ Test(runtime, run_result, .timeout = 30) {
 /* ---- stop with many live processes ---------------------------------------------------- */
 
 #if defined(OT_TSAN)
-#define LIVE 3000 /* each stack is a TSan fiber: TSan dies past 8,128 threads */
+/* Each stack is a TSan fiber, and each fiber widens every vector clock TSan
+ * keeps: with 3,000 the stop alone took 3.5-4.7 s of TSan's clock work, too
+ * near the bound to mean anything about ours. */
+#define LIVE 1000
 #elif defined(OT_SANITIZE)
 #define LIVE 10000
 #else

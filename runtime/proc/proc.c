@@ -366,7 +366,7 @@ void ot__sched_hook_finish_exit(struct ot_sched *s, struct ot_proc *p) {
     if (p->stack) {
         struct stack *st = p->stack;
         bool faulted = p->reason.kind == OT_FAULT || p->reason.kind == OT_STACK_OVERFLOW;
-        SAN_FORGET_FRAMES(faulted || !p->sp ? (void *)st->lo : p->sp, st->hi);
+        SAN_FORGET_FRAMES(faulted || !p->sp ? (void *)st->lo : p->sp, st);
         (void)faulted;
         ot__stack_put(s, st);
         p->stack = NULL;

@@ -22,15 +22,20 @@ void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_
 /* A body that ends by switching away (an exit, a handler between messages, a
  * fault) never returns from its frames, so ASan's poisoned redzones in them
  * stay on the stack; the next body on that stack has frames elsewhere and
- * would trip over them. Whoever takes the stack back forgets them: the frames
- * span from the body's last saved stack pointer (or the stack's bottom, when
- * a fault left it deeper) to the top. */
+ * would trip over them. Whoever takes the stack st back forgets them: the
+ * frames span from the body's last saved stack pointer (or the stack's
+ * bottom, when a fault left it deeper) to the top. Under TSan the same frames
+ * stay on the fiber's shadow call stack: their bound is counted against the
+ * fiber (sched.c, tsan_fresh_fiber). */
 #if defined(OT_ASAN)
 void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
-#define SAN_FORGET_FRAMES(from, hi)                                                          \
-    __asan_unpoison_memory_region((from), (size_t)((const char *)(hi) - (const char *)(from)))
+#define SAN_FORGET_FRAMES(from, st)                                                          \
+    __asan_unpoison_memory_region((from), (size_t)((st)->hi - (const char *)(from)))
+#elif defined(OT_TSAN)
+#define SAN_FORGET_FRAMES(from, st)                                                          \
+    ((st)->tsan_pile += (size_t)((st)->hi - (const char *)(from)) / 16)
 #else
-#define SAN_FORGET_FRAMES(from, hi) ((void)0)
+#define SAN_FORGET_FRAMES(from, st) ((void)0)
 #endif
 
 #if defined(OT_TSAN)

@@ -555,7 +555,7 @@ static void park_from_sched(struct ot_sched *s, struct ot_proc *p) {
 static void handler_done(struct ot_sched *s, struct ot_proc *p) {
     struct stack *st = p->stack;
     __atomic_store_n(&p->stack, NULL, __ATOMIC_RELAXED); /* process_info reads it */
-    SAN_FORGET_FRAMES(p->sp, st->hi);
+    SAN_FORGET_FRAMES(p->sp, st);
     if (!s->hstack[0])
         s->hstack[0] = st;
     else if (!s->hstack[1])
@@ -622,14 +622,30 @@ static void check_long_schedule(struct ot_sched *s, struct ot_proc *p) {
     }
 }
 
-/* A fresh context on a reused stack gets a fresh TSan fiber: the old one
- * still holds the shadow frames of the previous body, which never returned
- * (a process ends by switching away), and kept they pile up until TSan's
- * stack depot overflows (a CHECK failure after some 16,000 reuses). */
+/* A fresh context on a reused stack under TSan. A fresh fiber for every
+ * body costs milliseconds (libtsan clears a whole thread record, and every
+ * fiber ever live widens every vector clock: suites spent most of their time
+ * there), so a stack keeps its fiber for a few bodies. Not for ever: a body
+ * that ends by switching away leaves its frames on the fiber's shadow call
+ * stack (64K entries in libtsan), and every stack TSan records (its depot
+ * keeps each distinct one) then carries them, so memory grows with the square
+ * of the reuses: 8 keeps a suite's footprint within a few percent of a fiber
+ * per body. A stack also gets a fresh fiber once the frames left on it
+ * (counted by SAN_FORGET_FRAMES from the stack bytes each dead body used: a
+ * call level takes at least 16 bytes) plus all a new body could push might
+ * pass three quarters of the shadow stack. Bodies in sequence on one stack
+ * are ordered by the scheduler's switches either way, so keeping the fiber
+ * hides no race; a report may show a dead body's frames below the live ones. */
+enum { TSAN_FIBER_REUSES = 8 };
+
 static inline void tsan_fresh_fiber(struct stack *st) {
 #if defined(OT_TSAN)
+    if (++st->tsan_reuses <= TSAN_FIBER_REUSES && st->tsan_pile + st->size / 16 <= 48 * 1024)
+        return;
+    st->tsan_reuses = 0;
     __tsan_destroy_fiber(st->tsan_fiber);
     st->tsan_fiber = __tsan_create_fiber(0);
+    st->tsan_pile = 0;
 #else
     (void)st;
 #endif

@@ -13,6 +13,8 @@ struct stack {
     char *lo, *hi;      /* usable range; the guard is just below lo */
     size_t size;
     void *tsan_fiber;
+    size_t tsan_pile;     /* TSan: bound of the shadow frames dead bodies left on the fiber */
+    unsigned tsan_reuses; /* TSan: bodies the fiber has run since it was made */
     unsigned vg_id;
 };
 

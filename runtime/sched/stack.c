@@ -122,6 +122,8 @@ static struct stack *stack_at(char *lo, size_t size) {
     st->hi = (char *)st;
     st->size = size;
     st->tsan_fiber = NULL;
+    st->tsan_pile = 0;
+    st->tsan_reuses = 0;
 #if defined(OT_TSAN)
     st->tsan_fiber = __tsan_create_fiber(0);
 #endif
