@@ -1,9 +1,11 @@
-/* An adversarial review of gen_server against OTP 25 (issue 12): results a
- * callback may not return (a negative timeout is OTP's bad_return_value),
- * every exit reason kind accepted by ot_gen_server_stop, the calls' errno
- * once ot_stop has begun, calls still in a server's inbound queue when it is
- * killed, and calls with tiny timeouts racing their replies (sent by the
- * server, twice, or later by another process): none lands after the call. */
+/* An adversarial review of gen_server, Agent and Registry against OTP 25 and
+ * Elixir 1.14 (issue 12): results a callback may not return (a negative
+ * timeout is OTP's bad_return_value), every exit reason kind accepted by
+ * ot_gen_server_stop, the calls' errno once ot_stop has begun, calls still in
+ * a server's inbound queue when it is killed, calls with tiny timeouts racing
+ * their replies (sent by the server, twice, or later by another process):
+ * none lands after the call; requests an Agent did not build; many starters
+ * racing for one local or via name; a stateful Registry.match predicate. */
 #include <otter/testing.h>
 
 #include <stdlib.h>
@@ -335,4 +337,132 @@ OT_TEST(agent, a_request_it_did_not_build_crashes_it, .timeout = 60) {
             ot_assert(wait_down(mon).kind == OT_ERROR);
         ot_assert_eq(my_queue(), 0);
     }
+}
+
+/* Many starters race for one name, local and through a Registry: exactly
+ * one start returns 0, every other -EEXIST with the winner as holder (the
+ * winner lives until the end), and the name is free again once it stops. */
+#if defined(OT_TSAN)
+#define RACERS 20
+#else
+#define RACERS 60
+#endif
+static _Atomic int race_ok, race_eexist, race_other, race_done;
+static _Atomic uint64_t race_winner, race_holders[RACERS];
+static ot_name race_name;
+
+static void racer(void *a) {
+    int i = (int)(uintptr_t)a;
+    ot_start_opts o = {.name = race_name};
+    ot_pid p = OT_NOPID;
+    int rc = ot_gen_server_start(&rsrv, NULL, &o, &p);
+    if (rc == 0) {
+        atomic_fetch_add(&race_ok, 1);
+        atomic_store(&race_winner, p.v);
+    } else if (rc == -EEXIST) {
+        atomic_fetch_add(&race_eexist, 1);
+        atomic_store(&race_holders[i], p.v);
+    } else {
+        atomic_fetch_add(&race_other, 1);
+    }
+    atomic_fetch_add(&race_done, 1);
+}
+
+static void run_race(const ot_name *n) {
+    race_name = *n;
+    atomic_store(&race_ok, 0);
+    atomic_store(&race_eexist, 0);
+    atomic_store(&race_other, 0);
+    atomic_store(&race_done, 0);
+    for (int i = 0; i < RACERS; i++)
+        ot_spawn(racer, (void *)(uintptr_t)i);
+    for (int i = 0; i < 60000 && atomic_load(&race_done) < RACERS; i++)
+        ot_sleep(1);
+    ot_assert_eq(atomic_load(&race_done), RACERS);
+    ot_assert_eq(atomic_load(&race_ok), 1);
+    ot_assert_eq(atomic_load(&race_eexist), RACERS - 1);
+    ot_assert_eq(atomic_load(&race_other), 0);
+    ot_pid w = {atomic_load(&race_winner)};
+    for (int i = 0; i < RACERS; i++) {
+        uint64_t h = atomic_load(&race_holders[i]);
+        ot_assert(h == 0 || h == w.v, "a loser was given another holder");
+    }
+    ot_assert_eq(ot_whereis_name(n).v, w.v);
+    ot_msg *r = NULL;
+    ot_assert_eq(ot_call_name(n, T_PING, NULL, 0, &r, WAIT_MS), 0);
+    ot_msg_free(r);
+    ot_assert_eq(ot_gen_server_stop(w, OT_REASON(OT_NORMAL), WAIT_MS), 0);
+    for (int i = 0; i < 20000 && ot_whereis_name(n).v; i++)
+        ot_sleep(1);
+    ot_assert_eq(ot_whereis_name(n).v, 0);
+    for (int i = 0; i < RACERS; i++)
+        atomic_store(&race_holders[i], 0);
+}
+
+OT_TEST(names, many_starters_one_name, .timeout = 120) {
+    ot_name local = OT_NAME_LOCAL("review_race");
+    run_race(&local);
+    ot_pid rp;
+    ot_assert_eq(ot_registry_start_link(NULL, OT_UNIQUE, 0, &rp), 0);
+    ot_reg reg = ot_registry_of(rp);
+    ot_name via = OT_NAME_REGISTRY(reg, "room", 4);
+    run_race(&via);
+    /* the partition removes the stopped winner's entry after its exit */
+    for (int i = 0; i < 20000 && ot_registry_count(reg); i++)
+        ot_sleep(1);
+    ot_assert_eq(ot_registry_count(reg), 0);
+    ot_unlink(rp);
+    ot_assert_eq(ot_registry_stop(reg), 0);
+}
+
+/* Registry.match with a predicate that keeps state: it runs once per entry,
+ * so a predicate that takes only the first entry it sees gets exactly that
+ * one, and a counting one counts each entry once. */
+struct pred_state {
+    int calls, taken;
+};
+
+static bool first_only(const void *v, size_t vl, void *arg) {
+    (void)v;
+    (void)vl;
+    struct pred_state *ps = arg;
+    ps->calls++;
+    return ps->taken++ == 0;
+}
+
+static bool even_value(const void *v, size_t vl, void *arg) {
+    struct pred_state *ps = arg;
+    ps->calls++;
+    int x;
+    memcpy(&x, v, vl < sizeof x ? vl : sizeof x);
+    return x % 2 == 0;
+}
+
+OT_TEST(registry, match_runs_the_predicate_once_per_entry, .timeout = 60) {
+    ot_pid rp;
+    ot_assert_eq(ot_registry_start_link(NULL, OT_DUPLICATE, 1, &rp), 0);
+    ot_reg r = ot_registry_of(rp);
+    for (int x = 1; x <= 3; x++)
+        ot_assert_eq(ot_registry_register(r, "k", 1, &x, sizeof x, NULL), 0);
+    ot_reg_entry *e = NULL;
+    size_t n = 0;
+    struct pred_state ps = {0, 0};
+    ot_assert_eq(ot_registry_match(r, "k", 1, first_only, &ps, &e, &n), 0);
+    ot_assert_eq(n, 1);
+    ot_assert(e != NULL);
+    ot_assert_eq(*(const int *)e[0].value, 1); /* registration order in one partition */
+    ot_assert_eq(ps.calls, 3);
+    ot_free(e);
+    ps = (struct pred_state){0, 0};
+    ot_assert_eq(ot_registry_match(r, "k", 1, even_value, &ps, &e, &n), 0);
+    ot_assert_eq(n, 1);
+    ot_assert_eq(*(const int *)e[0].value, 2);
+    ot_assert_eq(e[0].pid.v, ot_self().v);
+    ot_assert_eq(ps.calls, 3);
+    ot_free(e);
+    ps = (struct pred_state){0, 0};
+    ot_assert_eq(ot_registry_count_match(r, "k", 1, even_value, &ps), 1);
+    ot_assert_eq(ps.calls, 3);
+    ot_unlink(rp);
+    ot_assert_eq(ot_registry_stop(r), 0);
 }

@@ -51,7 +51,8 @@ typedef struct ot_reg_key {
 
 /* A predicate on an entry's value (match, count_match, unregister_match),
  * given 8-byte aligned (NULL when vlen is 0). It runs in the caller, outside
- * any table, so it may do anything. */
+ * any table, once per entry considered, so it may do anything (keep state,
+ * block, call the registry). */
 typedef bool (*ot_reg_match_fn)(const void *value, size_t vlen, void *arg);
 
 /* Registry.start_link(keys:, name:, partitions:). The caller (a process) is

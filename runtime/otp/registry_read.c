@@ -123,17 +123,21 @@ static int collect(ot_reg r, const void *key, size_t klen, struct reg_coll *c)
 }
 
 /* Copies the collected entries that match accepts into one block of the
- * caller's heap. */
-static int build(const struct reg_coll *c, ot_reg_match_fn match, void *arg, ot_reg_entry **out,
+ * caller's heap. match runs once per entry (it may count or keep state): an
+ * entry it refuses has its pid cleared in c, which no live entry has. */
+static int build(struct reg_coll *c, ot_reg_match_fn match, void *arg, ot_reg_entry **out,
                  size_t *n)
 {
-    size_t cnt = 0, bytes = 0, off = 0;
+    size_t cnt = 0, bytes = 0, off = 0, at = 0;
     ot_reg_entry e;
     while (reg__coll_next(c, &off, &e)) {
-        if (match && !match(e.value, e.vlen, arg))
-            continue;
-        cnt++;
-        bytes += pad8(e.vlen);
+        if (match && !match(e.value, e.vlen, arg)) {
+            memset(c->buf + at, 0, 8); /* the entry's pid */
+        } else {
+            cnt++;
+            bytes += pad8(e.vlen);
+        }
+        at = off;
     }
     if (!cnt)
         return 0;
@@ -144,7 +148,7 @@ static int build(const struct reg_coll *c, ot_reg_match_fn match, void *arg, ot_
     size_t i = 0;
     off = 0;
     while (i < cnt && reg__coll_next(c, &off, &e)) {
-        if (match && !match(e.value, e.vlen, arg))
+        if (!e.pid.v)
             continue;
         o[i] = (ot_reg_entry){.pid = e.pid, .value = e.vlen ? p : NULL, .vlen = e.vlen};
         if (e.vlen)
