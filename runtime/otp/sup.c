@@ -438,7 +438,7 @@ static int setup(struct sup *s, const struct sup_init *in) {
         ms = 5;
     }
     s->max_r = mr;
-    s->period_ms = (int64_t)ms * 1000;
+    s->period_s = ms;
     s->r_cap = (size_t)mr + 1 < 16 ? (size_t)mr + 1 : 16;
     s->restarts = ot_calloc(s->r_cap, sizeof *s->restarts);
     if (!s->restarts)

@@ -235,10 +235,13 @@ static bool grow_ring(struct sup *s) {
     return true;
 }
 
+/* OTP 25's add_restart (and Elixir 1.14's): restart times are whole seconds
+ * of the monotonic clock, and a restart counts while now - then <= period, so
+ * one 1.5 s ago (0.1 s -> 1.6 s) is still inside a 1 s period. */
 bool ot__sup_add_restart(struct sup *s) {
-    int64_t now = ot_now_ms();
+    int64_t now = ot_now_ms() / 1000;
     /* drop the restarts that left the period */
-    while (s->r_len && now - s->restarts[s->r_head] >= s->period_ms) {
+    while (s->r_len && now - s->restarts[s->r_head] > s->period_s) {
         s->r_head = (s->r_head + 1) % s->r_cap;
         s->r_len--;
     }

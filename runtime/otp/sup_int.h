@@ -106,11 +106,12 @@ struct sup {
     size_t *free_slots;
     size_t nfree;
     struct ot__idmap pids; /* DynamicSupervisor: a running child's pid -> its slot */
-    int64_t *restarts; /* ring of restart times (ms) in the period: grows with
-                          them, up to max_restarts + 1 */
+    int64_t *restarts; /* ring of restart times (whole monotonic seconds, as
+                          OTP's) in the period: grows with them, up to
+                          max_restarts + 1 */
     size_t r_cap;
     int max_r;
-    int64_t period_ms; /* max_seconds * 1000 needs 64 bits: max_seconds may be INT_MAX */
+    int64_t period_s; /* max_seconds */
     size_t r_head, r_len;
 };
 

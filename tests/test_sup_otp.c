@@ -1,0 +1,83 @@
+/* Supervision and tasks checked against what OTP 25 and Elixir 1.14 really
+ * do (each case was run on erl/elixir first; the comment above a test says
+ * what they answered): the places where Otter's first version differed. */
+#include <otter/testing.h>
+#include <otter/supervisor.h>
+#include <otter/task.h>
+
+#include <string.h>
+
+#include "support/sup_events.h"
+
+#define WAIT_MS 20000
+
+/* ---- restart intensity counts whole seconds, as OTP's add_restart ---------- */
+
+static volatile int64_t last_start_ms;
+
+static void crashy(void *arg) {
+    (void)arg;
+    ot_msg *m = ot_receive(OT_INFINITY);
+    ot_msg_free(m);
+    ot_exit_self(OT_REASON(OT_ERROR));
+}
+
+static int start_crashy(void *arg, ot_pid *out) {
+    (void)arg;
+    last_start_ms = ot_now_ms();
+    ot_spawn_opts o = {.link = true};
+    *out = ot_spawn_opt(crashy, NULL, &o);
+    return out->v ? 0 : -errno;
+}
+
+static ot_pid only_child(ot_pid sup) {
+    ot_child_info in[1];
+    size_t n = 0;
+    ot_assert_eq(ot_supervisor_which_children(sup, in, 1, &n), 0);
+    ot_assert_eq(n, 1u);
+    return in[0].pid;
+}
+
+/* erl: intensity 1, period 1; a crash at 0.1 s into a second and another
+ * 1.5 s later (in the next second) takes the supervisor down (OTP keeps a
+ * restart while Now - Then =< Period, in whole seconds); 2.05 s later it
+ * does not. Otter counted milliseconds and dropped the first restart at
+ * 1,000 ms, so the supervisor lived on. */
+OT_TEST(sup_otp, intensity_window_is_whole_seconds_inclusive, .timeout = 60) {
+    ot_trap_exit(true);
+    ot_child_spec cs[1] = {{.id = "c", .start = start_crashy, .restart = OT_PERMANENT}};
+    ot_sup_flags f = {.strategy = OT_ONE_FOR_ONE, .max_restarts = 1, .max_seconds = 1};
+    for (int attempt = 0; attempt < 20; attempt++) {
+        ot_pid sup;
+        ot_assert_eq(ot_supervisor_start_link(&f, cs, 1, NULL, &sup), 0);
+        while (ot_now_ms() % 1000 > 200) /* early in a second */
+            ot_sleep(5);
+        ot_pid c = only_child(sup);
+        int64_t before = last_start_ms;
+        ot_send(c, TAG_CRASH, NULL, 0);
+        while (last_start_ms == before) /* the restart, counted at second k */
+            ot_sleep(2);
+        int64_t k = last_start_ms / 1000;
+        while (ot_now_ms() < last_start_ms + 1050)
+            ot_sleep(10);
+        ot_ref mon = ot_monitor(sup);
+        before = last_start_ms;
+        ot_send(only_child(sup), TAG_CRASH, NULL, 0);
+        ot_msg *d = ot_receive_ref(mon, 3000);
+        if (!d) { /* still alive: only right if the restart fell in second k + 2 */
+            ot_assert(last_start_ms != before);
+            ot_assert(last_start_ms / 1000 > k + 1,
+                      "a restart %lld ms after the first, in the next second, did not count",
+                      (long long)(last_start_ms - before));
+            ot_demonitor(mon, OT_DEMONITOR_FLUSH);
+            ot_assert_eq(ot_supervisor_stop(sup, OT_REASON(OT_SHUTDOWN), WAIT_MS), 0);
+            ot_msg_free(ot_receive_tag(OT_TAG_EXIT, WAIT_MS));
+            continue; /* the machine was too slow for this second: again */
+        }
+        ot_assert_eq(((ot_down_msg *)ot_msg_data(d))->reason.kind, OT_SHUTDOWN);
+        ot_msg_free(d);
+        ot_msg_free(ot_receive_tag(OT_TAG_EXIT, WAIT_MS));
+        return;
+    }
+    ot_assert(false, "no attempt landed its second crash in the next second");
+}
