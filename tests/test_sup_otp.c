@@ -81,3 +81,49 @@ OT_TEST(sup_otp, intensity_window_is_whole_seconds_inclusive, .timeout = 60) {
     }
     ot_assert(false, "no attempt landed its second crash in the next second");
 }
+
+/* ---- Task.shutdown's nil is only the stop it asked for -------------------- */
+
+static int exits_with(void *arg, ot_buf *out) {
+    (void)out;
+    ot_exit_self(OT_REASON((int)(intptr_t)arg));
+}
+
+static ot_reason reason_of_dead(ot_task *t) {
+    ot_ref mon = ot_monitor(t->pid); /* waits for it to be gone; t's own DOWN stays queued */
+    ot_msg *d = ot_receive_ref(mon, WAIT_MS);
+    ot_assert(d != NULL);
+    ot_reason r = ((ot_down_msg *)ot_msg_data(d))->reason;
+    ot_msg_free(d);
+    return r;
+}
+
+/* elixir 1.14 (Process.flag(:trap_exit, true) in the caller):
+ *   task exited :shutdown by itself, then Task.shutdown(t)              -> nil
+ *   task exited :shutdown by itself, then Task.shutdown(t, :brutal_kill) -> {:exit, :shutdown}
+ *   task exited :killed by itself,   then Task.shutdown(t)              -> {:exit, :killed}
+ *   task exited :killed by itself,   then Task.shutdown(t, :brutal_kill) -> nil
+ * Otter answered nil (0) for all four. */
+OT_TEST(sup_otp, task_shutdown_nil_only_for_the_reason_asked, .timeout = 60) {
+    ot_trap_exit(true);
+    struct {
+        int kind;
+        int64_t how;
+        int rc;
+    } cases[] = {{OT_SHUTDOWN, 1000, 0},
+                 {OT_SHUTDOWN, OT_BRUTAL_KILL, -ECONNRESET},
+                 {OT_KILLED, 1000, -ECONNRESET},
+                 {OT_KILLED, OT_BRUTAL_KILL, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ot_task t;
+        ot_assert_eq(ot_task_async(exits_with, (void *)(intptr_t)cases[i].kind, &t), 0);
+        ot_assert_eq(reason_of_dead(&t).kind, cases[i].kind);
+        ot_msg *r = (ot_msg *)1;
+        int rc = ot_task_shutdown(&t, cases[i].how, &r);
+        ot_assert(rc == cases[i].rc, "case %zu: %d, want %d", i, rc, cases[i].rc);
+        ot_assert(r == NULL);
+        if (cases[i].rc)
+            ot_assert_eq(t.reason.kind, cases[i].kind);
+        ot_msg_free(ot_receive_tag(OT_TAG_EXIT, WAIT_MS));
+    }
+}

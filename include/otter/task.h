@@ -64,7 +64,10 @@ OT_API int ot_task_yield(ot_task *t, int64_t timeout_ms, ot_msg **result);
 /* Task.shutdown/2: unlinks and stops the task, with exit(shutdown) and
  * timeout_ms to go before a kill, or at once with OT_BRUTAL_KILL. Returns 0
  * with *result the reply if one had arrived, 0 with *result NULL when the
- * task was shut down, -ECONNRESET when it had exited on its own (t->reason). */
+ * task stopped with the reason asked for (shutdown; killed for a brutal
+ * kill), -ECONNRESET with t->reason otherwise, as Elixir's {:exit, reason}:
+ * a task that exited on its own, or one killed because it outlived
+ * timeout_ms (reason killed). */
 #define OT_BRUTAL_KILL ((int64_t)-2)
 OT_API int ot_task_shutdown(ot_task *t, int64_t timeout_ms, ot_msg **result);
 /* Task.await_many/2 with one deadline for all: 0 with results[i] for each

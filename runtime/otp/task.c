@@ -203,14 +203,17 @@ ot_msg *ot_task_await_exit(ot_task *t, int64_t timeout_ms) {
     ot_exit_self(ot_reason_error("Task.await: %s", ot_strerror(rc)));
 }
 
-/* A DOWN while shutting down: shutdown or killed is Task.shutdown's nil (the
- * reply, had there been one, came before the DOWN); anything else is the
- * task's own exit, {:exit, reason}. */
-static int after_down(ot_task *t, ot_msg *down) {
+/* A DOWN while shutting down is Task.shutdown's nil only when its reason is
+ * the one the stop asked for (the reply, had there been one, came before the
+ * DOWN): killed after a brutal kill, plain shutdown otherwise. Anything else
+ * is {:exit, reason}, as Elixir 1.14's shutdown_receive has it: a task killed
+ * because it outlived its shutdown time included ({:exit, :killed}), and a
+ * task that had exited with shutdown by itself before a brutal kill. */
+static int after_down(ot_task *t, ot_msg *down, bool brutal) {
     ot_reason why = ((const ot_down_msg *)ot_msg_data(down))->reason;
     ot_msg_free(down);
     done(t);
-    if ((why.kind == OT_SHUTDOWN && !why.text[0]) || why.kind == OT_KILLED)
+    if (brutal ? why.kind == OT_KILLED : why.kind == OT_SHUTDOWN && !why.text[0])
         return 0;
     t->reason = why;
     return -ECONNRESET;
@@ -239,7 +242,7 @@ int ot_task_shutdown(ot_task *t, int64_t timeout_ms, ot_msg **result) {
         if (m->tag == OT_TAG_REPLY)
             return took_reply(t, m, result);
         if (is_down(m))
-            return after_down(t, m);
+            return after_down(t, m, brutal);
         ot_msg_free(m);
     }
 }
