@@ -135,7 +135,10 @@ OT_API int ot_ets_take(ot_tab t, const void *k, size_t kl, ot_ets_obj **objs, si
  * in *result. offset must be a multiple of 8 and offset + 8 <= value length
  * (-EINVAL otherwise, and on a bag). When the key is absent: -ENOENT if dflt
  * is NULL, else the object (k, offset + 8 bytes of zeros with *dflt at
- * offset) is inserted first, as ets:update_counter/4 does. */
+ * offset) is inserted first, as ets:update_counter/4 does. The sum wraps
+ * (two's complement) where OTP's would grow into a bignum. Atomic against
+ * ot_ets_take of the key too: every add that returned 0 is in the taken
+ * object or in the key's object after it, never lost. */
 OT_API int ot_ets_update_counter(ot_tab t, const void *k, size_t kl, size_t offset, int64_t incr,
                                  const int64_t *dflt, int64_t *result);
 

@@ -412,8 +412,13 @@ static int do_del(ot_tab h, const void *k, size_t kl, const void *v, size_t vl, 
         ets_vec_init(&out);
         int cnt = del1(t, k, kl, ets__hash(k, kl), v, vl, objs != NULL, &out, false);
         rc = cnt < 0 ? cnt : 0;
-        if (objs && cnt > 0)
+        if (objs && cnt > 0) {
+            /* Counter adds that found the record before the unlink end
+             * before the copy, and count in it (ets__rec_seal). */
+            for (size_t i = 0; i < out.n; i++)
+                ets__rec_seal(out.v[i]);
             rc = (size_t)cnt > out.n ? -ENOMEM : build(&out, objs, n);
+        }
         retire_all(&out);
     }
     ets__leave(tok);
@@ -478,11 +483,9 @@ static inline bool counter_fast(ets_table *t, const void *k, size_t kl, size_t o
     if (!ets_hash_find_small(a, ets__hash(k, kl), k, ets_key_word(k, kl), kl, &o, true) ||
         !o.rec || o.vlen < off + 8)
         return false;
-    /* As in ets__rec_add (pairs with the word loads of every value copy),
-     * with the length the slot gave: the record's header is not read. */
-    _Atomic int64_t *w = (_Atomic int64_t *)(uintptr_t)(ets_rec_val(o.rec) + off);
-    *res = atomic_fetch_add_explicit(w, incr, memory_order_relaxed) + incr;
-    return true;
+    /* As in ets__rec_add, with the length the slot gave; a sealed record
+     * (a take unlinked it) is left to counter_slow, which looks again. */
+    return ets_rec_add_live(o.rec, off, incr, res);
 }
 
 static __attribute__((noinline)) int counter_slow(ets_table *t, const void *k, size_t kl,

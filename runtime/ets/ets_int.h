@@ -54,8 +54,14 @@ typedef struct ets_rec {
     ets_rhead rcu;
     uint64_t hash;
     uint32_t klen, vlen;
+    /* ETS_REC_SEALED once a take has unlinked it and wants its final value
+     * (ets__rec_seal), plus the lock-free counter adds in progress on it
+     * from threads without a hazard slot (ets_rec_add_live). */
+    _Atomic uint32_t adders;
     _Alignas(8) unsigned char data[]; /* value padded to 8 bytes, then key */
 } ets_rec;
+
+#define ETS_REC_SEALED 0x80000000u
 
 static inline size_t ets_pad8(size_t n) { return (n + 7) & ~(size_t)7; }
 static inline unsigned char *ets_rec_val(const ets_rec *r) { return (unsigned char *)r->data; }
@@ -120,9 +126,66 @@ ets_rec *ets__rec_new(const void *k, size_t kl, const void *v, size_t vl, uint64
 void ets__val_copy(void *dst, const void *src, size_t vl);
 /* Compares the value (src, sl) with (v, vl), reading src as ets__val_copy. */
 bool ets__val_equal(const void *src, size_t sl, const void *v, size_t vl);
-/* ot_ets_update_counter on a record: 0, or -EINVAL when the word at off
- * does not fit in the value. */
+/* ot_ets_update_counter on a record: 0, -EINVAL when the word at off
+ * does not fit in the value, -EAGAIN when the record is sealed (a take
+ * unlinked it: look the key up again). */
 int ets__rec_add(ets_rec *r, size_t off, int64_t incr, int64_t *result);
+/* A take's unlinked record: later lock-free adds refuse it (they find the
+ * key again, and no longer find this record), and the adds already in
+ * progress end before this returns, so a copy made after it holds every
+ * add that reported success. Without it an add landing after the take's
+ * copy was reported done and lost. */
+void ets__rec_seal(ets_rec *r);
+
+/* Hazard slots for lock-free counter adds: each thread that adds claims
+ * one (its own cache line) on its first add and gives it back at exit; a
+ * thread that finds none free counts its adds on the record instead
+ * (ets_rec.adders). */
+#define ETS_HZ_MAX 512
+typedef struct ets_hz {
+    _Alignas(ETS_CACHELINE) ets_rec *_Atomic r;
+} ets_hz;
+extern ets_hz ets__hz[ETS_HZ_MAX];
+extern __thread unsigned ets__hz_mine __attribute__((tls_model("initial-exec"))); /* slot + 1 */
+unsigned ets__hz_claim(void); /* the slot + 1, or 0 when none is free */
+
+/* The lock-free counter add on a record found without a lock (the caller
+ * checked off + 8 <= vlen): false, with nothing added, when the record is
+ * sealed. The add is announced first, in the thread's hazard slot, then
+ * the seal is checked (both seq_cst: either the add sees the seal, or the
+ * sealer's scan sees the announcement and waits for the add to end), so
+ * the only shared line an add writes is the counter's own. Relaxed on the
+ * word itself: the add is the whole effect (ets__val_copy reads words
+ * atomically); the release that ends the announcement publishes it to the
+ * sealer's copy. */
+static inline bool ets_rec_add_live(ets_rec *r, size_t off, int64_t incr, int64_t *result)
+{
+    _Atomic int64_t *w = (_Atomic int64_t *)(uintptr_t)(r->data + off);
+    /* For writing: the seal check below reads the record's line, which the
+     * add then writes; fetched shared first, a contended line moves twice. */
+    __builtin_prefetch((const void *)w, 1, 3);
+    unsigned mine = ets__hz_mine;
+    if (__builtin_expect(!mine, 0))
+        mine = ets__hz_claim();
+    if (__builtin_expect(mine != 0, 1)) {
+        ets_rec *_Atomic *hz = &ets__hz[mine - 1].r;
+        atomic_exchange_explicit(hz, r, memory_order_seq_cst);
+        if (atomic_load_explicit(&r->adders, memory_order_seq_cst) & ETS_REC_SEALED) {
+            atomic_store_explicit(hz, NULL, memory_order_relaxed);
+            return false;
+        }
+        *result = atomic_fetch_add_explicit(w, incr, memory_order_relaxed) + incr;
+        atomic_store_explicit(hz, NULL, memory_order_release); /* pairs with the seal's scan */
+        return true;
+    }
+    if (atomic_fetch_add_explicit(&r->adders, 1, memory_order_seq_cst) & ETS_REC_SEALED) {
+        atomic_fetch_sub_explicit(&r->adders, 1, memory_order_relaxed);
+        return false;
+    }
+    *result = atomic_fetch_add_explicit(w, incr, memory_order_relaxed) + incr;
+    atomic_fetch_sub_explicit(&r->adders, 1, memory_order_release); /* pairs with the seal */
+    return true;
+}
 
 /* ---- object views ----------------------------------------------------------- */
 

@@ -1415,10 +1415,11 @@ static int hash_counter(ets_table *t, const void *k, size_t kl, uint64_t h, size
         if (o.vlen < off + 8)
             return -EINVAL;
         if (o.rec) {
-            /* As in ets__rec_add, with the length the slot gave. */
-            _Atomic int64_t *w = (_Atomic int64_t *)(uintptr_t)(ets_rec_val(o.rec) + off);
-            *result = atomic_fetch_add_explicit(w, incr, memory_order_relaxed) + incr;
-            return 0;
+            /* As in ets__rec_add, with the length the slot gave; a sealed
+             * record (a take unlinked it) is looked for again. */
+            if (ets_rec_add_live(o.rec, off, incr, result))
+                return 0;
+            continue;
         }
         int rc = promote(t, k, kl, h);
         if (rc)

@@ -34,6 +34,7 @@ ets_rec *ets__rec_new(const void *k, size_t kl, const void *v, size_t vl, uint64
     if (!r)
         return NULL;
     r->hash = hash;
+    atomic_init(&r->adders, 0);
     r->klen = (uint32_t)kl;
     r->vlen = (uint32_t)vl;
     unsigned char *val = ets_rec_val(r);
@@ -80,17 +81,82 @@ bool ets__val_equal(const void *src, size_t sl, const void *v, size_t vl)
     return true;
 }
 
+/* ---- hazard slots for counter adds (ets_int.h) ---------------------------- */
+
+ets_hz ets__hz[ETS_HZ_MAX];
+__thread unsigned ets__hz_mine __attribute__((tls_model("initial-exec")));
+static _Atomic unsigned hz_high; /* slots ever handed out: the seal's scan bound */
+static unsigned hz_free[ETS_HZ_MAX], hz_nfree; /* hz_mu */
+static pthread_mutex_t hz_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t hz_key;
+static pthread_once_t hz_once = PTHREAD_ONCE_INIT;
+static bool hz_key_ok;
+
+static void hz_release(void *slot)
+{
+    unsigned s = (unsigned)(uintptr_t)slot; /* slot + 1 */
+    atomic_store_explicit(&ets__hz[s - 1].r, NULL, memory_order_relaxed); /* never left set */
+    pthread_mutex_lock(&hz_mu);
+    hz_free[hz_nfree++] = s;
+    pthread_mutex_unlock(&hz_mu);
+}
+
+static void hz_key_init(void) { hz_key_ok = pthread_key_create(&hz_key, hz_release) == 0; }
+
+unsigned ets__hz_claim(void)
+{
+    pthread_once(&hz_once, hz_key_init);
+    if (!hz_key_ok)
+        return 0;
+    unsigned s = 0;
+    pthread_mutex_lock(&hz_mu);
+    if (hz_nfree)
+        s = hz_free[--hz_nfree];
+    else if (atomic_load_explicit(&hz_high, memory_order_relaxed) < ETS_HZ_MAX) /* hz_mu */
+        /* seq_cst: a seal that read the bound before this sees our seal
+         * check come after it (ets_int.h) */
+        s = atomic_fetch_add_explicit(&hz_high, 1, memory_order_seq_cst) + 1;
+    pthread_mutex_unlock(&hz_mu);
+    if (s && pthread_setspecific(hz_key, (void *)(uintptr_t)s) != 0) {
+        hz_release((void *)(uintptr_t)s);
+        s = 0;
+    }
+    ets__hz_mine = s; /* 0: count on the record; asked again next time */
+    return s;
+}
+
 int ets__rec_add(ets_rec *r, size_t off, int64_t incr, int64_t *result)
 {
     if (r->vlen < off + 8)
         return -EINVAL;
-    /* Pairs with the atomic word loads of every value copy (ets__val_copy):
-     * counters change in place, never torn. Relaxed: the add is the whole
-     * effect, nothing else is published with it. Wraps like OTP never does,
-     * but never traps. */
-    _Atomic int64_t *w = (_Atomic int64_t *)(uintptr_t)(ets_rec_val(r) + off);
-    *result = atomic_fetch_add_explicit(w, incr, memory_order_relaxed) + incr;
-    return 0;
+    /* Wraps like OTP never does, but never traps. */
+    return ets_rec_add_live(r, off, incr, result) ? 0 : -EAGAIN;
+}
+
+static inline void relax(unsigned *spins)
+{
+    if (++*spins > 64)
+        sched_yield(); /* the adder's thread may be preempted mid-add */
+    else
+        __builtin_ia32_pause();
+}
+
+void ets__rec_seal(ets_rec *r)
+{
+    /* seq_cst, as the adds' announcements and checks (ets_int.h): an add
+     * either sees the seal and adds nothing, or is announced (or counted)
+     * before it, and is waited for here. */
+    uint32_t a = atomic_fetch_or_explicit(&r->adders, ETS_REC_SEALED, memory_order_seq_cst);
+    unsigned spins = 0;
+    while (a & ~ETS_REC_SEALED) {
+        relax(&spins);
+        /* Pairs with the adder's release: its add is visible to our copy. */
+        a = atomic_load_explicit(&r->adders, memory_order_acquire);
+    }
+    unsigned high = atomic_load_explicit(&hz_high, memory_order_seq_cst);
+    for (unsigned i = 0; i < high; i++)
+        while (atomic_load_explicit(&ets__hz[i].r, memory_order_seq_cst) == r)
+            relax(&spins);
 }
 
 int ets__vec_add(ets_vec *a, ets_rec *r)

@@ -357,11 +357,17 @@ static bool view_of(sl_node *n, ets_obj *o)
 static int sl_counter(ets_table *t, const void *k, size_t kl, uint64_t h, size_t off, int64_t incr,
                       int64_t *result)
 {
-    sl_node *n = search(HEAD(t), k, kl);
-    if (!n || !visible(n))
-        return -ENOENT;
-    /* As in sl_get: records are immutable but for their counter words. */
-    return ets__rec_add(atomic_load_explicit(&n->rec, memory_order_acquire), off, incr, result);
+    for (;;) {
+        sl_node *n = search(HEAD(t), k, kl);
+        if (!n || !visible(n))
+            return -ENOENT;
+        /* As in sl_get: records are immutable but for their counter words.
+         * -EAGAIN: a take sealed it; it is unlinked, so look again. */
+        int rc = ets__rec_add(atomic_load_explicit(&n->rec, memory_order_acquire), off, incr,
+                              result);
+        if (rc != -EAGAIN)
+            return rc;
+    }
 }
 
 /* The first visible node with a key above k (k NULL: above nothing). */
