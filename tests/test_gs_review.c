@@ -466,3 +466,24 @@ OT_TEST(registry, match_runs_the_predicate_once_per_entry, .timeout = 60) {
     ot_unlink(rp);
     ot_assert_eq(ot_registry_stop(r), 0);
 }
+
+/* ot_call_name checks its input before the name: a NULL reply or a bad
+ * timeout is -EINVAL whether or not the name is held, as ot_call's. */
+OT_TEST(names, call_name_bad_input_before_lookup, .timeout = 60) {
+    ot_name free_name = OT_NAME_LOCAL("review_nobody");
+    ot_msg *r = (ot_msg *)1;
+    ot_assert_eq(ot_call_name(&free_name, T_PING, NULL, 0, NULL, 100), -EINVAL);
+    ot_assert_eq(ot_call_name(&free_name, T_PING, NULL, 0, &r, -5), -EINVAL);
+    ot_assert_eq(ot_call_name(&free_name, T_PING, NULL, 0, &r, OT_CALL_TIMEOUT_MAX + 1), -EINVAL);
+    ot_assert_eq(ot_call_name(&free_name, T_PING, NULL, 0, &r, 100), -ESRCH);
+    ot_assert(r == NULL);
+    ot_pid p;
+    ot_start_opts o = {.name = free_name};
+    ot_assert_eq(ot_gen_server_start(&rsrv, NULL, &o, &p), 0);
+    ot_assert_eq(ot_call_name(&free_name, T_PING, NULL, 0, NULL, 100), -EINVAL);
+    ot_assert_eq(ot_call_name(&free_name, T_PING, NULL, 0, &r, -5), -EINVAL);
+    ot_assert_eq(ot_call_name(&free_name, T_PING, NULL, 0, &r, 100), 0);
+    ot_assert_eq(r->size, 4);
+    ot_msg_free(r);
+    ot_assert_eq(ot_gen_server_stop(p, OT_REASON(OT_NORMAL), WAIT_MS), 0);
+}

@@ -206,7 +206,8 @@ OT_API int ot_gen_server_stop_ex(ot_pid s, ot_reason why, int64_t timeout_ms, ot
  * The caller's deadline travels with the request: the server sees it in
  * from.deadline and, by default, drops a request whose caller has given up
  * before running handle_call. Works from foreign threads too (there a server
- * that dies is noticed within 100 ms, as they cannot monitor). */
+ * that dies is noticed within 100 ms, as they cannot monitor, and gives
+ * -ECONNRESET with reason noproc: its exit reason is not known there). */
 OT_API int ot_call(ot_pid s, uint32_t tag, const void *req, size_t len, ot_msg **reply,
                    int64_t timeout_ms);
 OT_API int ot_call_ex(ot_pid s, uint32_t tag, const void *req, size_t len, ot_msg **reply,

@@ -398,12 +398,11 @@ ot_pid ot_whereis_name(const ot_name *n) {
 
 int ot_call_name(const ot_name *n, uint32_t tag, const void *req, size_t len, ot_msg **reply,
                  int64_t timeout_ms) {
-    if (!n || check_name(n) || n->kind == OT_NAME_NONE)
-        return -EINVAL;
+    if (!n || check_name(n) || n->kind == OT_NAME_NONE || !reply || !timeout_ok(timeout_ms))
+        return -EINVAL; /* bad input first, as ot_call: not -ESRCH for a free name */
     ot_pid p = ot_whereis_name(n);
     if (!p.v) {
-        if (reply)
-            *reply = NULL;
+        *reply = NULL;
         return -ESRCH;
     }
     return ot_call(p, tag, req, len, reply, timeout_ms);
