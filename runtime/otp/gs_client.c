@@ -373,10 +373,10 @@ int ot_gen_server_stop_ex(ot_pid s, ot_reason why, int64_t timeout_ms, ot_reason
     }
     ot_reason r = ((const ot_down_msg *)ot_msg_data(m))->reason;
     ot_msg_free(m);
+    if (same_reason(r, why)) /* before noproc: a server stopped with noproc exits with it */
+        return 0;
     if (r.kind == OT_NOPROC)
         return -ESRCH;
-    if (same_reason(r, why))
-        return 0;
     if (got)
         *got = r;
     return -ECONNRESET;
