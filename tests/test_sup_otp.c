@@ -127,3 +127,70 @@ OT_TEST(sup_otp, task_shutdown_nil_only_for_the_reason_asked, .timeout = 60) {
         ot_msg_free(ot_receive_tag(OT_TAG_EXIT, WAIT_MS));
     }
 }
+
+/* ---- a stream that exits on a timeout takes its tasks with it -------------- */
+
+static int start_task_sup(void *arg, ot_pid *out) {
+    (void)arg;
+    return ot_task_sup_start_link(NULL, NULL, out);
+}
+
+static int item_or_hang(void *arg, ot_buf *out) {
+    const ot_buf *item = arg;
+    if (((const char *)item->data)[0] == 'h')
+        ot_msg_free(ot_receive(OT_INFINITY)); /* never answers */
+    *out = (ot_buf){item->data, item->len};
+    return 0;
+}
+
+static int two_items(void *state, ot_buf *item) {
+    int *i = state;
+    if (*i >= 2)
+        return 0;
+    *item = (ot_buf){*i == 0 ? "ok" : "hang", *i == 0 ? 2 : 4};
+    ++*i;
+    return 1;
+}
+
+static int ignore_item(const ot_stream_item *r, void *arg) {
+    (void)r;
+    (void)arg;
+    return 0;
+}
+
+static void stream_caller(void *arg) {
+    int i = 0;
+    ot_stream in = {two_items, &i};
+    ot_stream_opts o = {.timeout_ms = 100};
+    ot_task_sup_async_stream_nolink(*(ot_pid *)arg, &in, item_or_hang, &o, ignore_item, NULL);
+    ot_exit_self(OT_REASON(OT_NORMAL)); /* not reached: the timeout exits */
+}
+
+/* elixir 1.14: Task.Supervisor.async_stream_nolink(sup, [1, 2], f, timeout: 100)
+ * with f hanging on 2 exits the caller with {:timeout, {Task.Supervised,
+ * :stream, [100]}} and Task.Supervisor.children(sup) is [] afterwards. Otter
+ * left the hanging task running under the supervisor for ever. */
+OT_TEST(sup_otp, stream_timeout_exit_kills_its_nolink_tasks, .timeout = 60) {
+    ot_child_spec c = {.id = "task_sup", .start = start_task_sup, .type = OT_SUPERVISOR};
+    ot_pid sup = ot_start_supervised(&c);
+    ot_assert(sup.v != 0);
+    ot_ref mon;
+    ot_spawn_opts so = {.monitor = true, .monitor_ref = &mon};
+    ot_pid p = ot_spawn_opt(stream_caller, &sup, &so);
+    ot_assert(p.v != 0);
+    ot_msg *d = ot_receive_ref(mon, WAIT_MS);
+    ot_assert(d != NULL);
+    ot_reason why = ((ot_down_msg *)ot_msg_data(d))->reason;
+    ot_msg_free(d);
+    ot_assert_eq(why.kind, OT_TIMEOUT);
+    ot_assert(strcmp(why.text, "Task.async_stream") == 0);
+    size_t n = 1;
+    ot_pid kids[4];
+    for (int i = 0; i < WAIT_MS / 10; i++) { /* the kill is asynchronous */
+        ot_assert_eq(ot_task_sup_children(sup, kids, 4, &n), 0);
+        if (n == 0)
+            break;
+        ot_sleep(10);
+    }
+    ot_assert(n == 0, "%zu task(s) of the timed-out stream still running", n);
+}

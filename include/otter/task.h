@@ -108,8 +108,9 @@ typedef struct ot_stream_item {
  * linked to the caller, and calls each(item, arg) once per input item, in
  * input order unless unordered. each returns 0 to go on, or a non-zero value
  * that stops the stream (running tasks are shut down) and is returned. A task
- * that takes longer than timeout_ms: with OT_ON_TIMEOUT_EXIT the caller exits
- * with reason timeout (as Elixir's does), with _KILL_TASK the task is killed
+ * that takes longer than timeout_ms: with OT_ON_TIMEOUT_EXIT every task still
+ * running is killed and the caller exits with reason timeout (text
+ * "Task.async_stream"; as Elixir's does), with _KILL_TASK the task is killed
  * and its entry has status -ETIMEDOUT. Memory is bounded by max_concurrency:
  * at most that many tasks run and, ordered, at most that many results wait
  * for an earlier one. Returns 0 when every item was handled, a negative errno

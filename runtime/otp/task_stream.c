@@ -228,7 +228,10 @@ static int drive(struct st *s, const ot_stream *in, ot_task_fn fn, unsigned mc,
             if (s->o->on_timeout != OT_ON_TIMEOUT_KILL_TASK) {
                 ot_reason why = OT_REASON(OT_TIMEOUT);
                 strcpy(why.text, "Task.async_stream");
-                ot_exit_self(why); /* the linked tasks go with the caller */
+                /* every task still running goes first, as Elixir's stream
+                 * kills its tasks: a nolink stream's are not linked to us */
+                stop_all(s);
+                ot_exit_self(why);
             }
             kill_slot(s, i);
             s->slots[i].done = true;
