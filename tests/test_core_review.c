@@ -633,6 +633,8 @@ static void *stop_racer(void *arg) {
         if (rc != 0 && rc != -EEXIST && rc != -ESRCH && rc != -ENOTCONN)
             atomic_fetch_add(&st_bad, 1);
         atomic_fetch_add(&st_ops, 1);
+        if (rc == -ENOTCONN)
+            usleep(200); /* stopped: leave the CPUs to ot_start */
     }
     return NULL;
 }
@@ -651,7 +653,7 @@ Test(core_review, plain_threads_ets_and_sends_race_stop, .timeout = 120) {
 #if defined(OT_TSAN)
     enum { THREADS = 3, ROUNDS = 2 };
 #else
-    enum { THREADS = 4, ROUNDS = 6 };
+    enum { THREADS = 3, ROUNDS = 6 };
 #endif
     pthread_t t[THREADS];
     atomic_store(&st_go, 0);
@@ -752,4 +754,115 @@ OT_TEST(core_review, plain_thread_process_calls, .timeout = 60) {
     ot_assert_eq(r.rc[11], 0);
     ot_assert_eq(r.rc[12], 0);
     ot_assert_eq(r.rc[13], 1);
+}
+
+/* ---- a process that loops on runtime calls is killable ---------------------------- */
+
+static ot_pid loop_dead, loop_test;
+static ot_tab loop_tab;
+
+enum {
+    L_SEND_DEAD,
+    L_SEND_SELF,
+    L_EXIT_DEAD,
+    L_LINK_DEAD,
+    L_UNLINK,
+    L_MONITOR_SELF,
+    L_DEMONITOR,
+    L_SEND_AFTER_CANCEL,
+    L_CANCEL,
+    L_READ_TIMER,
+    L_ETS_INSERT,
+    L_ETS_LOOKUP,
+    L_SPAWN_KILL,
+    L_KINDS
+};
+
+static void looper(void *arg) {
+    int kind = (int)(intptr_t)arg;
+    ot_send(loop_test, TAG_READY, NULL, 0);
+    for (uint64_t i = 0;; i++) {
+        uint64_t k = i % 16;
+        switch (kind) {
+        case L_SEND_DEAD: ot_send(loop_dead, TAG_X, &i, sizeof i); break;
+        case L_SEND_SELF:
+            ot_send(ot_self(), TAG_X, &i, sizeof i);
+            ot_msg_free(ot_receive_tag(TAG_X, 0));
+            break;
+        case L_EXIT_DEAD: ot_exit(loop_dead, ot_reason_error("x")); break;
+        case L_LINK_DEAD: ot_link(loop_dead); break;
+        case L_UNLINK: ot_unlink(loop_dead); break;
+        case L_MONITOR_SELF: ot_demonitor(ot_monitor(ot_self()), 0); break;
+        case L_DEMONITOR: ot_demonitor((ot_ref){i + 1}, 0); break;
+        case L_SEND_AFTER_CANCEL:
+            ot_cancel_timer(ot_send_after(ot_self(), 100000, TAG_X, NULL, 0));
+            break;
+        case L_CANCEL: ot_cancel_timer((ot_ref){i + 1}); break;
+        case L_READ_TIMER: ot_read_timer((ot_ref){i + 1}); break;
+        case L_ETS_INSERT: ot_ets_insert(loop_tab, &k, sizeof k, &i, sizeof i); break;
+        case L_ETS_LOOKUP: {
+            ot_ets_obj *o;
+            size_t n;
+            if (ot_ets_lookup(loop_tab, &k, sizeof k, &o, &n) == 0)
+                ot_free(o);
+            break;
+        }
+        case L_SPAWN_KILL: ot_exit(ot_spawn(wait_go, NULL), OT_REASON(OT_KILL)); break;
+        }
+    }
+}
+
+/* A process that loops on sends, exit signals, link and monitor calls, timer
+ * calls or ETS operations, and never receives, dies of an exit signal (kill,
+ * or any reason when it does not trap) as on BEAM: its preemption points are
+ * where signals take effect. The runtime used to only yield there, so such a
+ * process outlived every kill and ot_stop gave up on it. */
+OT_TEST(core_review, loops_of_runtime_calls_are_killable, .timeout = 120) {
+    loop_test = ot_self();
+    ot_ref r;
+    ot_spawn_opts o = {.monitor = true, .monitor_ref = &r};
+    loop_dead = ot_spawn_opt(quit_at_once, NULL, &o);
+    ot_assert_eq(down_reason(r, NULL).kind, OT_NORMAL);
+    ot_ets_opts eo = {.type = OT_ETS_SET, .access = OT_ETS_PUBLIC};
+    loop_tab = ot_ets_new(NULL, &eo);
+    ot_assert(loop_tab.v != 0);
+    for (int k = 0; k < L_KINDS; k++) {
+        for (int how = 0; how < 2; how++) {
+            ot_pid p = ot_spawn_opt(looper, (void *)(intptr_t)k, &o);
+            ot_assert(p.v != 0);
+            ot_msg_free(ot_receive_tag(TAG_READY, WAIT_MS));
+            ot_yield();
+            ot_assert_eq(ot_exit(p, how ? ot_reason_error("stop") : OT_REASON(OT_KILL)), 0);
+            ot_msg *m = ot_receive_ref(r, WAIT_MS);
+            ot_assert(m != NULL, "(loop kind %d outlived its exit signal)", k);
+            ot_down_msg d;
+            memcpy(&d, ot_msg_data(m), sizeof d);
+            ot_msg_free(m);
+            ot_assert_eq(d.pid.v, p.v);
+            ot_assert_eq(d.reason.kind, how ? OT_ERROR : OT_KILLED);
+        }
+    }
+    ot_assert_eq(ot_ets_delete_table(loop_tab), 0);
+}
+
+static void *stop_within(void *arg) {
+    int *rc = arg;
+    *rc = ot_stop();
+    return NULL;
+}
+
+/* ot_stop ends a process that loops on sends (it used to give up on it after
+ * stop_timeout_ms and leave its scheduler thread running: -ETIMEDOUT). */
+Test(core_review, stop_ends_a_send_loop, .timeout = 60) {
+    ot_config cfg = {.schedulers = 2, .stop_timeout_ms = 3000};
+    cr_assert_eq(ot_start(&cfg), 0);
+    loop_test = ot_spawn(wait_go, NULL); /* where the looper says it runs */
+    loop_dead = loop_test;
+    cr_assert(ot_spawn(looper, (void *)(intptr_t)L_SEND_DEAD).v != 0);
+    usleep(20000);
+    int rc = 1;
+    pthread_t t;
+    pthread_create(&t, NULL, stop_within, &rc);
+    pthread_join(t, NULL);
+    cr_assert_eq(rc, 0);
 }

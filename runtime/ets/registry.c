@@ -277,10 +277,15 @@ OT_API int ot_ets_delete_table(ot_tab h)
     return rc;
 }
 
-static void send_transfer(ot_pid to, ot_tab tab, ot_pid from, const void *data, size_t len)
+/* in_proc: the caller is a process (give_away), whose send may be where a
+ * kill takes effect (a preemption point): the buffer then comes from its
+ * heap, which its exit releases, not from malloc, which would leak. The exit
+ * hook runs on the scheduler, outside any process. */
+static void send_transfer(ot_pid to, ot_tab tab, ot_pid from, const void *data, size_t len,
+                          bool in_proc)
 {
     size_t size = sizeof(ot_ets_transfer_msg) + len;
-    ot_ets_transfer_msg *m = malloc(size);
+    ot_ets_transfer_msg *m = in_proc ? ot_alloc(size) : malloc(size);
     if (!m)
         return; /* the table moved all the same; only the notice is lost */
     m->tab = tab;
@@ -289,7 +294,10 @@ static void send_transfer(ot_pid to, ot_tab tab, ot_pid from, const void *data, 
     if (len)
         memcpy(m->data, data, len);
     ot_send(to, OT_TAG_ETS_TRANSFER, m, size);
-    free(m);
+    if (in_proc)
+        ot_free(m);
+    else
+        free(m);
 }
 
 OT_API int ot_ets_give_away(ot_tab h, ot_pid to, const void *gift, size_t len)
@@ -316,9 +324,10 @@ OT_API int ot_ets_give_away(ot_tab h, ot_pid to, const void *gift, size_t len)
         }
     }
     ets__registry_unlock();
-    if (rc == 0)
-        send_transfer(to, h, me, gift, len);
     ets__leave(tok);
+    /* outside the section: the send may switch, or end the caller (a kill) */
+    if (rc == 0)
+        send_transfer(to, h, me, gift, len, me.v != 0);
     return rc;
 }
 
@@ -373,7 +382,8 @@ static void ets_owner_exit(ot_pid pid)
             owner_link(t, heir);
             /* OTP clears the heir once it has inherited. */
             atomic_store_explicit(&t->heir, 0, memory_order_relaxed);
-            send_transfer((ot_pid){heir}, (ot_tab){t->id}, pid, t->heir_data, t->heir_data_len);
+            send_transfer((ot_pid){heir}, (ot_tab){t->id}, pid, t->heir_data, t->heir_data_len,
+                          false);
         } else {
             unpublish(t);
         }

@@ -291,6 +291,8 @@ static int exit_impl(ot_pid to, ot_reason why) {
     ot__deliver(to, e);
     if (me && from.v == to.v)
         ot__check_signals(me); /* exit(self(), R) takes effect at once */
+    if (me)
+        ot__spend(me, 1); /* an exit signal is a send: a loop of them is preemptible */
     return 0;
 }
 
@@ -311,10 +313,21 @@ int ot_exit(ot_pid to, ot_reason why) {
     return r;
 }
 
+static int link_impl(struct ot_proc *me, ot_pid to);
+
+/* link/1 spends a reduction whatever its outcome, as the docs promise of
+ * link and monitor calls: a loop of them (even failing ones) is preemptible
+ * and killable */
 int ot_link(ot_pid to) {
     struct ot_proc *me = cur_proc();
     if (!me)
         return -EPERM;
+    int rc = link_impl(me, to);
+    ot__spend(me, 1);
+    return rc;
+}
+
+static int link_impl(struct ot_proc *me, ot_pid to) {
     if (to.v == 0 || ot__pid_never_issued(to))
         return -ESRCH;
     ot_pid self = self_pid(me);
@@ -347,6 +360,7 @@ int ot_unlink(ot_pid to) {
         return -ESRCH;
     if (ot__pmap_del(me, &me->links, to.v, NULL))
         ot__send_signal(to, ENV_SIG_UNLINK, self_pid(me), OT_NOREF, NULL, 0);
+    ot__spend(me, 1);
     return 0;
 }
 
@@ -369,6 +383,7 @@ ot_ref ot_monitor(ot_pid to) {
             errno = ENOMEM;
             return OT_NOREF;
         }
+        ot__spend(me, 1);
         return r;
     }
     if (ot__pmap_put(me, &me->monitors, r.v, to.v) < 0) {
@@ -404,6 +419,7 @@ int ot_demonitor(ot_ref r, unsigned flags) {
         if (m)
             ot_msg_free(m);
     }
+    ot__spend(me, 1);
     return 0;
 }
 

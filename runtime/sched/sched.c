@@ -514,6 +514,13 @@ void ot__spend(struct ot_proc *p, int n) {
     if (unlikely((p->budget -= n) <= 0)) {
         p->budget = BUDGET;
         ot__yield_now();
+        /* A preemption is where exit signals take effect, as on BEAM: a
+         * process that loops on sends, ETS or timer calls and never receives
+         * stays killable (and ot_stop can end it). Every caller spends at a
+         * point where it holds nothing (no section spans a switch); the test
+         * of the depth keeps it so should one ever not. */
+        if (likely(ot__sched_get()->crit == 0))
+            ot__check_signals(p);
     }
 }
 

@@ -773,6 +773,8 @@ int64_t ot_cancel_timer(ot_ref r) {
     }
     int64_t left = cancel_timer_impl(r);
     ot__gate_out(gated);
+    if (!gated)
+        ot__spend_here(1); /* timer calls spend, so a loop of them stays preemptible */
     return left;
 }
 
@@ -799,6 +801,8 @@ int64_t ot_read_timer(ot_ref r) {
     }
     int64_t left = read_timer_impl(r);
     ot__gate_out(gated);
+    if (!gated)
+        ot__spend_here(1); /* timer calls spend, so a loop of them stays preemptible */
     return left;
 }
 

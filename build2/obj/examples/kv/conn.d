@@ -1,0 +1,28 @@
+build2/obj/examples/kv/conn.o: examples/kv/conn.c examples/kv/conn.h \
+ include/otter.h include/otter/common.h include/otter/runtime.h \
+ include/otter/process.h include/otter/timer.h include/otter/alloc.h \
+ include/otter/io.h include/otter/socket.h include/otter/ets.h \
+ include/otter/registry.h include/otter/gen_server.h \
+ include/otter/agent.h include/otter/task.h include/otter/supervisor.h \
+ include/otter/listener.h examples/kv/commands.h examples/kv/reply.h \
+ examples/kv/store.h examples/kv/resp.h
+examples/kv/conn.h:
+include/otter.h:
+include/otter/common.h:
+include/otter/runtime.h:
+include/otter/process.h:
+include/otter/timer.h:
+include/otter/alloc.h:
+include/otter/io.h:
+include/otter/socket.h:
+include/otter/ets.h:
+include/otter/registry.h:
+include/otter/gen_server.h:
+include/otter/agent.h:
+include/otter/task.h:
+include/otter/supervisor.h:
+include/otter/listener.h:
+examples/kv/commands.h:
+examples/kv/reply.h:
+examples/kv/store.h:
+examples/kv/resp.h:

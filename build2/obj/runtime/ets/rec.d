@@ -1,0 +1,24 @@
+build2/obj/runtime/ets/rec.o: runtime/ets/rec.c runtime/ets/ets_int.h \
+ include/otter.h include/otter/common.h include/otter/runtime.h \
+ include/otter/process.h include/otter/timer.h include/otter/alloc.h \
+ include/otter/io.h include/otter/socket.h include/otter/ets.h \
+ include/otter/registry.h include/otter/gen_server.h \
+ include/otter/agent.h include/otter/task.h include/otter/supervisor.h \
+ include/otter/listener.h runtime/ext.h
+runtime/ets/ets_int.h:
+include/otter.h:
+include/otter/common.h:
+include/otter/runtime.h:
+include/otter/process.h:
+include/otter/timer.h:
+include/otter/alloc.h:
+include/otter/io.h:
+include/otter/socket.h:
+include/otter/ets.h:
+include/otter/registry.h:
+include/otter/gen_server.h:
+include/otter/agent.h:
+include/otter/task.h:
+include/otter/supervisor.h:
+include/otter/listener.h:
+runtime/ext.h:

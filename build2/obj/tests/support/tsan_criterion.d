@@ -1,0 +1,1 @@
+build2/obj/tests/support/tsan_criterion.o: tests/support/tsan_criterion.c
