@@ -1,1 +1,0 @@
-build2/obj/tests/support/tsan_criterion.o: tests/support/tsan_criterion.c
