@@ -194,3 +194,41 @@ OT_TEST(sup_otp, stream_timeout_exit_kills_its_nolink_tasks, .timeout = 60) {
     }
     ot_assert(n == 0, "%zu task(s) of the timed-out stream still running", n);
 }
+
+/* ---- a huge shutdown time waits, under a DynamicSupervisor too ------------- */
+
+static _Atomic int slow_stops;
+
+static void slow_to_stop(void *arg) {
+    (void)arg;
+    ot_trap_exit(true);
+    ot_msg_free(ot_receive_tag(OT_TAG_EXIT, OT_INFINITY));
+    ot_sleep(50); /* its clean-up */
+    atomic_fetch_add(&slow_stops, 1);
+    ot_exit_self(OT_REASON(OT_SHUTDOWN));
+}
+
+static int start_slow_to_stop(void *arg, ot_pid *out) {
+    (void)arg;
+    ot_spawn_opts o = {.link = true};
+    *out = ot_spawn_opt(slow_to_stop, NULL, &o);
+    return out->v ? 0 : -errno;
+}
+
+/* A DynamicSupervisor stops its children together, each against its own
+ * deadline, now + shutdown: with shutdown INT64_MAX that sum overflowed into
+ * the past and the child was killed at once, before its clean-up. */
+OT_TEST(sup_otp, dynsup_child_with_a_huge_shutdown_is_waited_for, .timeout = 60) {
+    ot_trap_exit(true);
+    ot_pid sup, kid;
+    ot_assert_eq(ot_dynsup_start_link(NULL, NULL, &sup), 0);
+    ot_child_spec c = {.start = start_slow_to_stop, .shutdown = INT64_MAX};
+    ot_assert_eq(ot_dynsup_start_child(sup, &c, &kid), 0);
+    ot_ref mon = ot_monitor(kid);
+    ot_assert_eq(ot_supervisor_stop(sup, OT_REASON(OT_SHUTDOWN), WAIT_MS), 0);
+    ot_msg *d = ot_receive_ref(mon, WAIT_MS);
+    ot_assert(d != NULL);
+    ot_assert_eq(((ot_down_msg *)ot_msg_data(d))->reason.kind, OT_SHUTDOWN);
+    ot_msg_free(d);
+    ot_assert_eq(slow_stops, 1);
+}

@@ -5,6 +5,7 @@
  * once), and the restart intensity (a ring of the restarts within the period,
  * at most max_restarts + 1 of them; see grow_ring). Runs in the supervisor
  * process only. */
+#include "runtime/otp/deadline.h"
 #include "runtime/otp/rules.h"
 #include "runtime/otp/sup_int.h"
 
@@ -176,7 +177,7 @@ void ot__sup_shutdown_many(struct sup *s, struct child **cs, size_t n) {
         mons[i] = detach(cs[i], &gone);
         int64_t ms = ot__sup_shutdown_ms(&cs[i]->spec);
         ot_exit(cs[i]->pid, OT_REASON(gone || ms == OT_BRUTAL_KILL ? OT_KILL : OT_SHUTDOWN));
-        deadline[i] = ms == OT_INFINITY || ms == OT_BRUTAL_KILL || gone ? INT64_MAX : now + ms;
+        deadline[i] = ms == OT_BRUTAL_KILL || gone ? INT64_MAX : ot__deadline_ms(ms);
         left++;
     }
     while (left) {
