@@ -18,6 +18,14 @@ enum { TAG_GO = OT_TAG_USER + 1, TAG_X, TAG_READY, TAG_RESULT };
 
 #define WAIT_MS 10000
 
+#if defined(OT_TSAN)
+/* A data race is a failure of this suite, not a line in its log */
+const char *__tsan_default_options(void);
+__attribute__((visibility("default"))) const char *__tsan_default_options(void) {
+    return "halt_on_error=1";
+}
+#endif
+
 static void wait_go(void *arg) {
     (void)arg;
     ot_msg_free(ot_receive_tag(TAG_GO, OT_INFINITY));
@@ -865,4 +873,42 @@ Test(core_review, stop_ends_a_send_loop, .timeout = 60) {
     pthread_create(&t, NULL, stop_within, &rc);
     pthread_join(t, NULL);
     cr_assert_eq(rc, 0);
+}
+
+/* ---- ot_processes while processes come and go ----------------------------------- */
+
+static _Atomic int churn_stop;
+
+static void *list_processes(void *arg) {
+    (void)arg;
+    ot_pid buf[64];
+    while (!atomic_load(&churn_stop)) {
+        size_t n = ot_processes(buf, 64);
+        for (size_t i = 0; i < n && i < 64; i++) {
+            struct ot_process_info in;
+            (void)ot_process_info(buf[i], &in);
+        }
+    }
+    return NULL;
+}
+
+/* A plain thread lists and inspects processes while others are spawned and
+ * exit: no crash, and (TSan build) no data race on the slots it reads. */
+OT_TEST(core_review, processes_listed_while_slots_churn, .timeout = 60) {
+#if defined(OT_TSAN)
+    enum { CHURN = 300 };
+#else
+    enum { CHURN = 5000 };
+#endif
+    atomic_store(&churn_stop, 0);
+    pthread_t t;
+    ot_assert_eq(pthread_create(&t, NULL, list_processes, NULL), 0);
+    for (int i = 0; i < CHURN; i++) {
+        ot_pid p = ot_spawn(quit_at_once, NULL);
+        ot_assert(p.v != 0);
+        if (i % 16 == 0)
+            ot_yield();
+    }
+    atomic_store(&churn_stop, 1);
+    pthread_join(t, NULL);
 }

@@ -625,7 +625,10 @@ static size_t processes_impl(ot_pid *out, size_t cap) {
     for (size_t i = 0; i < hwm; i++) {
         struct ot_proc *p = ot__ptab_at(i);
         uint64_t v = atomic_load_explicit(&p->pid, memory_order_acquire);
-        if (!v || (p->flags & PF_FOREIGN) || !ot_is_alive((ot_pid){v}))
+        /* aflags, not flags: a spawn into this slot may be rewriting flags
+         * (reset_record) while we look; the foreign bit is in both */
+        if (!v || (atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_FOREIGN) ||
+            !ot_is_alive((ot_pid){v}))
             continue;
         if (out && n < cap)
             out[n] = (ot_pid){v};
