@@ -8,6 +8,7 @@
  * docs/API.md promises, or what OTP 25 does where the docs defer to it. */
 #include <otter/testing.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -882,18 +883,33 @@ static _Atomic int churn_stop;
 static void *list_processes(void *arg) {
     (void)arg;
     ot_pid buf[64];
-    while (!atomic_load(&churn_stop)) {
+    int devnull = open("/dev/null", O_WRONLY);
+    for (unsigned round = 0; !atomic_load(&churn_stop); round++) {
         size_t n = ot_processes(buf, 64);
         for (size_t i = 0; i < n && i < 64; i++) {
             struct ot_process_info in;
             (void)ot_process_info(buf[i], &in);
+            if (ot_register("core_review_churn", buf[i]) == 0)
+                ot_unregister("core_review_churn");
         }
+        if (round % 8 == 0)
+            (void)ot_dump(devnull);
     }
+    close(devnull);
     return NULL;
 }
 
-/* A plain thread lists and inspects processes while others are spawned and
- * exit: no crash, and (TSan build) no data race on the slots it reads. */
+static void churner(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        ot_trap_exit(i & 1);
+        ot_yield();
+    }
+}
+
+/* A plain thread lists, inspects, registers and dumps processes while others
+ * are spawned, flip trap_exit and exit: no crash, and (TSan build) no data
+ * race on the slots it reads. */
 OT_TEST(core_review, processes_listed_while_slots_churn, .timeout = 60) {
 #if defined(OT_TSAN)
     enum { CHURN = 300 };
@@ -904,7 +920,7 @@ OT_TEST(core_review, processes_listed_while_slots_churn, .timeout = 60) {
     pthread_t t;
     ot_assert_eq(pthread_create(&t, NULL, list_processes, NULL), 0);
     for (int i = 0; i < CHURN; i++) {
-        ot_pid p = ot_spawn(quit_at_once, NULL);
+        ot_pid p = ot_spawn(i % 4 ? quit_at_once : churner, NULL);
         ot_assert(p.v != 0);
         if (i % 16 == 0)
             ot_yield();

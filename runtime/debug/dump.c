@@ -220,7 +220,9 @@ static int dump_locked(struct out *o) {
     for (size_t i = 0; i < hwm && !o->err; i++) {
         struct ot_proc *p = ot__ptab_at(i);
         uint64_t v = atomic_load_explicit(&p->pid, memory_order_acquire);
-        if (!v || (p->flags & PF_FOREIGN) || !ot_is_alive((ot_pid){v}))
+        /* aflags: a spawn into the slot may be rewriting flags meanwhile */
+        if (!v || (atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_FOREIGN) ||
+            !ot_is_alive((ot_pid){v}))
             continue;
         dump_one(o, (ot_pid){v});
     }

@@ -86,7 +86,8 @@ static int register_impl(const char *uname, ot_pid pid) {
     if (!copy_name(uname, name))
         return -EINVAL;
     struct ot_proc *p = ot__ptab_live(pid);
-    if (!p || (p->flags & PF_FOREIGN))
+    /* aflags: flags belong to the process (ot_trap_exit writes them) */
+    if (!p || (atomic_load_explicit(&p->aflags, memory_order_relaxed) & PF_FOREIGN))
         return -ESRCH;
     ot__lock(&mu);
     int rc = 0;
@@ -155,7 +156,10 @@ static int unregister_impl(const char *uname) {
         struct ot_proc *p = ot__ptab_slot(e->pid);
         if (p && atomic_load_explicit(&p->pid, memory_order_relaxed) == e->pid.v) {
             p->name = NULL;
-            atomic_fetch_and_explicit(&p->aflags, ~(uint32_t)PF_NAMED, memory_order_relaxed);
+            /* release: once PF_NAMED is clear the exit path skips the mutex,
+             * so its acq_rel fetch_or of PF_DEAD, which reads this, is what
+             * orders the store above before the slot's reuse (reset_record) */
+            atomic_fetch_and_explicit(&p->aflags, ~(uint32_t)PF_NAMED, memory_order_release);
         }
         remove_ent(e);
         rc = 0;
