@@ -730,6 +730,11 @@ static void *plain_calls(void *arg) {
     m = ot_receive_tag(TAG_X, WAIT_MS);
     r->rc[13] = m && m->size == 1 && *(char *)ot_msg_data(m) == 'y';
     ot_msg_free(m);
+    /* a timer a process armed to this thread's pid reaches it */
+    m = ot_receive_tag(TAG_RESULT, WAIT_MS);
+    r->rc[14] = m && m->size == 1 && *(char *)ot_msg_data(m) == 't';
+    ot_msg_free(m);
+    ot_send(r->me, TAG_READY, NULL, 0);
     return NULL;
 }
 
@@ -746,6 +751,10 @@ OT_TEST(core_review, plain_thread_process_calls, .timeout = 60) {
     ot_msg_free(m);
     ot_assert(thread_pid.v != 0);
     ot_send(thread_pid, TAG_GO, &thread_pid, sizeof thread_pid);
+    /* the timer lives on this scheduler's wheel: wait parked, not in
+     * pthread_join, which would hold the scheduler thread */
+    ot_assert(ot_send_after(thread_pid, 5, TAG_RESULT, "t", 1).v != 0);
+    ot_msg_free(ot_receive_tag(TAG_READY, WAIT_MS));
     pthread_join(t, NULL);
     ot_assert_eq(r.rc[0], 0);
     ot_assert_eq(r.rc[1], 0);
@@ -763,6 +772,7 @@ OT_TEST(core_review, plain_thread_process_calls, .timeout = 60) {
     ot_assert_eq(r.rc[11], 0);
     ot_assert_eq(r.rc[12], 0);
     ot_assert_eq(r.rc[13], 1);
+    ot_assert_eq(r.rc[14], 1);
 }
 
 /* ---- a process that loops on runtime calls is killable ---------------------------- */
