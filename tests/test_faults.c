@@ -16,6 +16,8 @@
  * the whole test binary by design. */
 #include <otter/testing.h>
 
+#include "support/down.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -78,10 +80,6 @@ static int log_count(void) {
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
-
-static bool is_down_ref(const ot_msg *m, void *arg) {
-    return m->tag == OT_TAG_DOWN && m->ref.v == *(const uint64_t *)arg;
-}
 
 static ot_reason expect_down(ot_ref r, ot_pid p) {
     ot_msg *m = ot_receive_match(is_down_ref, &r.v, WAIT_MS);

@@ -11,6 +11,8 @@
  * overload policies and the queue warning; bad input with its errno. */
 #include <otter/testing.h>
 
+#include "support/down.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,16 +269,8 @@ static ot_pid start_keeping(void) {
     return p;
 }
 
-static bool is_down_ref(const ot_msg *m, void *arg) {
-    return m->tag == OT_TAG_DOWN && m->ref.v == *(const uint64_t *)arg;
-}
-
 static ot_reason wait_down(ot_ref r) {
-    ot_msg *m = ot_receive_match(is_down_ref, &r.v, WAIT_MS);
-    ot_assert(m != NULL, "no DOWN");
-    ot_reason why = ((const ot_down_msg *)ot_msg_data(m))->reason;
-    ot_msg_free(m);
-    return why;
+    return wait_down_ms(r, WAIT_MS);
 }
 
 static bool is_exit(const ot_msg *m, void *arg) {

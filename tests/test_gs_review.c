@@ -8,6 +8,8 @@
  * racing for one local or via name; a stateful Registry.match predicate. */
 #include <otter/testing.h>
 
+#include "support/down.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -67,16 +69,8 @@ static const ot_gen_server rsrv = {
     .name = "rsrv", .init = r_init, .handle_call = r_call, .handle_cast = r_cast,
     .terminate = r_term};
 
-static bool is_down_ref(const ot_msg *m, void *arg) {
-    return m->tag == OT_TAG_DOWN && m->ref.v == *(const uint64_t *)arg;
-}
-
 static ot_reason wait_down(ot_ref r) {
-    ot_msg *m = ot_receive_match(is_down_ref, &r.v, WAIT_MS);
-    ot_assert(m != NULL, "no DOWN");
-    ot_reason why = ((const ot_down_msg *)ot_msg_data(m))->reason;
-    ot_msg_free(m);
-    return why;
+    return wait_down_ms(r, WAIT_MS);
 }
 
 static size_t my_queue(void) {

@@ -9,6 +9,8 @@
  * almost nothing in allocated bytes). The numbers are printed. */
 #include <otter/testing.h>
 
+#include "support/down.h"
+
 #include <jemalloc/jemalloc.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,10 +43,6 @@ static size_t allocated_bytes(void) {
         return 0;
     return v;
 #endif
-}
-
-static bool is_down_ref(const ot_msg *m, void *arg) {
-    return m->tag == OT_TAG_DOWN && m->ref.v == *(const uint64_t *)arg;
 }
 
 static ot_reason expect_down(ot_ref r) {

@@ -8,6 +8,8 @@
  * while it is parked (WAITING), as the API documents. */
 #include <otter/testing.h>
 
+#include "support/down.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,10 +29,6 @@ static int nop_handler(void *state, const ot_msg *m) {
     (void)state;
     (void)m;
     return 0;
-}
-
-static bool is_down_ref(const ot_msg *m, void *arg) {
-    return m->tag == OT_TAG_DOWN && m->ref.v == *(const uint64_t *)arg;
 }
 
 static void await_down(ot_ref r) {

@@ -10,16 +10,14 @@
  * the spawn option monitor, for stackful and handler processes. */
 #include <otter/testing.h>
 
+#include "support/down.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 enum { TAG_DIE = OT_TAG_USER + 1, TAG_GO };
 
 #define WAIT_MS 20000
-
-static bool is_down_ref(const ot_msg *m, void *arg) {
-    return m->tag == OT_TAG_DOWN && m->ref.v == *(const uint64_t *)arg;
-}
 
 static ot_down_msg expect_down(ot_ref r) {
     ot_msg *m = ot_receive_match(is_down_ref, &r.v, WAIT_MS);
