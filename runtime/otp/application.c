@@ -6,8 +6,13 @@
  * (ot_stop's) because the request is a plain send answered under a ref. An
  * embedding program may also ask for a signal (SIGTERM) to do what ot_stop
  * does: the handler only writes a byte to a pipe, and a thread of ours makes
- * the call. Invariants: app is the top supervisor's pid or 0, changed under
- * app_mu; the hook is installed while an application runs. */
+ * the call. Invariants: app is the top supervisor's pid or 0; busy names
+ * the one caller starting or stopping the tree (others wait their turn, and a
+ * process that died holding it loses it); app_mu guards both and is never
+ * held across a call that can block or switch, since a green process parked
+ * holding a thread's mutex would stall every process of its scheduler thread
+ * that asked for it, and a kill there would leave it held for good. The hook
+ * is installed while an application runs. */
 #include "runtime/ext.h"
 #include "runtime/otp/sup_int.h"
 
@@ -16,10 +21,43 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_mutex_t app_mu = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t app;
+static uint64_t busy; /* a process's pid, BUSY_THREAD for a plain thread, or 0 */
+#define BUSY_THREAD UINT64_MAX /* no pid: a pid's index part is never all ones */
+
+static void pause_ms(void) {
+    if (ot_self().v) {
+        ot_sleep(1);
+    } else {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The turn to start or stop the tree: waits while a live caller has it. */
+static void claim(void) {
+    uint64_t me = ot_self().v ? ot_self().v : BUSY_THREAD;
+    for (;;) {
+        pthread_mutex_lock(&app_mu);
+        bool mine = busy == 0 || (busy != BUSY_THREAD && !ot_is_alive((ot_pid){busy}));
+        if (mine)
+            busy = me;
+        pthread_mutex_unlock(&app_mu);
+        if (mine)
+            return;
+        pause_ms();
+    }
+}
+
+static void unclaim(void) {
+    pthread_mutex_lock(&app_mu);
+    busy = 0;
+    pthread_mutex_unlock(&app_mu);
+}
 
 struct app_start {
     const ot_sup_flags *f;
@@ -30,15 +68,22 @@ struct app_start {
     int rc;
 };
 
+/* The start proper, from a process. The top supervisor has no parent, so
+ * its starter's exit is nothing to it, and a starter killed before it
+ * returns leaves the tree it was starting running, not recorded as the
+ * application (docs/API.md; ot_stop still ends it). */
+static int start_top(const struct app_start *a, ot_pid *out) {
+    return ot__sup_start(false, false, a->f, NULL, a->c, a->n, a->o, out);
+}
+
 /* From a foreign thread a process does the start (it takes a mailbox that can
  * monitor): the thread's first message gives it the thread's mailbox to
- * answer. The top supervisor has no parent, so the starter's exit is nothing
- * to it. */
+ * answer. */
 static void starter(void *unused) {
     (void)unused;
     ot_msg *m = ot_receive_tag(OT__TAG_SUP_INIT, OT_INFINITY);
     struct app_start *a = *(struct app_start **)ot_msg_data(m);
-    a->rc = ot__sup_start(false, false, a->f, NULL, a->c, a->n, a->o, &a->out);
+    a->rc = start_top(a, &a->out);
     ot_send_ref(m->from, OT_TAG_REPLY, m->ref, NULL, 0);
 }
 
@@ -84,12 +129,12 @@ static void stop_tree(void) {
         ot_sleep(1);
 }
 
+/* ot_stop's: takes no turn, since a start under way may never end; a tree
+ * that start makes meanwhile is killed with everything else. */
 static void stop_hook(void) {
-    pthread_mutex_lock(&app_mu);
     stop_tree();
     atomic_store_explicit(&app, 0, memory_order_release);
     ot__set_stop_hook(NULL);
-    pthread_mutex_unlock(&app_mu);
 }
 
 int ot_application_start(const ot_sup_flags *f, const ot_child_spec *c, size_t n,
@@ -99,17 +144,17 @@ int ot_application_start(const ot_sup_flags *f, const ot_child_spec *c, size_t n
     *out = OT_NOPID;
     if (!ot_schedulers())
         return -ENOTCONN;
-    pthread_mutex_lock(&app_mu);
+    claim();
     ot_pid top = {atomic_load_explicit(&app, memory_order_acquire)};
     if (top.v && ot_is_alive(top)) {
-        pthread_mutex_unlock(&app_mu);
+        unclaim();
         *out = top;
         return -EALREADY;
     }
     struct app_start a = {.f = f, .c = c, .n = n, .o = o};
     int rc;
     if (ot_self().v) {
-        rc = ot__sup_start(false, false, f, NULL, c, n, o, out);
+        rc = start_top(&a, out);
     } else {
         rc = start_from_thread(&a);
         *out = a.out;
@@ -118,20 +163,20 @@ int ot_application_start(const ot_sup_flags *f, const ot_child_spec *c, size_t n
         atomic_store_explicit(&app, out->v, memory_order_release);
         ot__set_stop_hook(stop_hook);
     }
-    pthread_mutex_unlock(&app_mu);
+    unclaim();
     return rc;
 }
 
 int ot_application_stop(void) {
     if (!ot_schedulers())
         return -ENOTCONN;
-    pthread_mutex_lock(&app_mu);
+    claim();
     ot_pid top = {atomic_load_explicit(&app, memory_order_acquire)};
     int rc = top.v && ot_is_alive(top) ? 0 : -ESRCH;
     stop_tree();
     atomic_store_explicit(&app, 0, memory_order_release);
     ot__set_stop_hook(NULL);
-    pthread_mutex_unlock(&app_mu);
+    unclaim();
     return rc;
 }
 
